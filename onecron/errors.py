@@ -1,0 +1,31 @@
+"""The error tree: one root, leaves that also subclass the fitting built-in."""
+
+from __future__ import annotations
+
+
+class OnecronError(Exception):
+    """Root of every error onecron raises on purpose."""
+
+
+class InvalidSchedule(OnecronError, ValueError):
+    """A schedule that cannot be parsed, is out of range, or can never fire.
+
+    Raised at registration time, so a bad schedule fails at import and not
+    at 03:00. The message names the field, the value and the allowed range.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None,
+                 value: object = None) -> None:
+        super().__init__(message)
+        #: the field that was wrong (``'hour'``, ``'expr'``, ...), if known
+        self.field = field
+        #: the offending value as given
+        self.value = value
+
+
+class DuplicateJob(OnecronError, ValueError):
+    """A job name registered twice on the same :class:`~onecron.CronApp`."""
+
+
+class UnknownJob(OnecronError, KeyError):
+    """A job name that is not registered."""
