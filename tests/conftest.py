@@ -1,0 +1,83 @@
+"""Shared fixtures: a real WSGI server on loopback, captured Sentry events."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sentry_sdk
+from sentry_sdk.envelope import Envelope
+from sentry_sdk.transport import Transport
+from waitress import wasyncore
+from waitress.server import create_server
+
+
+class LiveServer:
+    """A waitress server in a thread, on 127.0.0.1 and a free port."""
+
+    def __init__(self, app: Callable[..., Any], **options: Any) -> None:
+        self._server = create_server(app, host='127.0.0.1', port=0,
+                                     threads=options.pop('threads', 8),
+                                     **options)
+        self.port = self._server.effective_port
+        self.url = f'http://127.0.0.1:{self.port}'
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        # close the listener *and* every open keep-alive channel, or the
+        # server's loop runs on for the connections a client still holds
+        self._server.task_dispatcher.shutdown()
+        wasyncore.close_all(self._server._map)
+        self._thread.join(5)
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[..., LiveServer]]:
+    """Start WSGI apps on real servers; all are closed after the test."""
+    servers: list[LiveServer] = []
+
+    def start(app: Callable[..., Any], **options: Any) -> LiveServer:
+        server = LiveServer(app, **options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+class _Capture(Transport):
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.events = events
+
+    def capture_envelope(self, envelope: Envelope) -> None:
+        event = envelope.get_event()
+        if event is not None:
+            self.events.append(event)
+
+
+@pytest.fixture
+def sentry_events() -> Iterator[list[dict[str, Any]]]:
+    """Events sent to Sentry during the test (a real client, no network)."""
+    events: list[dict[str, Any]] = []
+    sentry_sdk.init(dsn='http://public@127.0.0.1:9/1',
+                    transport=_Capture(events), default_integrations=False)
+    yield events
+    sentry_sdk.init()  # back to a client that sends nothing
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0,
+             interval: float = 0.02) -> Any:
+    """Poll ``condition`` until it is truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f'condition not met within {timeout}s')
