@@ -1,0 +1,322 @@
+"""``CronApp``: the WSGI application that registers, serves and schedules jobs.
+
+Requests under ``prefix`` are onecron's (the job URLs); every other request
+goes to the wrapped application untouched. The first request for an
+application id (or :meth:`CronApp.start`) starts that id's
+:class:`~onecron.scheduler.Scheduler`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from webob import Request
+
+from .caller import Caller
+from .clock import Clock, utcnow
+from .endpoint import JobEndpoint
+from .errors import DuplicateJob, OnecronError, UnknownJob
+from .job import Job
+from .lock import HostLock, lock_path
+from .reporting import Reporter
+from .schedule import Schedule
+from .scheduler import Scheduler
+from .signing import JobSigner
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+F = TypeVar('F', bound=Callable[..., Any])
+ApplicationId = str | Callable[[Request], str]
+
+
+class CronApp:
+    """A WSGI application that runs cron jobs inside your application.
+
+    :param wrapped: the WSGI application served outside ``prefix``
+        (404 there when None)
+    :param secret: signs the job URLs; a list rotates keys: the first
+        signs, all verify
+    :param application_id: a str, or a callable taking the
+        :class:`webob.Request` and returning the id (multi-tenant apps:
+        each id is scheduled on its own)
+    :param base_url: the application URL the scheduler calls; by default
+        the one of the first request seen for an application id
+    :param prefix: where the job URLs live
+    :param lock_dir: where the host locks live (default: the temp dir)
+    :param enabled: False: no scheduler ever starts; job URLs still work
+    :param slow_after: a run longer than this (seconds) is reported
+    :param max_offset: the largest jitter (seconds)
+    :param trigger_timeout: the scheduler's total time limit for one call
+    :param connect_timeout: the scheduler's time limit to connect
+    :param max_concurrent: calls the scheduler makes at once
+    :param clock: gives the current aware datetime
+    :param caller: makes the scheduler's HTTP calls
+    :param reporter: where failures and slow runs are reported
+    """
+
+    def __init__(self, wrapped: WSGIApplication | None = None, *,
+                 secret: str | Sequence[str],
+                 application_id: ApplicationId = 'default',
+                 base_url: str | None = None, prefix: str = '/cronjobs',
+                 lock_dir: str | None = None, enabled: bool = True,
+                 slow_after: float = 30.0, max_offset: float = 30.0,
+                 trigger_timeout: float = 3600.0,
+                 connect_timeout: float = 10.0, max_concurrent: int = 16,
+                 clock: Clock = utcnow, caller: Caller | None = None,
+                 reporter: Reporter | None = None) -> None:
+        if wrapped is not None and not callable(wrapped):
+            raise TypeError(f'wrapped must be a WSGI application, '
+                            f'got {type(wrapped).__name__}')
+        if not (callable(application_id) or (
+                isinstance(application_id, str) and application_id)):
+            raise ValueError('application_id must be a non-empty str or a '
+                             f'callable, got {application_id!r}')
+        if base_url is not None and not base_url.startswith(
+                ('http://', 'https://')):
+            raise ValueError(f'base_url must be an http(s) URL, '
+                             f'got {base_url!r}')
+        for label, number in (('slow_after', slow_after),
+                              ('trigger_timeout', trigger_timeout),
+                              ('connect_timeout', connect_timeout)):
+            if not number > 0:
+                raise ValueError(f'{label} must be positive, got {number!r}')
+        if not max_offset >= 0:
+            raise ValueError(f'max_offset must be 0 or more, '
+                             f'got {max_offset!r}')
+        self.wrapped = wrapped
+        self.application_id = application_id
+        self.base_url = base_url.rstrip('/') if base_url else None
+        self.prefix = _normalise_prefix(prefix)
+        self.lock_dir = lock_dir
+        self.enabled = enabled
+        self.slow_after = slow_after
+        self.max_offset = max_offset
+        self.trigger_timeout = trigger_timeout
+        self.clock = clock
+        self.caller = caller or Caller(
+            max_concurrent=max_concurrent, connect_timeout=connect_timeout,
+            user_agent='onecron')
+        self.reporter = reporter or Reporter()
+        self._signer = JobSigner(secret)
+        self._jobs: dict[str, Job] = {}
+        #: the registered jobs by name (read-only)
+        self.jobs: Mapping[str, Job] = MappingProxyType(self._jobs)
+        self._schedulers: dict[str, Scheduler] = {}
+        self._mutex = threading.Lock()
+        self._pid = os.getpid()
+        self._stopped = False
+        self._endpoint = JobEndpoint(
+            self._jobs, self._signer, prefix=self.prefix,
+            application_id_of=self.application_id_of,
+            reporter=self.reporter, slow_after=slow_after)
+        _instances.add(self)
+
+    # -- registration ---------------------------------------------------
+
+    def cronjob(self, expr: str | None = None, *,
+                hour: int | str | None = None,
+                minute: int | str | None = None,
+                day: int | str | None = None,
+                month: int | str | None = None,
+                weekday: int | str | None = None,
+                timezone: str = 'UTC', every: timedelta | None = None,
+                name: str | None = None, once: bool = False,
+                jitter: bool = True) -> Callable[[F], F]:
+        """Register the decorated function as a job; it gets the request.
+
+        The schedule is checked here, so a bad one fails at import time
+        with :class:`~onecron.InvalidSchedule`. Returns the function as is.
+        """
+        if callable(expr):
+            raise TypeError('use @app.cronjob(...) with a schedule, '
+                            'not bare @app.cronjob')
+        schedule = Schedule(expr, hour=hour, minute=minute, day=day,
+                            month=month, weekday=weekday, timezone=timezone,
+                            every=every)
+
+        def register(func: F) -> F:
+            job_name = name or f'{func.__module__}.{func.__qualname__}'
+            self.add_job(Job(job_name, func, schedule, once=once,
+                             jitter=jitter, max_offset=self.max_offset))
+            return func
+
+        return register
+
+    def add_job(self, job: Job) -> None:
+        """Register a :class:`~onecron.job.Job`; names must be unique."""
+        if not isinstance(job.name, str) or not job.name:
+            raise ValueError(f'a job name must be a non-empty str, '
+                             f'got {job.name!r}')
+        with self._mutex:
+            if job.name in self._jobs:
+                raise DuplicateJob(f'a job named {job.name!r} is already '
+                                   f'registered')
+            self._jobs[job.name] = job
+            schedulers = list(self._schedulers.values())
+        for scheduler in schedulers:
+            scheduler.add_job(job)
+
+    # -- URLs -----------------------------------------------------------
+
+    def url_for(self, name: str, base_url: str | None = None) -> str:
+        """The absolute signed URL of the job called ``name``."""
+        if name not in self._jobs:
+            raise UnknownJob(name)
+        base = base_url or self.base_url
+        if not base:
+            raise OnecronError(
+                'no base_url: pass one, or configure CronApp(base_url=...)')
+        return self._job_url(name, base)
+
+    def _job_url(self, name: str, base_url: str) -> str:
+        token = self._signer.token_for(name)
+        return f'{base_url.rstrip("/")}{self.prefix}/{token}'
+
+    def application_id_of(self, request: Request) -> str:
+        """The application id a request belongs to."""
+        if isinstance(self.application_id, str):
+            return self.application_id
+        app_id = self.application_id(request)
+        if not isinstance(app_id, str) or not app_id:
+            raise OnecronError(f'application_id callable returned '
+                               f'{app_id!r}, not a non-empty str')
+        return app_id
+
+    # -- scheduling -----------------------------------------------------
+
+    def start(self, base_url: str | None = None,
+              application_id: str | None = None) -> None:
+        """Start scheduling now, without waiting for a first request."""
+        if not self.enabled:
+            log.info('CronApp is disabled: start() starts no scheduler')
+            return
+        if application_id is None:
+            if not isinstance(self.application_id, str):
+                raise OnecronError('application_id is a callable: pass '
+                                   'start(application_id=...)')
+            application_id = self.application_id
+        base = base_url or self.base_url
+        if not base:
+            raise OnecronError(
+                'no base_url: pass start(base_url=...) or configure '
+                'CronApp(base_url=...)')
+        self._stopped = False
+        self._scheduler_for(application_id, base.rstrip('/'))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop every scheduler thread and release the locks.
+
+        Requests no longer start schedulers until :meth:`start` is called.
+        """
+        with self._mutex:
+            self._stopped = True
+            schedulers = list(self._schedulers.values())
+            self._schedulers.clear()
+        for scheduler in schedulers:
+            scheduler.stop(timeout)
+        self.caller.close(timeout)
+
+    @property
+    def schedulers(self) -> Mapping[str, Scheduler]:
+        """The schedulers of this process by application id."""
+        return MappingProxyType(self._schedulers)
+
+    def _scheduler_for(self, application_id: str,
+                       base_url: str) -> Scheduler:
+        with self._mutex:
+            scheduler = self._schedulers.get(application_id)
+            if scheduler is not None and scheduler.alive:
+                return scheduler
+            scheduler = Scheduler(
+                application_id, base_url, jobs=self._jobs.values(),
+                url_for=self._job_url,
+                lock=HostLock(lock_path(self.lock_dir, application_id)),
+                caller=self.caller, reporter=self.reporter,
+                clock=self.clock, trigger_timeout=self.trigger_timeout)
+            self._schedulers[application_id] = scheduler
+            scheduler.start()
+            return scheduler
+
+    def _notice(self, environ: WSGIEnvironment) -> None:
+        """Start the scheduler of the request's application id if needed."""
+        request = None
+        if isinstance(self.application_id, str):
+            application_id = self.application_id
+        else:
+            request = Request(environ)
+            try:
+                application_id = self.application_id_of(request)
+            except Exception:
+                log.exception('application_id callable failed')
+                return
+        scheduler = self._schedulers.get(application_id)
+        if scheduler is not None and scheduler.pid == self._pid:
+            return  # the hot path: one dict look-up per request
+        base_url = self.base_url or (request or Request(environ)).application_url
+        self._scheduler_for(application_id, base_url)
+
+    def _after_fork_in_child(self) -> None:
+        # threads do not survive a fork: forget the parent's schedulers
+        # (and their inherited lock descriptors) so requests start fresh
+        self._mutex = threading.Lock()
+        self._pid = os.getpid()
+        for scheduler in self._schedulers.values():
+            scheduler.forget()
+        self._schedulers.clear()
+        self.caller.after_fork()
+
+    # -- WSGI -----------------------------------------------------------
+
+    def __call__(self, environ: WSGIEnvironment,
+                 start_response: StartResponse) -> Iterable[bytes]:
+        if self.enabled and not self._stopped:
+            self._notice(environ)
+        path = environ.get('PATH_INFO', '')
+        if self._endpoint.handles(path):
+            return self._endpoint(environ, start_response)
+        if self.wrapped is None:
+            return self._endpoint.not_found(environ, start_response)
+        return self.wrapped(environ, start_response)
+
+    def __repr__(self) -> str:
+        return (f'<CronApp {self.application_id!r} prefix={self.prefix!r} '
+                f'{len(self._jobs)} job(s)>')
+
+
+def _normalise_prefix(prefix: str) -> str:
+    if not isinstance(prefix, str) or not prefix.startswith('/'):
+        raise ValueError(f'prefix must start with "/", got {prefix!r}')
+    prefix = prefix.rstrip('/')
+    if not prefix:
+        raise ValueError('prefix must not be "/": it would take over every '
+                         'request of the wrapped application')
+    return prefix
+
+
+_instances: weakref.WeakSet[CronApp] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for app in list(_instances):
+        app._after_fork_in_child()
+
+
+def _stop_all_at_exit() -> None:
+    for app in list(_instances):
+        if app._pid == os.getpid():
+            app.stop(timeout=1.0)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_stop_all_at_exit)

@@ -1,0 +1,99 @@
+"""The job endpoint: ``{prefix}/{token}`` runs a job inside the request.
+
+A valid token, GET or POST: the job runs with the :class:`webob.Request`
+and the answer is 200. Other methods get 405 and nothing runs (a link
+previewer's HEAD must not run a job); a token that is bad, truncated,
+forged, signed with a foreign secret, or names no registered job gets a
+plain 404 that does not say which. A job that raises gets a generic 500; the
+traceback goes to the log and Sentry, never to the response.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from webob import Request, Response
+from webob.exc import HTTPMethodNotAllowed
+
+from .job import Job
+from .reporting import Reporter
+from .signing import JobSigner
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+#: the methods that run a job
+RUN_METHODS = ('GET', 'POST')
+
+
+def _plain(status: int, text: str) -> Response:
+    return Response(text + '\n', status=status,
+                    content_type='text/plain', charset='utf-8')
+
+
+class JobEndpoint:
+    """Serves the requests under ``prefix``."""
+
+    def __init__(self, jobs: Mapping[str, Job], signer: JobSigner, *,
+                 prefix: str, application_id_of: Callable[[Request], str],
+                 reporter: Reporter, slow_after: float) -> None:
+        self.prefix = prefix
+        self._jobs = jobs
+        self._signer = signer
+        self._application_id_of = application_id_of
+        self._reporter = reporter
+        self._slow_after = slow_after
+
+    def handles(self, path: str) -> bool:
+        """Whether ``path`` is under the prefix (the prefix itself too)."""
+        prefix = self.prefix
+        return path.startswith(prefix) and (
+            len(path) == len(prefix) or path[len(prefix)] == '/')
+
+    def not_found(self, environ: WSGIEnvironment,
+                  start_response: StartResponse) -> Iterable[bytes]:
+        """A plain 404 that gives no hint why."""
+        return _plain(404, 'Not Found')(environ, start_response)
+
+    def __call__(self, environ: WSGIEnvironment,
+                 start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        token = request.path_info[len(self.prefix) + 1:]
+        if not token or '/' in token:
+            return self.not_found(environ, start_response)
+        if request.method not in RUN_METHODS:
+            response: Response = HTTPMethodNotAllowed(
+                headers={'Allow': ', '.join(RUN_METHODS)})
+            return response(environ, start_response)
+        name = self._signer.name_for(token)
+        job = self._jobs.get(name) if name is not None else None
+        if job is None:
+            return self.not_found(environ, start_response)
+        return self.run(job, request)(environ, start_response)
+
+    def run(self, job: Job, request: Request) -> Response:
+        """Run ``job`` inside ``request`` and answer for it."""
+        application_id = self._application_id_of(request)
+        started = time.monotonic()
+        try:
+            result = job.func(request)
+        except Exception as exc:
+            self._reporter.failure(job.name, application_id,
+                                   f'{type(exc).__name__} raised', exc)
+            return _plain(500, 'Internal Server Error')
+        finally:
+            duration = time.monotonic() - started
+            if duration > self._slow_after:
+                self._reporter.slow(job.name, application_id, duration,
+                                    self._slow_after)
+        log.debug('job %s (%s) ran in %.3fs', job.name, application_id,
+                  duration)
+        return _plain(200, result if isinstance(result, str) else 'OK')
+
+    def __repr__(self) -> str:
+        return f'<JobEndpoint {self.prefix!r}>'

@@ -1,0 +1,214 @@
+"""The scheduler: a thread per application id that fires its jobs on time.
+
+It first takes the host lock of its application id (standing by and retrying
+while another process holds it), then keeps every job's next fire time in a
+:mod:`sched` queue and, when one is due, hands the job URL to the
+:class:`~onecron.caller.Caller`, which calls it concurrently with all
+others. Each job is rescheduled right away, so a failed, slow or hung run
+never delays the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sched
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from functools import partial
+
+from .caller import Caller, CallResult
+from .clock import Clock, utcnow
+from .job import Job
+from .lock import HostLock
+from .reporting import Reporter
+
+log = logging.getLogger(__name__)
+
+#: the longest single sleep: after a wall-clock jump we notice within this
+MAX_SLEEP = 60.0
+
+UrlFor = Callable[[str, str], str]
+
+#: tells the job which nominal occurrence (before jitter) a call stands for
+OCCURRENCE_HEADER = 'X-Onecron-Occurrence'
+
+
+class Scheduler:
+    """Fires the jobs of one application id while holding its host lock.
+
+    :param application_id: whose jobs these are
+    :param base_url: the application URL the job URLs are built on
+    :param jobs: the registered jobs, read when the lock is taken
+    :param url_for: ``url_for(job_name, base_url)`` gives a job's URL
+    :param lock: the host lock for this application id
+    :param caller: makes the HTTP calls
+    :param reporter: where failed calls are reported
+    :param clock: gives the current aware datetime
+    :param trigger_timeout: total seconds allowed for one call
+    :param standby_interval: seconds between attempts to take the lock
+    """
+
+    def __init__(self, application_id: str, base_url: str, *,
+                 jobs: Iterable[Job], url_for: UrlFor, lock: HostLock,
+                 caller: Caller, reporter: Reporter, clock: Clock = utcnow,
+                 trigger_timeout: float = 3600.0,
+                 standby_interval: float = 0.5) -> None:
+        self.application_id = application_id
+        self.base_url = base_url
+        self.lock = lock
+        self.pid = os.getpid()
+        self.active_since: datetime | None = None
+        self._jobs = jobs
+        self._url_for = url_for
+        self._caller = caller
+        self._reporter = reporter
+        self._clock = clock
+        self._trigger_timeout = trigger_timeout
+        self._standby_interval = standby_interval
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._mutex = threading.Lock()
+        self._queue = sched.scheduler(self._timestamp, self._sleep)
+        self._thread = threading.Thread(
+            target=self._run, daemon=True,
+            name=f'onecron-scheduler[{application_id}]')
+
+    # -- control --------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread; it stands by until it holds the lock."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop firing, release the lock and wait for the thread to end."""
+        self._stopping.set()
+        with self._mutex:
+            for event in self._queue.queue:
+                try:
+                    self._queue.cancel(event)
+                except ValueError:
+                    pass  # fired meanwhile
+        self._wake.set()
+        if self._thread.is_alive() and (
+                self._thread is not threading.current_thread()):
+            self._thread.join(timeout)
+
+    def forget(self) -> None:
+        """In a forked child: drop the inherited lock without releasing it."""
+        self._stopping.set()
+        self.lock.forget()
+
+    def add_job(self, job: Job) -> None:
+        """Schedule a job registered after the scheduler became active."""
+        with self._mutex:
+            if self.active_since is not None and not self._stopping.is_set():
+                self._enter(job, self._clock())
+
+    @property
+    def alive(self) -> bool:
+        """Whether the thread runs in this process (not a pre-fork copy)."""
+        return self.pid == os.getpid() and self._thread.is_alive()
+
+    @property
+    def active(self) -> bool:
+        """Whether this scheduler holds the lock and fires the jobs."""
+        return self.alive and self.lock.held
+
+    def upcoming(self) -> list[tuple[datetime, str]]:
+        """The queued fire times with job names, soonest first."""
+        return [(event.argument[1], event.argument[0].name)
+                for event in self._queue.queue]
+
+    def __repr__(self) -> str:
+        state = ('active' if self.active else
+                 'standing by' if self.alive else 'stopped')
+        return (f'<Scheduler {self.application_id!r} {state} '
+                f'pid={self.pid} {self.base_url}>')
+
+    # -- the thread -----------------------------------------------------
+
+    def _timestamp(self) -> float:
+        return self._clock().timestamp()
+
+    def _sleep(self, seconds: float) -> None:
+        # sched re-reads its queue after every sleep, so waking early (for
+        # a new job or to stop) is always safe
+        if seconds > 0:
+            self._wake.wait(min(seconds, MAX_SLEEP))
+            self._wake.clear()
+
+    def _run(self) -> None:
+        try:
+            if not self._take_lock():
+                return
+            log.info('scheduler for %r is active in process %d',
+                     self.application_id, self.pid)
+            with self._mutex:
+                now = self._clock()
+                self.active_since = now
+                for job in list(self._jobs):
+                    self._enter(job, now)
+            while True:
+                self._queue.run()
+                if self._stopping.is_set():
+                    break
+                # nothing queued (all jobs were once=True): wait for more
+                self._wake.wait()
+                self._wake.clear()
+        except Exception:  # never silent: the model's thread died quietly
+            log.exception('scheduler for %r crashed', self.application_id)
+            self._reporter.failure('*', self.application_id,
+                                   'scheduler crashed')
+        finally:
+            self.active_since = None
+            if self.pid == os.getpid():
+                self.lock.release()
+
+    def _take_lock(self) -> bool:
+        """Stand by until the lock is ours; False when stopped first."""
+        while not self._stopping.is_set():
+            if self.lock.acquire():
+                return True
+            self._stopping.wait(self._standby_interval)
+        return False
+
+    def _enter(self, job: Job, after: datetime) -> None:
+        try:
+            runtime = job.next_runtime(after, self.application_id)
+        except Exception as exc:  # a bug in a schedule must not stop others
+            self._reporter.failure(job.name, self.application_id,
+                                   'could not compute the next run', exc)
+            return
+        self._queue.enterabs(runtime.timestamp(), 0, self._fire,
+                             (job, runtime))
+        self._wake.set()
+
+    def _fire(self, job: Job, runtime: datetime) -> None:
+        if self._stopping.is_set():
+            return
+        now = self._clock()
+        url = self._url_for(job.name, self.base_url)
+        log.debug('firing %s (%s), due %s, %.3fs late', job.name,
+                  self.application_id, runtime.isoformat(),
+                  (now - runtime).total_seconds())
+        occurrence = job.occurrence_of(runtime, self.application_id)
+        self._caller.call(
+            url, timeout=self._trigger_timeout,
+            on_done=partial(self._done, job),
+            headers=[f'{OCCURRENCE_HEADER}: {occurrence.isoformat()}'])
+        if not job.once:
+            with self._mutex:
+                if not self._stopping.is_set():
+                    # from now, not from the due time: after a long stall
+                    # (suspend, clock jump) run once, do not replay a flood
+                    self._enter(job, max(runtime, now))
+
+    def _done(self, job: Job, result: CallResult) -> None:
+        if result.ok:
+            log.info('job %s (%s) ran: %s', job.name, self.application_id,
+                     result.describe())
+        else:
+            self._reporter.failure(job.name, self.application_id,
+                                   result.describe())

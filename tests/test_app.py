@@ -1,0 +1,151 @@
+"""CronApp: registration, validation, URLs and its WSGI contract."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from webob import Request
+
+from onecron import (
+    CronApp, DuplicateJob, InvalidSchedule, OnecronError, Schedule,
+    UnknownJob)
+
+
+def make(**options: object) -> CronApp:
+    return CronApp(secret='s', enabled=False, **options)  # type: ignore
+
+
+def test_decorator_returns_the_function_and_registers_a_job() -> None:
+    """@app.cronjob registers under module.qualname and returns func."""
+    app = make()
+
+    def cleanup(request: Request) -> None:
+        pass
+
+    assert app.cronjob(hour=8, minute=30,
+                       timezone='Europe/Zurich')(cleanup) is cleanup
+    name = f'{__name__}.test_decorator_returns_the_function_and_registers_a_job.<locals>.cleanup'
+    job = app.jobs[name]
+    assert job.func is cleanup
+    assert isinstance(job.schedule, Schedule)
+    assert job.schedule == Schedule(hour=8, minute=30,
+                                    timezone='Europe/Zurich')
+
+
+def test_expression_and_interval_forms() -> None:
+    """Jobs can use a cron expression or a fixed interval."""
+    app = make()
+    app.cronjob('*/15 * * * *', name='feed')(lambda r: None)
+    app.cronjob(every=timedelta(minutes=10), name='poll')(lambda r: None)
+    assert app.jobs['feed'].schedule.expr is not None
+    assert app.jobs['poll'].schedule.every == timedelta(minutes=10)
+
+
+def test_jobs_mapping_is_read_only() -> None:
+    """app.jobs cannot be changed behind the registry's back."""
+    app = make()
+    with pytest.raises(TypeError):
+        app.jobs['x'] = None  # type: ignore[index]
+
+
+def test_duplicate_name_raises() -> None:
+    """Registering a second job with the same name is an error."""
+    app = make()
+    app.cronjob(minute=0, name='job')(lambda r: None)
+    with pytest.raises(DuplicateJob, match="'job'"):
+        app.cronjob(minute=5, name='job')(lambda r: None)
+
+
+@pytest.mark.parametrize('kwargs, fragment', [
+    ({'hour': 25}, '25'),
+    ({'minute': '*/0'}, 'step 0'),
+    ({'minute': '*/5x'}, '*/5x'),
+    ({'hour': 8.5}, '8.5'),
+    ({'expr': '* * * *'}, '4'),
+    ({'expr': '* * 30 2 *'}, ''),
+], ids=['hour-25', 'step-0', 'step-junk', 'float', 'four-fields',
+        'never-fires'])
+def test_invalid_schedule_raises_at_decoration(kwargs: dict[str, object],
+                                               fragment: str) -> None:
+    """A bad schedule fails at registration, before any function is seen."""
+    app = make()
+    with pytest.raises(InvalidSchedule) as info:
+        app.cronjob(**kwargs)  # type: ignore[arg-type]
+    assert fragment in str(info.value)
+    assert app.jobs == {}
+
+
+def test_unknown_timezone_is_a_value_error() -> None:
+    """An unknown zone raises ValueError at registration."""
+    with pytest.raises(ValueError, match='Mars/Olympus'):
+        make().cronjob(hour=1, timezone='Mars/Olympus')
+
+
+def test_bare_decorator_is_explained() -> None:
+    """@app.cronjob without parentheses gets a clear error."""
+    with pytest.raises(TypeError, match='with a schedule'):
+        make().cronjob(lambda r: None)  # type: ignore[arg-type]
+
+
+def test_url_for() -> None:
+    """url_for gives the absolute signed URL on the configured base."""
+    app = make(base_url='https://example.org/')
+    app.cronjob(minute=0, name='job')(lambda r: None)
+    url = app.url_for('job')
+    assert url.startswith('https://example.org/cronjobs/')
+    assert app.url_for('job', 'http://other:8080').startswith(
+        'http://other:8080/cronjobs/')
+    assert url.rsplit('/', 1)[1] == app.url_for('job', 'http://o').rsplit(
+        '/', 1)[1]
+    with pytest.raises(UnknownJob):
+        app.url_for('nope')
+    bare = make()
+    bare.cronjob(minute=0, name='j')(lambda r: None)
+    with pytest.raises(OnecronError, match='base_url'):
+        bare.url_for('j')
+
+
+def test_urls_agree_across_instances_with_the_same_secret() -> None:
+    """Two processes (two CronApps) with one secret make the same URL."""
+    first, second = make(base_url='http://h'), make(base_url='http://h')
+    for app in (first, second):
+        app.cronjob(minute=0, name='job')(lambda r: None)
+    assert first.url_for('job') == second.url_for('job')
+    path = first.url_for('job').removeprefix('http://h')
+    assert Request.blank(path).get_response(second).status_int == 200
+
+
+@pytest.mark.parametrize('options, fragment', [
+    ({'prefix': 'cronjobs'}, 'prefix'),
+    ({'prefix': '/'}, 'prefix'),
+    ({'base_url': 'example.org'}, 'base_url'),
+    ({'slow_after': 0}, 'slow_after'),
+    ({'max_offset': -1}, 'max_offset'),
+    ({'application_id': ''}, 'application_id'),
+    ({'wrapped': 'not an app'}, 'wrapped'),
+    ({'secret': []}, 'secret'),
+], ids=['prefix-relative', 'prefix-root', 'base-url', 'slow-after',
+        'max-offset', 'application-id', 'wrapped', 'secret'])
+def test_bad_options_are_refused(options: dict[str, object],
+                                 fragment: str) -> None:
+    """Bad constructor arguments fail at once, naming the argument."""
+    options.setdefault('secret', 's')
+    with pytest.raises((ValueError, TypeError), match=fragment):
+        CronApp(**options)  # type: ignore[arg-type]
+
+
+def test_next_runtime_includes_the_offset() -> None:
+    """job.next_runtime is the schedule's next fire plus the jitter."""
+    app = make()
+    app.cronjob(hour=0, minute=0, name='nightly')(lambda r: None)
+    job = app.jobs['nightly']
+    after = datetime(2024, 3, 1, 12, tzinfo=timezone.utc)
+    offset = job.offset_for('tenant')
+    assert 0 <= offset <= 30
+    runtime = job.next_runtime(after, 'tenant')
+    assert runtime == datetime(2024, 3, 2, tzinfo=timezone.utc) + timedelta(
+        seconds=offset)
+    assert runtime.tzinfo is not None
+    assert job.occurrence_of(runtime, 'tenant') == datetime(
+        2024, 3, 2, tzinfo=timezone.utc)

@@ -1,0 +1,66 @@
+"""Jobs: the deterministic jitter and the fire times it shifts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+from onecron.job import Job
+from onecron.schedule import Schedule
+
+
+def job(name: str = 'pkg.nightly', **options: object) -> Job:
+    return Job(name, lambda request: None, Schedule('0 0 * * *'),
+               **options)  # type: ignore[arg-type]
+
+
+def test_offset_is_within_bounds_and_varies() -> None:
+    """Offsets lie in [0, max_offset] and differ per job and tenant."""
+    offsets = {job(f'job{i}').offset_for(f'tenant{j}')
+               for i in range(20) for j in range(20)}
+    assert all(0 <= o <= 30 for o in offsets)
+    assert len(offsets) == 400
+    assert job().offset_for('a') != job().offset_for('b')
+    assert job('x').offset_for('a') != job('y').offset_for('a')
+
+
+def test_offsets_spread_over_the_window() -> None:
+    """A thousand tenants' offsets cover the whole window evenly."""
+    offsets = [job().offset_for(f'tenant-{i}') for i in range(1000)]
+    buckets = [0] * 10
+    for offset in offsets:
+        buckets[min(int(offset / 3), 9)] += 1
+    assert min(buckets) > 60 and max(buckets) < 140
+
+
+def test_offset_is_the_same_in_every_process() -> None:
+    """Another interpreter, with another hash seed, computes the same."""
+    code = ('from onecron.job import Job; from onecron.schedule import '
+            'Schedule; print(repr(Job("pkg.nightly", print, '
+            'Schedule("0 0 * * *")).offset_for("tenant")))')
+    outputs = set()
+    for seed in ('1', '2'):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        outputs.add(subprocess.run(
+            [sys.executable, '-c', code], env=env, check=True,
+            capture_output=True, text=True).stdout.strip())
+    assert outputs == {repr(job().offset_for('tenant'))}
+
+
+def test_no_jitter() -> None:
+    """jitter=False or max_offset=0: the offset is 0."""
+    assert job(jitter=False).offset_for('a') == 0
+    assert job(max_offset=0).offset_for('a') == 0
+    assert job(max_offset=5).offset_for('a') <= 5
+
+
+def test_next_runtime_is_strictly_after() -> None:
+    """next_runtime never returns its argument, even on a fire time."""
+    nightly = job()
+    first = nightly.next_runtime(datetime(2024, 1, 1, tzinfo=timezone.utc))
+    second = nightly.next_runtime(first)
+    assert second - first == timedelta(days=1)
+    just_before = nightly.next_runtime(first - timedelta(microseconds=1))
+    assert just_before == first
