@@ -96,6 +96,9 @@ class CronApp:
                              f'got {max_offset!r}')
         self.wrapped = wrapped
         self.application_id = application_id
+        # None when the id is computed per request: always look it up
+        self._static_id = (application_id if isinstance(application_id, str)
+                           else None)
         self.base_url = base_url.rstrip('/') if base_url else None
         self.prefix = _normalise_prefix(prefix)
         self.lock_dir = lock_dir
@@ -115,7 +118,8 @@ class CronApp:
         self._schedulers: dict[str, Scheduler] = {}
         self._mutex = threading.Lock()
         self._pid = os.getpid()
-        self._stopped = False
+        # whether requests start schedulers: off when disabled or stopped
+        self._watching = enabled
         self._endpoint = JobEndpoint(
             self._jobs, self._signer, prefix=self.prefix,
             application_id_of=self.application_id_of,
@@ -211,7 +215,7 @@ class CronApp:
             raise OnecronError(
                 'no base_url: pass start(base_url=...) or configure '
                 'CronApp(base_url=...)')
-        self._stopped = False
+        self._watching = True
         self._scheduler_for(application_id, base.rstrip('/'))
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -220,7 +224,7 @@ class CronApp:
         Requests no longer start schedulers until :meth:`start` is called.
         """
         with self._mutex:
-            self._stopped = True
+            self._watching = False
             schedulers = list(self._schedulers.values())
             self._schedulers.clear()
         for scheduler in schedulers:
@@ -260,9 +264,8 @@ class CronApp:
             except Exception:
                 log.exception('application_id callable failed')
                 return
-        scheduler = self._schedulers.get(application_id)
-        if scheduler is not None and scheduler.pid == self._pid:
-            return  # the hot path: one dict look-up per request
+        if application_id in self._schedulers:
+            return  # the fork hook empties it: any entry is this process's
         base_url = self.base_url or (request or Request(environ)).application_url
         self._scheduler_for(application_id, base_url)
 
@@ -280,10 +283,12 @@ class CronApp:
 
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
-        if self.enabled and not self._stopped:
+        # the hot path, taken by every request of the wrapped app: a dict
+        # look-up when the scheduler runs, and a string comparison
+        if self._watching and self._static_id not in self._schedulers:
             self._notice(environ)
         path = environ.get('PATH_INFO', '')
-        if self._endpoint.handles(path):
+        if path.startswith(self.prefix) and self._endpoint.handles(path):
             return self._endpoint(environ, start_response)
         if self.wrapped is None:
             return self._endpoint.not_found(environ, start_response)

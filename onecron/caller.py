@@ -62,6 +62,8 @@ class CallResult:
 
 
 OnDone = Callable[[CallResult], None]
+#: what call_all takes for each call: url, timeout, on_done, headers
+CallSpec = tuple[str, float, OnDone, Sequence[str]]
 
 
 @dataclass
@@ -115,9 +117,19 @@ class Caller:
 
         ``on_done`` runs on the caller's thread: keep it short.
         """
+        self.call_all([(url, timeout, on_done, headers)])
+
+    def call_all(self, calls: Sequence[CallSpec]) -> None:
+        """Start several calls at once: ``(url, timeout, on_done, headers)``.
+
+        One hand-over for a whole burst, so the thread starts them together
+        instead of waking for each.
+        """
+        if not calls:
+            return
         with self._mutex:
             self._ensure_thread()
-            self._pending.append(_Call(url, timeout, on_done, headers))
+            self._pending.extend(_Call(*spec) for spec in calls)
             self._wake()
 
     def close(self, timeout: float = 5.0) -> None:

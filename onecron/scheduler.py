@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
 
-from .caller import Caller, CallResult
+from .caller import Caller, CallResult, CallSpec
 from .clock import Clock, utcnow
 from .job import Job
 from .lock import HostLock
@@ -71,6 +71,10 @@ class Scheduler:
         self._wake = threading.Event()
         self._mutex = threading.Lock()
         self._queue = sched.scheduler(self._timestamp, self._sleep)
+        #: calls due now, handed over together by _flush
+        self._due: list[CallSpec] = []
+        #: jobs fired since the last _reschedule, with their fire times
+        self._fired: list[tuple[Job, datetime]] = []
         self._thread = threading.Thread(
             target=self._run, daemon=True,
             name=f'onecron-scheduler[{application_id}]')
@@ -133,11 +137,42 @@ class Scheduler:
         return self._clock().timestamp()
 
     def _sleep(self, seconds: float) -> None:
-        # sched re-reads its queue after every sleep, so waking early (for
-        # a new job or to stop) is always safe
-        if seconds > 0:
-            self._wake.wait(min(seconds, MAX_SLEEP))
-            self._wake.clear()
+        # sched calls this with 0 after each fire, and with the time to the
+        # next event once nothing more is due: the moment to hand over the
+        # calls gathered so far (one batch for a burst), and only then to
+        # compute the fired jobs' next runs. sched re-reads its queue after
+        # every call, so returning early (after rescheduling, for a new
+        # job, to stop) is always safe.
+        if seconds <= 0:
+            return
+        self._flush()
+        if self._fired:
+            self._reschedule()
+            return
+        self._wake.wait(min(seconds, MAX_SLEEP))
+        self._wake.clear()
+
+    def _flush(self) -> None:
+        due, self._due = self._due, []
+        if due and not self._stopping.is_set():
+            self._caller.call_all(due)
+
+    def _reschedule(self) -> None:
+        fired, self._fired = self._fired, []
+        now = self._clock()
+        with self._mutex:
+            if self._stopping.is_set():
+                return
+            for job, runtime in fired:
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug('fired %s (%s), due %s, %.4fs before now',
+                              job.name, self.application_id,
+                              runtime.isoformat(),
+                              (now - runtime).total_seconds())
+                if not job.once:
+                    # from now, not from the due time: after a long stall
+                    # (suspend, clock jump) run once, not once per slot
+                    self._enter(job, max(runtime, now))
 
     def _run(self) -> None:
         try:
@@ -152,8 +187,12 @@ class Scheduler:
                     self._enter(job, now)
             while True:
                 self._queue.run()
+                self._flush()
                 if self._stopping.is_set():
                     break
+                if self._fired:
+                    self._reschedule()
+                    continue
                 # nothing queued (all jobs were once=True): wait for more
                 self._wake.wait()
                 self._wake.clear()
@@ -188,22 +227,12 @@ class Scheduler:
     def _fire(self, job: Job, runtime: datetime) -> None:
         if self._stopping.is_set():
             return
-        now = self._clock()
-        url = self._url_for(job.name, self.base_url)
-        log.debug('firing %s (%s), due %s, %.3fs late', job.name,
-                  self.application_id, runtime.isoformat(),
-                  (now - runtime).total_seconds())
         occurrence = job.occurrence_of(runtime, self.application_id)
-        self._caller.call(
-            url, timeout=self._trigger_timeout,
-            on_done=partial(self._done, job),
-            headers=[f'{OCCURRENCE_HEADER}: {occurrence.isoformat()}'])
-        if not job.once:
-            with self._mutex:
-                if not self._stopping.is_set():
-                    # from now, not from the due time: after a long stall
-                    # (suspend, clock jump) run once, do not replay a flood
-                    self._enter(job, max(runtime, now))
+        self._due.append((
+            self._url_for(job.name, self.base_url), self._trigger_timeout,
+            partial(self._done, job),
+            [f'{OCCURRENCE_HEADER}: {occurrence.isoformat()}']))
+        self._fired.append((job, runtime))
 
     def _done(self, job: Job, result: CallResult) -> None:
         if result.ok:
