@@ -11,14 +11,17 @@ This is the only module that imports :mod:`pycurl`.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
 import selectors
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pycurl
 
@@ -62,19 +65,35 @@ class CallResult:
 
 
 OnDone = Callable[[CallResult], None]
-#: what call_all takes for each call: url, timeout, on_done, headers
-CallSpec = tuple[str, float, OnDone, Sequence[str]]
+
+#: an armed call is woken by the selector this long before its start time,
+#: then waits out the rest in time.sleep, which is finer than epoll's
+#: millisecond timeouts
+PRECISE_WAIT = 0.003
 
 
-@dataclass
-class _Call:
+class CallRequest(NamedTuple):
+    """One call for :meth:`Caller.call_all`."""
+
     url: str
+    #: total seconds allowed
     timeout: float
+    #: gets the :class:`CallResult`, on the caller's thread
     on_done: OnDone
-    headers: Sequence[str]
-    started: float = 0.0
+    headers: Sequence[str] = ()
+    #: a wall-clock timestamp: do not start before it (None: at once)
+    not_before: float | None = None
 
-    def __post_init__(self) -> None:
+
+class _Call:
+    """A call on its way: its request, its handle, what it received."""
+
+    __slots__ = ('request', 'curl', 'started', 'body')
+
+    def __init__(self, request: CallRequest) -> None:
+        self.request = request
+        self.curl: pycurl.Curl | None = None
+        self.started = 0.0
         self.body = bytearray()
 
     def sink(self, chunk: bytes) -> None:
@@ -85,6 +104,10 @@ class _Call:
 
 class Caller:
     """Makes HTTP POST calls concurrently from one background thread.
+
+    A call can be *armed* ahead of its time (``not_before``): its handle is
+    built beforehand and the thread starts it at that instant, so a job due
+    at 08:30:00 is requested within a fraction of a millisecond of it.
 
     :param max_concurrent: transfers in flight at once; more wait in order
         (keep it below the server's connection limit)
@@ -102,7 +125,11 @@ class Caller:
         self.connect_timeout = connect_timeout
         self.user_agent = user_agent
         self._mutex = threading.Lock()
+        #: calls whose time has come, in order
         self._pending: deque[_Call] = deque()
+        #: calls waiting for their start time: (not_before, sequence, call)
+        self._armed: list[tuple[float, int, _Call]] = []
+        self._sequence = itertools.count()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._closing = False
@@ -112,24 +139,30 @@ class Caller:
     # -- public ---------------------------------------------------------
 
     def call(self, url: str, *, timeout: float, on_done: OnDone,
-             headers: Sequence[str] = ()) -> None:
-        """POST to ``url`` soon; ``on_done`` gets the :class:`CallResult`.
+             headers: Sequence[str] = (),
+             not_before: float | None = None) -> None:
+        """POST to ``url``; ``on_done`` gets the :class:`CallResult`.
 
         ``on_done`` runs on the caller's thread: keep it short.
         """
-        self.call_all([(url, timeout, on_done, headers)])
+        self.call_all([CallRequest(url, timeout, on_done, headers,
+                                   not_before)])
 
-    def call_all(self, calls: Sequence[CallSpec]) -> None:
-        """Start several calls at once: ``(url, timeout, on_done, headers)``.
-
-        One hand-over for a whole burst, so the thread starts them together
-        instead of waking for each.
-        """
-        if not calls:
-            return
+    def call_all(self, requests: Iterable[CallRequest]) -> None:
+        """Hand over several calls at once (one wake-up for a burst)."""
+        calls = [_Call(request) for request in requests]
+        for call in calls:
+            if call.request.not_before is not None:
+                # built now, on the scheduler's thread, ahead of its time
+                self._prepare(call)
         with self._mutex:
             self._ensure_thread()
-            self._pending.extend(_Call(*spec) for spec in calls)
+            for call in calls:
+                if call.request.not_before is None:
+                    self._pending.append(call)
+                else:
+                    heapq.heappush(self._armed, (
+                        call.request.not_before, next(self._sequence), call))
             self._wake()
 
     def close(self, timeout: float = 5.0) -> None:
@@ -154,6 +187,7 @@ class Caller:
         self._thread = None
         self._closing = False
         self._pending.clear()
+        self._armed = []
         self._active = {}
         if self._wake_r >= 0:
             os.close(self._wake_r)
@@ -163,7 +197,7 @@ class Caller:
     @property
     def in_flight(self) -> int:
         """Calls started or waiting."""
-        return len(self._pending) + len(self._active)
+        return len(self._pending) + len(self._armed) + len(self._active)
 
     def __repr__(self) -> str:
         running = self._thread is not None and self._thread.is_alive()
@@ -235,18 +269,25 @@ class Caller:
             self._shutdown()
 
     def _admit(self) -> bool:
-        """Move waiting calls into the multi handle; False when closing."""
+        """Start the calls whose time has come; False when closing."""
         with self._mutex:
             if self._closing:
                 return False
+            now = time.time()
+            while self._armed and self._armed[0][0] <= now:
+                self._pending.append(heapq.heappop(self._armed)[2])
             while self._pending and len(self._active) < self.max_concurrent:
                 call = self._pending.popleft()
-                self._active[self._start(call)] = call
+                curl = call.curl or self._prepare(call)
+                call.started = time.monotonic()
+                self._multi.add_handle(curl)
+                self._active[curl] = call
             return True
 
-    def _start(self, call: _Call) -> pycurl.Curl:
-        curl = pycurl.Curl()
-        curl.setopt(pycurl.URL, call.url)
+    def _prepare(self, call: _Call) -> pycurl.Curl:
+        request = call.request
+        call.curl = curl = pycurl.Curl()
+        curl.setopt(pycurl.URL, request.url)
         curl.setopt(pycurl.NOSIGNAL, 1)
         curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         # the app calls itself: an environment proxy would be a detour
@@ -254,20 +295,27 @@ class Caller:
         curl.setopt(pycurl.FOLLOWLOCATION, 0)
         curl.setopt(pycurl.CONNECTTIMEOUT_MS,
                     max(1, int(self.connect_timeout * 1000)))
-        curl.setopt(pycurl.TIMEOUT_MS, max(1, int(call.timeout * 1000)))
+        curl.setopt(pycurl.TIMEOUT_MS, max(1, int(request.timeout * 1000)))
         curl.setopt(pycurl.POST, 1)
         curl.setopt(pycurl.POSTFIELDS, b'')
         curl.setopt(pycurl.HTTPHEADER, [
-            f'User-Agent: {self.user_agent}', 'Expect:', *call.headers])
+            f'User-Agent: {self.user_agent}', 'Expect:', *request.headers])
         curl.setopt(pycurl.WRITEFUNCTION, call.sink)
-        call.started = time.monotonic()
-        self._multi.add_handle(curl)
         return curl
 
     def _wait_and_act(self) -> None:
         timeout = None
         if self._deadline is not None:
             timeout = max(0.0, self._deadline - time.monotonic())
+        if self._armed:
+            until = self._armed[0][0] - time.time()
+            if until <= PRECISE_WAIT:
+                # the last moments before an armed call: sleep precisely
+                # (the transfers in flight wait at most this long)
+                time.sleep(max(0.0, until))
+                return
+            wake = until - PRECISE_WAIT
+            timeout = wake if timeout is None else min(timeout, wake)
         for key, mask in self._selector.select(timeout):
             if key.fd == self._wake_r:
                 try:
@@ -302,7 +350,7 @@ class Caller:
         with self._mutex:
             call = self._active.pop(curl)
         result = CallResult(
-            url=call.url,
+            url=call.request.url,
             status=int(curl.getinfo(pycurl.RESPONSE_CODE) or 0),
             duration=time.monotonic() - call.started,
             error=message,
@@ -311,18 +359,24 @@ class Caller:
             body=bytes(call.body))
         curl.close()
         try:
-            call.on_done(result)
+            call.request.on_done(result)
         except Exception:
-            log.exception('handling the result of %s failed', call.url)
+            log.exception('handling the result of %s failed',
+                          call.request.url)
 
     def _shutdown(self) -> None:
         with self._mutex:
-            dropped = len(self._active) + len(self._pending)
+            dropped = (len(self._active) + len(self._pending)
+                       + len(self._armed))
             for curl in self._active:
                 self._multi.remove_handle(curl)
                 curl.close()
+            for _, _, call in self._armed:
+                if call.curl is not None:
+                    call.curl.close()
             self._active.clear()
             self._pending.clear()
+            self._armed.clear()
         if dropped:
             log.info('caller stopped with %d call(s) unfinished', dropped)
         self._multi.close()

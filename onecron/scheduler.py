@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
 
-from .caller import Caller, CallResult, CallSpec
+from .caller import Caller, CallRequest, CallResult
 from .clock import Clock, utcnow
 from .job import Job
 from .lock import HostLock
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 MAX_SLEEP = 60.0
 
 UrlFor = Callable[[str, str], str]
+
+#: how long before its time a call is handed, armed, to the caller, which
+#: starts it on time (the scheduler's own wake-up is less precise)
+ARM_AHEAD = 0.05
 
 #: tells the job which nominal occurrence (before jitter) a call stands for
 OCCURRENCE_HEADER = 'X-Onecron-Occurrence'
@@ -72,7 +76,7 @@ class Scheduler:
         self._mutex = threading.Lock()
         self._queue = sched.scheduler(self._timestamp, self._sleep)
         #: calls due now, handed over together by _flush
-        self._due: list[CallSpec] = []
+        self._due: list[CallRequest] = []
         #: jobs fired since the last _reschedule, with their fire times
         self._fired: list[tuple[Job, datetime]] = []
         self._thread = threading.Thread(
@@ -220,7 +224,8 @@ class Scheduler:
             self._reporter.failure(job.name, self.application_id,
                                    'could not compute the next run', exc)
             return
-        self._queue.enterabs(runtime.timestamp(), 0, self._fire,
+        # fired a little early: the caller starts the call at runtime
+        self._queue.enterabs(runtime.timestamp() - ARM_AHEAD, 0, self._fire,
                              (job, runtime))
         self._wake.set()
 
@@ -228,10 +233,11 @@ class Scheduler:
         if self._stopping.is_set():
             return
         occurrence = job.occurrence_of(runtime, self.application_id)
-        self._due.append((
+        self._due.append(CallRequest(
             self._url_for(job.name, self.base_url), self._trigger_timeout,
             partial(self._done, job),
-            [f'{OCCURRENCE_HEADER}: {occurrence.isoformat()}']))
+            [f'{OCCURRENCE_HEADER}: {occurrence.isoformat()}'],
+            not_before=runtime.timestamp()))
         self._fired.append((job, runtime))
 
     def _done(self, job: Job, result: CallResult) -> None:

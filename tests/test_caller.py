@@ -12,7 +12,7 @@ import pytest
 from webob import Request, Response
 from webob.dec import wsgify
 
-from onecron.caller import Caller, CallResult
+from onecron.caller import Caller, CallRequest, CallResult
 
 
 class Backend:
@@ -163,3 +163,26 @@ def test_works_in_a_forked_child(caller: Caller, backend: Any) -> None:
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_armed_call_starts_at_its_time_not_before(caller: Caller,
+                                                  live_server: Any) -> None:
+    """A call with not_before reaches the server at that instant, not earlier."""
+    arrivals: list[float] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        arrivals.append(time.time())
+        start_response('200 OK', [('Content-Length', '0')])
+        return [b'']
+
+    url = live_server(app).url
+    results: queue.Queue[CallResult] = queue.Queue()
+    start_at = [time.time() + delay for delay in (0.4, 0.2, 0.3)]
+    caller.call_all([CallRequest(url, 5, results.put, (), not_before=at)
+                     for at in start_at])
+    caller.call(url, timeout=5, on_done=results.put)  # unarmed: at once
+    outcomes = [results.get(timeout=10) for _ in range(4)]
+    assert all(result.ok for result in outcomes)
+    assert arrivals[0] < min(start_at)
+    assert all(arrived >= at for arrived, at in zip(arrivals[1:],
+                                                    sorted(start_at)))
