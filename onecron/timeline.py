@@ -1,0 +1,312 @@
+"""The fire instants of a cron expression in one time zone, DST included.
+
+Instants are whole seconds since the Unix epoch (UTC); days are counted
+since 1970-01-01; wall seconds are what a local clock reads, counted the
+same way. The timeline is cut into local days: day *n* covers the instants
+from the first one whose wall clock reads day *n* or later, up to the same
+instant of day *n + 1*. Every instant lies in exactly one day, even where
+the wall clock jumps.
+
+Almost every day is *regular*: its midnight exists, it lasts 86,400 s and
+no UTC offset change comes within a day of it, so its fires are its first
+instant plus each fire second-of-day. A day near a transition is
+*irregular*: its fires are listed explicitly, following the rules of
+:class:`~onecron.schedule.Schedule` (wall-clock schedules run a skipped
+time once right after the gap and a repeated time once, at its first
+occurrence; others skip what does not exist and run repeats twice).
+
+The fast path needs no days at all: within a *steady span*, a stretch of
+instants with one offset and no transition in the day before it, wall time
+is instant plus offset and the fires are exactly the matching wall times,
+so the next one is a bisection and a dict look-up. Offsets come from
+:mod:`onecron.offsets`, which learns each zone's transitions once.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from .calendar import MatchingDays
+from .cron import CronExpression
+from .offsets import offsets_for
+
+__all__ = ['Timeline']
+
+_EPOCH = date(1970, 1, 1).toordinal()
+_DAY = 86400
+# how far a steady span grows at a time, when a fire lies just past it
+_SPAN = 8 * _DAY
+# memo tables are cleared when they grow past this many entries
+_CACHE_LIMIT = 4096
+
+
+class _Day:
+    """One local day of the timeline: the instants ``[start, end)``."""
+
+    __slots__ = ('day', 'start', 'end', 'matching', 'fires')
+
+    def __init__(self, day: int, start: int, end: int, matching: bool,
+                 fires: tuple[int, ...] | None) -> None:
+        self.day = day
+        self.start = start
+        self.end = end
+        #: whether the date itself matches the day fields
+        self.matching = matching
+        #: None for a regular day, else every fire instant in it, sorted
+        self.fires = fires
+
+
+class Timeline:
+    """Next fire instants of ``cron`` in ``tz``, memoized.
+
+    The memo tables only ever gain entries that are pure functions of the
+    expression and the zone, so concurrent callers at worst compute an
+    entry twice.
+    """
+
+    def __init__(self, cron: CronExpression, tz: ZoneInfo) -> None:
+        self.cron = cron
+        self.tz = tz
+        self.wall_clock = cron.wall_clock
+        self._offsets = offsets_for(tz)
+        self._dates = MatchingDays(cron)
+        self._known = self._dates.known.get
+        # fire seconds of the day, ascending: the fields are sorted
+        in_hour = [minute * 60 + second for minute in cron.minutes
+                   for second in cron.seconds]
+        self._times = tuple([hour * 3600 + seconds for hour in cron.hours
+                             for seconds in in_hour])
+        self._days: dict[int, _Day] = {}
+        # (low, high, offset): a steady span [low, high)
+        self._span = (0, 0, 0)
+        # local midnights by day, for next_after
+        self._zero = time(tzinfo=tz)
+        self._midnights: dict[int, datetime] = {}
+
+    def next_after(self, t: int) -> tuple[int, datetime]:
+        """The first fire strictly after instant ``t``: as an instant, and
+        as an aware datetime in the zone (``fold=1`` for the second pass
+        over a repeated hour)."""
+        low, high, offset = self._span
+        if not low <= t < high:
+            return self._answer(self._walk(t))
+        wall = t + offset
+        day = wall // _DAY
+        times = self._times
+        i = 0
+        match = self._known(day) or self._dates.first_from(day)
+        if match == day:
+            i = bisect_right(times, wall - day * _DAY)
+            if i == len(times):  # none left today
+                i = 0
+                match = self._known(day + 1) or self._dates.first_from(
+                    day + 1)
+        fire = match * _DAY + times[i] - offset
+        if fire < high:
+            # in the span, wall-clock arithmetic is exact, and cheaper
+            # than converting the instant
+            midnight = self._midnights.get(match) or self._midnight(match)
+            delta = _DELTAS.get(times[i]) or _delta(times[i])
+            return fire, midnight + delta
+        if fire < high + _SPAN:
+            return self._answer(self._extend(t, fire))
+        return self._answer(self._jump(t, day, match))
+
+    def _midnight(self, day: int) -> datetime:
+        if len(self._midnights) >= _CACHE_LIMIT:
+            self._midnights.clear()
+        midnight = self._midnights[day] = datetime.combine(
+            date.fromordinal(day + _EPOCH), self._zero)
+        return midnight
+
+    def _answer(self, fire: int) -> tuple[int, datetime]:
+        return fire, datetime.fromtimestamp(fire, self.tz)
+
+    def _extend(self, t: int, fire: int) -> int:
+        """``fire``, just past the span, if the span can grow over it."""
+        low, high, offset = self._span
+        changes = self._offsets.transitions(high, high + _SPAN)
+        if changes and changes[0] <= fire:
+            return self._walk(t)
+        self._span = (low, changes[0] if changes else high + _SPAN, offset)
+        return fire
+
+    def _jump(self, t: int, today: int, target: int) -> int:
+        """The first fire of day ``target``, the next matching day after
+        ``today``, far past the span, when nothing can happen in between.
+
+        ``t`` is in the span, so ``today`` is steady up to the span's end.
+        Days before ``target`` do not match, and a transition among them
+        changes nothing; only one soon after ``today`` could still bring
+        back one of its times. If the target day is regular, its first
+        fire is plain arithmetic (and the span moves there); anything else
+        is left to :meth:`_walk`.
+        """
+        high, offset = self._span[1:]
+        if (high < (today + 3) * _DAY - offset and self._dates.matches(today)
+                and self._spills(self._day(today, offset))):
+            return self._walk(t)
+        start = target * _DAY - offset
+        at = self._offsets.at
+        before, after = at(start - _DAY), at(start + _DAY)
+        if before == after != offset:  # DST changed on the way: retry
+            offset = before
+            start = target * _DAY - offset
+            before, after = at(start - _DAY), at(start + _DAY)
+        if not before == offset == after:
+            return self._walk(t)
+        # the span moves there; if nothing changes in the two days after
+        # the target either, its fires cannot spill: look that far
+        end = start + _DAY
+        if at(end + 2 * _DAY) == offset:
+            end += 2 * _DAY
+        self._span = (start, end, offset)
+        return start + self._times[0]
+
+    def _walk(self, t: int) -> int:
+        """:meth:`next_after` day by day, for what the span does not cover.
+        """
+        offset = self._offsets.at(t)
+        today = (t + offset) // _DAY
+        dates = self._dates
+        # t's own day can only hold fires of its date or of the day before
+        if dates.matches(today) or dates.matches(today - 1):
+            day = self._day(today, offset)
+            while t >= day.end:  # a repeated hour after midnight
+                day = self._day(day.day + 1)
+        else:  # nothing can fire before the next matching day
+            day = self._day(dates.first_from(today), offset)
+        times = self._times
+        while True:
+            fires = day.fires
+            if fires is None:
+                if day.matching:
+                    i = bisect_right(times, t - day.start)
+                    if i < len(times):
+                        # regular: steady from a day before its start
+                        self._span = (day.start, day.end,
+                                      day.day * _DAY - day.start)
+                        return day.start + times[i]
+            else:
+                i = bisect_right(fires, t)
+                if i < len(fires):
+                    return fires[i]
+            if day.matching and self._spills(day):
+                day = self._day(day.day + 1)
+            else:
+                day = self._day(dates.first_from(day.day + 1),
+                                day.day * _DAY - day.start)
+
+    def _spills(self, day: _Day) -> bool:
+        """Whether fires of ``day``'s date may fall into the next day: a
+        repeated hour or a gap soon after its end can carry them there."""
+        return day.fires is not None or not self._offsets.steady(
+            day.end, day.end + 2 * _DAY)
+
+    def _day(self, number: int, offset: int | None = None) -> _Day:
+        """Day ``number``; ``offset`` is a guess at its UTC offset."""
+        day = self._days.get(number)
+        if day is None:
+            offsets = self._offsets
+            midnight = number * _DAY
+            if offset is None:
+                offset = offsets.at(midnight)
+            start = midnight - offset
+            # regular: no offset change within a day of the start either
+            # way, so midnight exists once, with that offset; the offsets
+            # are read at midnights, which every schedule in the zone
+            # shares
+            before, after = offsets.at(start - _DAY), offsets.at(start + _DAY)
+            if before == after != offset:  # a wrong guess: try theirs
+                start = midnight - before
+                after = offsets.at(start + _DAY)
+                regular = offsets.at(start - _DAY) == after == before
+            else:
+                regular = before == after
+            matching = self._dates.matches(number)
+            if regular:
+                day = _Day(number, start, start + _DAY, matching, None)
+            else:
+                start, end = self._start(number), self._start(number + 1)
+                day = _Day(number, start, end, matching,
+                           self._irregular(start, end))
+            if len(self._days) >= _CACHE_LIMIT:
+                self._days.clear()
+            self._days[number] = day
+        return day
+
+    def _start(self, number: int) -> int:
+        """The first instant whose wall clock reads day ``number`` or
+        later."""
+        midnight = datetime.fromordinal(number + _EPOCH)
+        wall = number * _DAY
+        # fold=0 reads a repeated midnight as its first occurrence and a
+        # skipped one with the offset from before the gap
+        offset = _seconds(self.tz.utcoffset(midnight))
+        start = wall - offset
+        if self._offsets.at(start) != offset:
+            # midnight falls in a gap: the day starts where the gap ends
+            later = _seconds(self.tz.utcoffset(midnight.replace(fold=1)))
+            start = self._offsets.transitions(wall - later, start)[0]
+        return start
+
+    def _irregular(self, start: int, end: int) -> tuple[int, ...]:
+        """Every fire instant in ``[start, end)``, a day with a transition.
+
+        The day is cut where the offset changes; in each piece wall time is
+        instant plus a constant offset, so matching wall times map back
+        directly. Wall-clock schedules drop the second pass over repeated
+        wall times and run once at the end of a gap that skipped any.
+        """
+        offsets = self._offsets
+        cuts = [start]
+        cuts += [t for t in offsets.transitions(start, end - 1) if t > start]
+        cuts.append(end)
+        previous = offsets.at(start - 1)
+        fires: set[int] = set()
+        for a, b in zip(cuts, cuts[1:]):
+            if a >= b:
+                continue
+            offset = offsets.at(a)
+            low, high = a + offset, b + offset
+            if self.wall_clock:
+                resumed = a + previous  # where the clock would have gone on
+                if resumed > low:  # it went back: these wall times repeat
+                    low = min(resumed, high)
+                elif resumed < low and self._wall_fires(resumed, low):
+                    fires.add(a)  # it jumped: run the skipped times now
+            fires.update(w - offset for w in self._wall_fires(low, high))
+            previous = offset
+        return tuple(sorted(fires))
+
+    def _wall_fires(self, low: int, high: int) -> list[int]:
+        """Matching wall times in ``[low, high)``, as wall seconds."""
+        times = self._times
+        found: list[int] = []
+        for day in range(low // _DAY, (high - 1) // _DAY + 1):
+            if self._dates.matches(day):
+                base = day * _DAY
+                found.extend(base + second for second in times[
+                    bisect_left(times, low - base):
+                    bisect_left(times, high - base)])
+        return found
+
+
+# seconds of the day -> the same as a timedelta, shared by all schedules
+_DELTAS: dict[int, timedelta] = {}
+
+
+def _delta(seconds: int) -> timedelta:
+    # the zero delta is falsy and lands here each time: harmless
+    if len(_DELTAS) >= _CACHE_LIMIT:
+        _DELTAS.clear()
+    delta = _DELTAS[seconds] = timedelta(seconds=seconds)
+    return delta
+
+
+def _seconds(offset: timedelta | None) -> int:
+    if offset is None:  # only a naive datetime has none; ours never are
+        raise ValueError('the time zone gave no UTC offset')
+    return offset.days * _DAY + offset.seconds
