@@ -78,7 +78,12 @@ class JobEndpoint:
 
     def run(self, job: Job, request: Request) -> Response:
         """Run ``job`` inside ``request`` and answer for it."""
-        application_id = self._application_id_of(request)
+        try:
+            application_id = self._application_id_of(request)
+        except Exception:  # reported with the run, which still happens
+            log.exception('application_id callable failed for %s',
+                          request.path)
+            application_id = '?'
         started = time.monotonic()
         try:
             result = job.func(request)

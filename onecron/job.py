@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .schedule import Schedule
@@ -21,6 +21,13 @@ def _unit_interval(*parts: str) -> float:
     digest = hashlib.blake2b(
         '\x00'.join(parts).encode('utf-8'), digest_size=8).digest()
     return int.from_bytes(digest, 'big') / 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f'an aware datetime is needed, got the naive '
+                         f'{moment!r}')
+    return moment.astimezone(timezone.utc)
 
 
 class Job:
@@ -59,14 +66,21 @@ class Job:
 
     def next_runtime(self, after: datetime,
                      application_id: str = 'default') -> datetime:
-        """The first fire strictly after ``after``, offset included."""
+        """The first fire strictly after ``after``, offset included.
+
+        Aware, in the schedule's zone. The offset is added in UTC: adding
+        a timedelta to a zoned datetime is wall-clock arithmetic, which
+        would move a fire in a repeated hour by that hour.
+        """
         offset = timedelta(seconds=self.offset_for(application_id))
-        return self.schedule.next_after(after - offset) + offset
+        occurrence = self.schedule.next_after(_utc(after) - offset)
+        return (_utc(occurrence) + offset).astimezone(self.schedule.tz)
 
     def occurrence_of(self, runtime: datetime,
                       application_id: str = 'default') -> datetime:
         """The nominal scheduled time (before jitter) of a fire time."""
-        return runtime - timedelta(seconds=self.offset_for(application_id))
+        offset = timedelta(seconds=self.offset_for(application_id))
+        return (_utc(runtime) - offset).astimezone(self.schedule.tz)
 
     def __repr__(self) -> str:
         return f'<Job {self.name!r} {self.schedule!r}>'

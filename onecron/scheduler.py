@@ -175,8 +175,11 @@ class Scheduler:
                               (now - runtime).total_seconds())
                 if not job.once:
                     # from now, not from the due time: after a long stall
-                    # (suspend, clock jump) run once, not once per slot
-                    self._enter(job, max(runtime, now))
+                    # (suspend, clock jump) run once, not once per slot.
+                    # (Compared as instants: aware datetimes of one zone
+                    # compare by wall time and ignore fold.)
+                    late = now.timestamp() > runtime.timestamp()
+                    self._enter(job, now if late else runtime)
 
     def _run(self) -> None:
         try:

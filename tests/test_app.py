@@ -59,7 +59,7 @@ def test_duplicate_name_raises() -> None:
 
 @pytest.mark.parametrize('kwargs, fragment', [
     ({'hour': 25}, '25'),
-    ({'minute': '*/0'}, 'step 0'),
+    ({'minute': '*/0'}, '*/0'),
     ({'minute': '*/5x'}, '*/5x'),
     ({'hour': 8.5}, '8.5'),
     ({'expr': '* * * *'}, '4'),

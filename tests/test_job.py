@@ -64,3 +64,25 @@ def test_next_runtime_is_strictly_after() -> None:
     assert second - first == timedelta(days=1)
     just_before = nightly.next_runtime(first - timedelta(microseconds=1))
     assert just_before == first
+
+
+def test_offset_is_added_in_elapsed_time_across_fall_back() -> None:
+    """A fire in a repeated hour keeps its pass when the offset is added."""
+    from zoneinfo import ZoneInfo
+    zurich = ZoneInfo('Europe/Zurich')
+    hourly = Job('pkg.hourly', lambda request: None,
+                 Schedule('0 * * * *', timezone='Europe/Zurich'),
+                 max_offset=30.0)
+    offset = timedelta(seconds=hourly.offset_for('tenant'))
+    # 2024-10-27: 02:00 CEST becomes 02:00 CET, so 02:00 happens twice
+    first_two = datetime(2024, 10, 27, 0, 0, tzinfo=timezone.utc)  # 02:00 CEST
+    runtimes = [hourly.next_runtime(first_two - timedelta(minutes=1),
+                                    'tenant')]
+    for _ in range(2):
+        runtimes.append(hourly.next_runtime(runtimes[-1], 'tenant'))
+    utc = [runtime.astimezone(timezone.utc) for runtime in runtimes]
+    assert utc == [first_two + offset + timedelta(hours=h) for h in range(3)]
+    assert [r.fold for r in runtimes] == [0, 1, 0]
+    assert all(r.tzinfo is zurich for r in runtimes)
+    assert hourly.occurrence_of(runtimes[1], 'tenant').astimezone(
+        timezone.utc) == first_two + timedelta(hours=1)
