@@ -24,12 +24,21 @@ class LiveServer:
                                      **options)
         self.port = self._server.effective_port
         self.url = f'http://127.0.0.1:{self.port}'
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._closing = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            if not self._closing:  # closing pulls the sockets from under it
+                raise
 
     def close(self) -> None:
         # close the listener *and* every open keep-alive channel, or the
         # server's loop runs on for the connections a client still holds
+        self._closing = True
         self._server.task_dispatcher.shutdown()
         wasyncore.close_all(self._server._map)
         self._thread.join(5)
