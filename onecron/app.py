@@ -12,23 +12,26 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
+from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from webob import Request
 
-from .caller import Caller
+from .caller import Caller, CallRequest
 from .clock import Clock, utcnow
 from .endpoint import JobEndpoint
 from .errors import DuplicateJob, OnecronError, UnknownJob
-from .job import Job
+from .job import Job, ShouldRun
 from .lock import HostLock, lock_path
+from .pool import Pool
 from .reporting import Reporter
 from .schedule import Schedule
-from .scheduler import Scheduler
+from .scheduler import TRIGGER_HEADER, Scheduler, report_result
 from .signing import JobSigner
 
 if TYPE_CHECKING:
@@ -60,6 +63,8 @@ class CronApp:
     :param trigger_timeout: the scheduler's total time limit for one call
     :param connect_timeout: the scheduler's time limit to connect
     :param max_concurrent: calls the scheduler makes at once
+    :param pool_size: jobs of one application id running at once (the
+        rest wait in order); None: no limit but ``max_concurrent``
     :param clock: gives the current aware datetime
     :param caller: makes the scheduler's HTTP calls
     :param reporter: where failures and slow runs are reported
@@ -73,6 +78,7 @@ class CronApp:
                  slow_after: float = 30.0, max_offset: float = 30.0,
                  trigger_timeout: float = 3600.0,
                  connect_timeout: float = 10.0, max_concurrent: int = 16,
+                 pool_size: int | None = None,
                  clock: Clock = utcnow, caller: Caller | None = None,
                  reporter: Reporter | None = None) -> None:
         if wrapped is not None and not callable(wrapped):
@@ -111,6 +117,9 @@ class CronApp:
             max_concurrent=max_concurrent, connect_timeout=connect_timeout,
             user_agent='onecron')
         self.reporter = reporter or Reporter()
+        Pool(self.caller, pool_size)  # checks pool_size now, not later
+        self.pool_size = pool_size
+        self._pools: dict[str, Pool] = {}
         self._signer = JobSigner(secret)
         self._jobs: dict[str, Job] = {}
         #: the registered jobs by name (read-only)
@@ -123,7 +132,8 @@ class CronApp:
         self._endpoint = JobEndpoint(
             self._jobs, self._signer, prefix=self.prefix,
             application_id_of=self.application_id_of,
-            reporter=self.reporter, slow_after=slow_after)
+            reporter=self.reporter, slow_after=slow_after,
+            lock_dir=lock_dir, chain=self._chain)
         _instances.add(self)
 
     # -- registration ---------------------------------------------------
@@ -136,32 +146,41 @@ class CronApp:
                 weekday: int | str | None = None,
                 timezone: str = 'UTC', every: timedelta | None = None,
                 name: str | None = None, once: bool = False,
-                jitter: bool = True) -> Callable[[F], F]:
+                jitter: bool = True, should_run: ShouldRun | None = None,
+                then: Iterable[str] = (), overlap: str = 'skip',
+                timeout: float | None = None,
+                notify: str = 'failure') -> Callable[[F], F]:
         """Register the decorated function as a job; it gets the request.
 
-        The schedule is checked here, so a bad one fails at import time
-        with :class:`~onecron.InvalidSchedule`. Returns the function as is.
+        The schedule and options are checked here, so a bad one fails at
+        import time (:class:`~onecron.InvalidSchedule` for the schedule).
+        Without any schedule the job is manual-only: it runs from the
+        status page, its URL or :meth:`run_soon`. Returns the function as
+        is. See :class:`~onecron.job.Job` for the options.
         """
         if callable(expr):
             raise TypeError('use @app.cronjob(...) with a schedule, '
                             'not bare @app.cronjob')
-        schedule = Schedule(expr, hour=hour, minute=minute, day=day,
-                            month=month, weekday=weekday, timezone=timezone,
-                            every=every)
+        schedule = None
+        if expr is not None or every is not None or any(
+                value is not None for value in (hour, minute, day, month,
+                                                weekday)):
+            schedule = Schedule(expr, hour=hour, minute=minute, day=day,
+                                month=month, weekday=weekday,
+                                timezone=timezone, every=every)
 
         def register(func: F) -> F:
             job_name = name or f'{func.__module__}.{func.__qualname__}'
-            self.add_job(Job(job_name, func, schedule, once=once,
-                             jitter=jitter, max_offset=self.max_offset))
+            self.add_job(Job(
+                job_name, func, schedule, once=once, jitter=jitter,
+                max_offset=self.max_offset, should_run=should_run,
+                then=then, overlap=overlap, timeout=timeout, notify=notify))
             return func
 
         return register
 
     def add_job(self, job: Job) -> None:
         """Register a :class:`~onecron.job.Job`; names must be unique."""
-        if not isinstance(job.name, str) or not job.name:
-            raise ValueError(f'a job name must be a non-empty str, '
-                             f'got {job.name!r}')
         with self._mutex:
             if job.name in self._jobs:
                 raise DuplicateJob(f'a job named {job.name!r} is already '
@@ -170,6 +189,18 @@ class CronApp:
             schedulers = list(self._schedulers.values())
         for scheduler in schedulers:
             scheduler.add_job(job)
+
+    def check(self) -> None:
+        """Check what can only be checked once every job is registered.
+
+        Called by :meth:`start` and before the first request's scheduler:
+        a ``then=`` naming an unknown job raises :class:`UnknownJob`.
+        """
+        for job in list(self._jobs.values()):
+            for other in job.then:
+                if other not in self._jobs:
+                    raise UnknownJob(f'job {job.name!r} chains to '
+                                     f'{other!r}, which is not registered')
 
     # -- URLs -----------------------------------------------------------
 
@@ -215,6 +246,7 @@ class CronApp:
             raise OnecronError(
                 'no base_url: pass start(base_url=...) or configure '
                 'CronApp(base_url=...)')
+        self.check()
         self._watching = True
         self._scheduler_for(application_id, base.rstrip('/'))
 
@@ -227,6 +259,8 @@ class CronApp:
             self._watching = False
             schedulers = list(self._schedulers.values())
             self._schedulers.clear()
+            # the caller drops what it had queued: so do the pools
+            self._pools.clear()
         for scheduler in schedulers:
             scheduler.stop(timeout)
         self.caller.close(timeout)
@@ -246,11 +280,65 @@ class CronApp:
                 application_id, base_url, jobs=self._jobs.values(),
                 url_for=self._job_url,
                 lock=HostLock(lock_path(self.lock_dir, application_id)),
-                caller=self.caller, reporter=self.reporter,
+                pool=self.pool_for(application_id), reporter=self.reporter,
                 clock=self.clock, trigger_timeout=self.trigger_timeout)
             self._schedulers[application_id] = scheduler
             scheduler.start()
             return scheduler
+
+    def pool_for(self, application_id: str) -> Pool:
+        """The pool of ``application_id``: its running and queued calls."""
+        pool = self._pools.get(application_id)
+        if pool is None:
+            pool = self._pools.setdefault(
+                application_id, Pool(self.caller, self.pool_size))
+        return pool
+
+    def run_soon(self, name: str, delay: float = 0,
+                 application_id: str = 'default') -> None:
+        """Run the job called ``name`` once, ``delay`` seconds from now.
+
+        Revel's ``jobs.Now``/``jobs.In``: the run goes through the job URL
+        like any other (on the base URL of ``application_id``'s scheduler,
+        or the configured one) and through that application's pool.
+        """
+        job = self._jobs.get(name)
+        if job is None:
+            raise UnknownJob(name)
+        if not delay >= 0:
+            raise ValueError(f'delay must be 0 or more seconds, '
+                             f'got {delay!r}')
+        self._trigger(job, self._base_url_of(application_id), application_id,
+                      'soon', not_before=time.time() + delay)
+
+    def _base_url_of(self, application_id: str) -> str:
+        scheduler = self._schedulers.get(application_id)
+        base = scheduler.base_url if scheduler is not None else self.base_url
+        if not base:
+            raise OnecronError(
+                f'no base URL for {application_id!r}: configure '
+                f'CronApp(base_url=...) or start its scheduler first')
+        return base
+
+    def _trigger(self, job: Job, base_url: str, application_id: str,
+                 trigger: str, not_before: float | None = None) -> None:
+        """Call a job's URL outside its schedule (run soon, chains)."""
+        self.pool_for(application_id).submit([CallRequest(
+            self._job_url(job.name, base_url),
+            job.timeout or self.trigger_timeout,
+            partial(report_result, self.reporter, job, application_id),
+            [f'{TRIGGER_HEADER}: {trigger}'], not_before=not_before)])
+
+    def _chain(self, job: Job, request: Request, application_id: str) -> None:
+        """After a successful run: trigger the jobs it names in ``then``."""
+        for name in job.then:
+            other = self._jobs.get(name)
+            if other is None:
+                self.reporter.failure(job.name, application_id,
+                                      f'then= names unknown job {name!r}')
+                continue
+            self._trigger(other, request.application_url, application_id,
+                          'chain')
 
     def _notice(self, environ: WSGIEnvironment) -> None:
         """Start the scheduler of the request's application id if needed."""
@@ -267,6 +355,10 @@ class CronApp:
         if application_id in self._schedulers:
             return  # the fork hook empties it: any entry is this process's
         base_url = self.base_url or (request or Request(environ)).application_url
+        try:
+            self.check()
+        except UnknownJob as exc:
+            self.reporter.failure('*', application_id, str(exc), exc)
         self._scheduler_for(application_id, base_url)
 
     def _after_fork_in_child(self) -> None:

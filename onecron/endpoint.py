@@ -1,7 +1,8 @@
 """The job endpoint: ``{prefix}/{token}`` runs a job inside the request.
 
 A valid token, GET or POST: the job runs with the :class:`webob.Request`
-and the answer is 200. Other methods get 405 and nothing runs (a link
+and the answer is 200 (409 when it is still running on this host and its
+``overlap`` is ``'skip'``). Other methods get 405 and nothing runs (a link
 previewer's HEAD must not run a job); a token that is bad, truncated,
 forged, signed with a foreign secret, or names no registered job gets a
 plain 404 that does not say which. A job that raises gets a generic 500; the
@@ -19,6 +20,7 @@ from webob import Request, Response
 from webob.exc import HTTPMethodNotAllowed
 
 from .job import Job
+from .lock import HostLock, lock_path
 from .reporting import Reporter
 from .signing import JobSigner
 
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 
 #: the methods that run a job
 RUN_METHODS = ('GET', 'POST')
+
+#: triggers a job's ``then`` jobs after a successful run
+Chain = Callable[[Job, Request, str], None]
 
 
 def _plain(status: int, text: str) -> Response:
@@ -41,8 +46,12 @@ class JobEndpoint:
 
     def __init__(self, jobs: Mapping[str, Job], signer: JobSigner, *,
                  prefix: str, application_id_of: Callable[[Request], str],
-                 reporter: Reporter, slow_after: float) -> None:
+                 reporter: Reporter, slow_after: float,
+                 lock_dir: str | None = None,
+                 chain: Chain | None = None) -> None:
         self.prefix = prefix
+        self._lock_dir = lock_dir
+        self._chain = chain
         self._jobs = jobs
         self._signer = signer
         self._application_id_of = application_id_of
@@ -84,6 +93,23 @@ class JobEndpoint:
             log.exception('application_id callable failed for %s',
                           request.path)
             application_id = '?'
+        lock = None
+        if job.overlap != 'allow':
+            # one run of a job per host at a time, across processes
+            lock = HostLock(lock_path(
+                self._lock_dir, f'{application_id}\x00job\x00{job.name}'))
+            if not lock.acquire(blocking=job.overlap == 'wait'):
+                log.info('job %s (%s) is still running: not run again',
+                         job.name, application_id)
+                return _plain(409, 'Conflict: the job is still running')
+        try:
+            return self._run(job, request, application_id)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run(self, job: Job, request: Request,
+             application_id: str) -> Response:
         started = time.monotonic()
         try:
             result = job.func(request)
@@ -98,6 +124,8 @@ class JobEndpoint:
                                     self._slow_after)
         log.debug('job %s (%s) ran in %.3fs', job.name, application_id,
                   duration)
+        if job.then and self._chain is not None:
+            self._chain(job, request, application_id)
         return _plain(200, result if isinstance(result, str) else 'OK')
 
     def __repr__(self) -> str:

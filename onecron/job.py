@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -30,28 +30,86 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+#: what ``overlap=`` accepts: a trigger while the job runs is refused (409),
+#: runs beside it, or waits for it to end
+OVERLAP = ('skip', 'allow', 'wait')
+#: what ``notify=`` accepts: when a run is mailed
+NOTIFY = ('failure', 'always', 'never')
+
+ShouldRun = Callable[[str], bool]
+
+
 class Job:
     """A function registered with ``@app.cronjob(...)``.
 
     :param name: unique name, by default ``module.qualname`` of ``func``
     :param func: called with the :class:`webob.Request` of the job URL
-    :param schedule: when the job runs
+    :param schedule: when the job runs; None for a manual-only job (run
+        from the status page, its URL or ``app.run_soon``)
     :param once: run only the first occurrence after the scheduler starts
     :param jitter: whether to add the deterministic offset
     :param max_offset: the largest offset in seconds
+    :param should_run: called with the application id just before the
+        scheduler triggers the job; False skips the run
+    :param then: names of jobs to trigger right after a successful run
+    :param overlap: ``'skip'`` (default), ``'allow'`` or ``'wait'``: what a
+        trigger does while the job still runs on this host
+    :param timeout: the scheduler's limit for one call (seconds)
+    :param notify: mail ``'failure'`` (default), ``'always'`` or
+        ``'never'``
     """
 
-    __slots__ = ('name', 'func', 'schedule', 'once', 'jitter', 'max_offset')
+    __slots__ = ('name', 'func', 'schedule', 'once', 'jitter', 'max_offset',
+                 'should_run', 'then', 'overlap', 'timeout', 'notify')
 
-    def __init__(self, name: str, func: JobFunction, schedule: Schedule, *,
-                 once: bool = False, jitter: bool = True,
-                 max_offset: float = 30.0) -> None:
+    def __init__(self, name: str, func: JobFunction,
+                 schedule: Schedule | None, *, once: bool = False,
+                 jitter: bool = True, max_offset: float = 30.0,
+                 should_run: ShouldRun | None = None,
+                 then: Iterable[str] = (), overlap: str = 'skip',
+                 timeout: float | None = None,
+                 notify: str = 'failure') -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f'a job name must be a non-empty str, '
+                             f'got {name!r}')
+        if not callable(func):
+            raise TypeError(f'job {name!r}: the job must be callable, '
+                            f'got {func!r}')
+        if should_run is not None and not callable(should_run):
+            raise TypeError(f'job {name!r}: should_run must be callable, '
+                            f'got {should_run!r}')
+        if isinstance(then, str):
+            then = (then,)
+        then = tuple(then)
+        if not all(isinstance(other, str) and other for other in then):
+            raise ValueError(f'job {name!r}: then must list job names, '
+                             f'got {then!r}')
+        if overlap not in OVERLAP:
+            raise ValueError(f'job {name!r}: overlap must be one of '
+                             f'{", ".join(OVERLAP)}, got {overlap!r}')
+        if notify not in NOTIFY:
+            raise ValueError(f'job {name!r}: notify must be one of '
+                             f'{", ".join(NOTIFY)}, got {notify!r}')
+        if timeout is not None and not (
+                isinstance(timeout, (int, float)) and timeout > 0):
+            raise ValueError(f'job {name!r}: timeout must be a positive '
+                             f'number of seconds, got {timeout!r}')
         self.name = name
         self.func = func
         self.schedule = schedule
         self.once = once
         self.jitter = jitter
         self.max_offset = max_offset
+        self.should_run = should_run
+        self.then = then
+        self.overlap = overlap
+        self.timeout = timeout
+        self.notify = notify
+
+    @property
+    def manual(self) -> bool:
+        """Whether the job has no schedule and only runs when asked to."""
+        return self.schedule is None
 
     def offset_for(self, application_id: str) -> float:
         """The jitter of this job for ``application_id``, in seconds.
@@ -72,15 +130,23 @@ class Job:
         a timedelta to a zoned datetime is wall-clock arithmetic, which
         would move a fire in a repeated hour by that hour.
         """
+        schedule = self._scheduled()
         offset = timedelta(seconds=self.offset_for(application_id))
-        occurrence = self.schedule.next_after(_utc(after) - offset)
-        return (_utc(occurrence) + offset).astimezone(self.schedule.tz)
+        occurrence = schedule.next_after(_utc(after) - offset)
+        return (_utc(occurrence) + offset).astimezone(schedule.tz)
 
     def occurrence_of(self, runtime: datetime,
                       application_id: str = 'default') -> datetime:
         """The nominal scheduled time (before jitter) of a fire time."""
         offset = timedelta(seconds=self.offset_for(application_id))
-        return (_utc(runtime) - offset).astimezone(self.schedule.tz)
+        return (_utc(runtime) - offset).astimezone(self._scheduled().tz)
+
+    def _scheduled(self) -> Schedule:
+        if self.schedule is None:
+            raise ValueError(f'job {self.name!r} is manual-only: it has no '
+                             f'schedule')
+        return self.schedule
 
     def __repr__(self) -> str:
-        return f'<Job {self.name!r} {self.schedule!r}>'
+        when = 'manual' if self.schedule is None else repr(self.schedule)
+        return f'<Job {self.name!r} {when}>'

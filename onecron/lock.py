@@ -39,13 +39,16 @@ class HostLock:
         """Whether this object holds the lock."""
         return self._fd is not None
 
-    def acquire(self) -> bool:
-        """Take the lock if it is free; True when held afterwards."""
+    def acquire(self, blocking: bool = False) -> bool:
+        """Take the lock if it is free; True when held afterwards.
+
+        With ``blocking``, wait until it is free.
+        """
         if self._fd is not None:
             return True
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except OSError as error:
             os.close(fd)
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):

@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
 
-from .caller import Caller, CallRequest, CallResult
+from .caller import CallRequest, CallResult
 from .clock import Clock, utcnow
 from .job import Job
 from .lock import HostLock
+from .pool import Pool
 from .reporting import Reporter
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,18 @@ ARM_AHEAD = 0.05
 
 #: tells the job which nominal occurrence (before jitter) a call stands for
 OCCURRENCE_HEADER = 'X-Onecron-Occurrence'
+#: tells the job who triggered it: scheduler, soon or chain
+TRIGGER_HEADER = 'X-Onecron-Trigger'
+
+
+def report_result(reporter: Reporter, job: Job, application_id: str,
+                  result: CallResult) -> None:
+    """Log a finished call; report it when it failed."""
+    if result.ok:
+        log.info('job %s (%s) ran: %s', job.name, application_id,
+                 result.describe())
+    else:
+        reporter.failure(job.name, application_id, result.describe())
 
 
 class Scheduler:
@@ -47,7 +60,7 @@ class Scheduler:
     :param jobs: the registered jobs, read when the lock is taken
     :param url_for: ``url_for(job_name, base_url)`` gives a job's URL
     :param lock: the host lock for this application id
-    :param caller: makes the HTTP calls
+    :param pool: makes the HTTP calls, within the application's pool
     :param reporter: where failed calls are reported
     :param clock: gives the current aware datetime
     :param trigger_timeout: total seconds allowed for one call
@@ -56,7 +69,7 @@ class Scheduler:
 
     def __init__(self, application_id: str, base_url: str, *,
                  jobs: Iterable[Job], url_for: UrlFor, lock: HostLock,
-                 caller: Caller, reporter: Reporter, clock: Clock = utcnow,
+                 pool: Pool, reporter: Reporter, clock: Clock = utcnow,
                  trigger_timeout: float = 3600.0,
                  standby_interval: float = 0.5) -> None:
         self.application_id = application_id
@@ -66,7 +79,7 @@ class Scheduler:
         self.active_since: datetime | None = None
         self._jobs = jobs
         self._url_for = url_for
-        self._caller = caller
+        self._pool = pool
         self._reporter = reporter
         self._clock = clock
         self._trigger_timeout = trigger_timeout
@@ -159,7 +172,7 @@ class Scheduler:
     def _flush(self) -> None:
         due, self._due = self._due, []
         if due and not self._stopping.is_set():
-            self._caller.call_all(due)
+            self._pool.submit(due)
 
     def _reschedule(self) -> None:
         fired, self._fired = self._fired, []
@@ -221,6 +234,8 @@ class Scheduler:
         return False
 
     def _enter(self, job: Job, after: datetime) -> None:
+        if job.manual:
+            return
         try:
             runtime = job.next_runtime(after, self.application_id)
         except Exception as exc:  # a bug in a schedule must not stop others
@@ -235,18 +250,29 @@ class Scheduler:
     def _fire(self, job: Job, runtime: datetime) -> None:
         if self._stopping.is_set():
             return
+        self._fired.append((job, runtime))
+        if not self._should_run(job):
+            log.info('job %s (%s) skipped: should_run said no', job.name,
+                     self.application_id)
+            return
         occurrence = job.occurrence_of(runtime, self.application_id)
         self._due.append(CallRequest(
-            self._url_for(job.name, self.base_url), self._trigger_timeout,
-            partial(self._done, job),
-            [f'{OCCURRENCE_HEADER}: {occurrence.isoformat()}'],
+            self._url_for(job.name, self.base_url),
+            job.timeout or self._trigger_timeout, partial(self._done, job),
+            [f'{OCCURRENCE_HEADER}: {occurrence.isoformat()}',
+             f'{TRIGGER_HEADER}: scheduler'],
             not_before=runtime.timestamp()))
-        self._fired.append((job, runtime))
+
+    def _should_run(self, job: Job) -> bool:
+        """The job's pre-check; an error in it runs the job anyway."""
+        if job.should_run is None:
+            return True
+        try:
+            return bool(job.should_run(self.application_id))
+        except Exception as exc:
+            self._reporter.failure(job.name, self.application_id,
+                                   'should_run raised; running anyway', exc)
+            return True
 
     def _done(self, job: Job, result: CallResult) -> None:
-        if result.ok:
-            log.info('job %s (%s) ran: %s', job.name, self.application_id,
-                     result.describe())
-        else:
-            self._reporter.failure(job.name, self.application_id,
-                                   result.describe())
+        report_result(self._reporter, job, self.application_id, result)
