@@ -1,0 +1,493 @@
+"""The default run store: one SQLite file, shared by a host's processes.
+
+The only module that imports :mod:`sqlite3`. The file is in WAL mode, so
+readers never wait for the writer; every write is one short transaction.
+Each thread of each process has its own connection: a forked child opens
+new ones rather than touch its parent's.
+
+Times are stored as UTC ISO 8601 text of fixed width, which sorts in time
+order; run ids never repeat (``AUTOINCREMENT``), so they page and order
+runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from .store import (Hold, JobSettings, Outcome, Run, SchedulerInfo, Store,
+                    StoreError, Trigger, utc)
+
+log = logging.getLogger(__name__)
+
+#: the schema version this code writes (``PRAGMA user_version``)
+SCHEMA_VERSION = 1
+
+_SCHEMA = (
+    '''CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        application_id TEXT NOT NULL,
+        job TEXT NOT NULL,
+        scheduled TEXT,
+        triggered_by TEXT NOT NULL,
+        started TEXT NOT NULL,
+        ended TEXT,
+        outcome TEXT,
+        http_status INTEGER,
+        output TEXT NOT NULL DEFAULT '',
+        error TEXT,
+        run_key TEXT UNIQUE)''',
+    # last_runs, runs(job=...): per job, newest first
+    'CREATE INDEX runs_by_job ON runs (application_id, job, id)',
+    # runs() of a whole application id, newest first
+    'CREATE INDEX runs_by_application ON runs (application_id, id)',
+    # running(): small, as it only holds the unfinished runs
+    '''CREATE INDEX runs_unfinished ON runs (application_id, job, id)
+        WHERE outcome IS NULL''',
+    '''CREATE TABLE job_settings (
+        application_id TEXT NOT NULL,
+        job TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        schedule TEXT,
+        timezone TEXT,
+        PRIMARY KEY (application_id, job))''',
+    '''CREATE TABLE holds (
+        application_id TEXT PRIMARY KEY,
+        held INTEGER NOT NULL,
+        since TEXT)''',
+    '''CREATE TABLE schedulers (
+        application_id TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        alive_since TEXT NOT NULL,
+        heartbeat TEXT NOT NULL,
+        PRIMARY KEY (application_id, host, pid))''',
+    f'PRAGMA user_version = {SCHEMA_VERSION}',
+)
+
+_COLUMNS = ', '.join(f'r.{name}' for name in (
+    'id', 'application_id', 'job', 'scheduled', 'triggered_by', 'started',
+    'ended', 'outcome', 'http_status', 'output', 'error', 'run_key'))
+
+# A loose index scan: hop from job to job through runs_by_job, then take
+# each job's MAX(id) from it too, so the cost grows with the number of jobs
+# and not with the number of stored runs.
+_LAST_RUNS = f'''
+    WITH RECURSIVE jobs(job) AS (
+        SELECT MIN(job) FROM runs WHERE application_id = :app
+        UNION ALL
+        SELECT (SELECT MIN(job) FROM runs
+                WHERE application_id = :app AND job > jobs.job)
+        FROM jobs WHERE jobs.job IS NOT NULL)
+    SELECT {_COLUMNS} FROM jobs JOIN runs AS r ON r.id = (
+        SELECT MAX(id) FROM runs
+        WHERE application_id = :app AND job = jobs.job)'''
+
+_RUNNING = f'''
+    SELECT {_COLUMNS} FROM runs AS r WHERE r.id IN (
+        SELECT MAX(id) FROM runs
+        WHERE application_id = ? AND outcome IS NULL GROUP BY job)'''
+
+# see Store._finish for the rule; SET expressions read the old row
+_FINISH = '''
+    UPDATE runs SET
+        outcome = CASE WHEN outcome = 'timed out' THEN outcome
+                       ELSE :outcome END,
+        ended = CASE WHEN :outcome = 'timed out' AND ended IS NOT NULL
+                     THEN ended ELSE :ended END,
+        http_status = COALESCE(:http_status, http_status),
+        output = CASE WHEN :output = '' THEN output ELSE :output END,
+        error = COALESCE(:error, error)
+    WHERE '''
+
+
+class SqliteStore(Store):
+    """The run store in the SQLite file at ``path``, created on first use.
+
+    ``timeout`` is how many seconds a write waits for another writer
+    before it fails with :class:`~onecron.store.StoreError`. Opening checks
+    the file at once, so a bad path or a newer schema fails at start-up.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *,
+                 timeout: float = 5.0) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.timeout = timeout
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        # (owning thread, connection): closed when the thread is gone
+        self._connections: list[tuple[threading.Thread,
+                                      sqlite3.Connection]] = []
+        # connections that must never be closed, see _abandon
+        self._abandoned: list[sqlite3.Connection] = []
+        self._file: tuple[int, int] | None = None
+        self._closed = False
+        # closed again at once: a process that forks after this holds no
+        # connection its children could inherit
+        with self._errors():
+            self._open().close()
+
+    def __repr__(self) -> str:
+        return f'<SqliteStore {self.path!r}>'
+
+    # --- connections --------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=self.timeout,
+                             isolation_level=None, check_same_thread=False)
+        try:
+            db.execute(f'PRAGMA busy_timeout = {round(self.timeout * 1000)}')
+            mode = db.execute('PRAGMA journal_mode = WAL').fetchone()[0]
+            if mode != 'wal':
+                log.warning('%r: journal mode is %s, not wal; readers and '
+                            'writers will wait for each other', self, mode)
+            db.execute('PRAGMA synchronous = NORMAL')
+            self._check_schema(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _check_schema(self, db: sqlite3.Connection) -> None:
+        if self._user_version(db) == SCHEMA_VERSION:
+            return
+        with self._atomic(db):
+            version = self._user_version(db)  # another process may have won
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f'SQLite store {self.path} has schema version {version}, '
+                    f'newer than version {SCHEMA_VERSION} that this onecron '
+                    'knows: upgrade onecron', location=self.path)
+            if version == 0:
+                for statement in _SCHEMA:
+                    db.execute(statement)
+
+    @staticmethod
+    def _user_version(db: sqlite3.Connection) -> int:
+        version: int = db.execute('PRAGMA user_version').fetchone()[0]
+        return version
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, (re)opened when needed."""
+        if self._closed:
+            raise StoreError(f'SQLite store {self.path} is closed',
+                             location=self.path)
+        if os.getpid() != self._pid:
+            self._after_fork()
+        local = self._local
+        db: sqlite3.Connection | None = getattr(local, 'db', None)
+        file = _identity(self.path)
+        if db is not None and file != local.file:
+            self._abandon(db)
+            local.db = db = None
+            if self._file == local.file:  # the first thread to notice
+                self._file = None
+                raise StoreError(
+                    f'SQLite store {self.path} was removed or replaced; the '
+                    'next call opens it anew', location=self.path)
+        if db is None:
+            db = self._open()
+            local.db, local.file = db, _identity(self.path)
+            self._file = local.file
+            with self._lock:
+                self._close_orphans()
+                self._connections.append((threading.current_thread(), db))
+        return db
+
+    def _close_orphans(self) -> None:
+        """Close the connections of threads that have ended."""
+        alive = []
+        for thread, db in self._connections:
+            if thread.is_alive():
+                alive.append((thread, db))
+            else:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+        self._connections = alive
+
+    def _abandon(self, db: sqlite3.Connection) -> None:
+        """Keep ``db`` open and unused until the process ends.
+
+        Closing a connection to a file that was removed, or that a parent
+        process still uses, lets SQLite checkpoint and delete the ``-wal``
+        file by name: the one that now belongs to the live database.
+        """
+        with self._lock:
+            self._connections = [(thread, other) for thread, other
+                                 in self._connections if other is not db]
+            self._abandoned.append(db)
+
+    def _after_fork(self) -> None:
+        # the child has one thread; locks held by others at fork never free
+        self._lock = threading.Lock()
+        self._abandoned.extend(db for _, db in self._connections)
+        self._connections = []
+        self._local = threading.local()
+        self._pid = os.getpid()
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn SQLite's and the file system's errors into StoreError."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as error:
+            raise StoreError(f'SQLite store {self.path}: {error}',
+                             location=self.path) from error
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        with self._errors():
+            yield self._connection()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._db() as db, self._atomic(db):
+            yield db
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _atomic(db: sqlite3.Connection) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front, so a read followed by a
+        # write cannot be overtaken by another writer
+        db.execute('BEGIN IMMEDIATE')
+        try:
+            yield
+            db.execute('COMMIT')
+        except BaseException:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute('ROLLBACK')
+            raise
+
+    # --- runs -----------------------------------------------------------
+
+    def _insert_run(self, run: Run) -> int:
+        values = (run.application_id, run.job, _text_or_none(run.scheduled),
+                  run.trigger.value, _text(run.started),
+                  _text_or_none(run.ended),
+                  None if run.outcome is None else run.outcome.value,
+                  run.http_status, run.output, run.error, run.key)
+        insert = '''INSERT INTO runs (application_id, job, scheduled,
+            triggered_by, started, ended, outcome, http_status, output,
+            error, run_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'''
+        if run.key is None:
+            with self._db() as db:
+                return _row_id(db.execute(insert, values))
+        with self._transaction() as db:
+            row = db.execute('SELECT id FROM runs WHERE run_key = ?',
+                             (run.key,)).fetchone()
+            if row is not None:
+                existing: int = row[0]
+                return existing
+            return _row_id(db.execute(insert, values))
+
+    def _finish(self, run_id: int | None, key: str | None, ended: datetime,
+                outcome: Outcome, http_status: int | None, output: str,
+                error: str | None) -> bool:
+        where, value = ('id', run_id) if run_id is not None else (
+            'run_key', key)
+        with self._db() as db:
+            cursor = db.execute(_FINISH + f'{where} = :value', {
+                'outcome': outcome.value, 'ended': _text(ended),
+                'http_status': http_status, 'output': output,
+                'error': error, 'value': value})
+            return cursor.rowcount > 0
+
+    def runs(self, application_id: str, job: str | None = None, *,
+             limit: int = 50, before_id: int | None = None) -> list[Run]:
+        if limit < 0:
+            raise ValueError(f'limit {limit} is negative')
+        sql = f'SELECT {_COLUMNS} FROM runs AS r WHERE r.application_id = ?'
+        arguments: list[Any] = [application_id]
+        if job is not None:
+            sql += ' AND r.job = ?'
+            arguments.append(job)
+        if before_id is not None:
+            sql += ' AND r.id < ?'
+            arguments.append(before_id)
+        sql += ' ORDER BY r.id DESC LIMIT ?'
+        arguments.append(limit)
+        with self._db() as db:
+            return [_run(row) for row in db.execute(sql, arguments)]
+
+    def last_runs(self, application_id: str) -> dict[str, Run]:
+        with self._db() as db:
+            rows = db.execute(_LAST_RUNS, {'app': application_id})
+            return {run.job: run for run in map(_run, rows)}
+
+    def running(self, application_id: str) -> dict[str, Run]:
+        with self._db() as db:
+            rows = db.execute(_RUNNING, (application_id,))
+            return {run.job: run for run in map(_run, rows)}
+
+    def get_run(self, run_id: int) -> Run | None:
+        with self._db() as db:
+            row = db.execute(f'SELECT {_COLUMNS} FROM runs AS r '
+                             'WHERE r.id = ?', (run_id,)).fetchone()
+        return None if row is None else _run(row)
+
+    def _prune(self, keep_runs: int | None, cutoff: datetime | None) -> int:
+        arguments = {'keep': keep_runs,
+                     'cutoff': None if cutoff is None else _text(cutoff)}
+        if keep_runs is None:
+            sql = 'DELETE FROM runs WHERE started < :cutoff'
+        else:
+            old = 'started < :cutoff OR ' if cutoff is not None else ''
+            sql = f'''DELETE FROM runs WHERE id IN (
+                SELECT id FROM (
+                    SELECT id, started, outcome, ROW_NUMBER() OVER (
+                        PARTITION BY application_id, job ORDER BY id DESC) AS n
+                    FROM runs)
+                WHERE {old}(outcome IS NOT NULL AND n > :keep))'''
+        with self._db() as db:
+            deleted: int = db.execute(sql, arguments).rowcount
+        return deleted
+
+    # --- the operators' switches -------------------------------------------
+
+    def job_settings(self, application_id: str) -> dict[str, JobSettings]:
+        with self._db() as db:
+            rows = db.execute('''SELECT job, enabled, schedule, timezone
+                FROM job_settings WHERE application_id = ?''',
+                              (application_id,)).fetchall()
+        return {job: JobSettings(bool(enabled), schedule, timezone)
+                for job, enabled, schedule, timezone in rows}
+
+    def set_enabled(self, application_id: str, job: str,
+                    enabled: bool) -> None:
+        with self._db() as db:
+            db.execute('''INSERT INTO job_settings (application_id, job,
+                enabled) VALUES (?, ?, ?) ON CONFLICT (application_id, job)
+                DO UPDATE SET enabled = excluded.enabled''',
+                       (application_id, job, int(enabled)))
+
+    def set_schedule(self, application_id: str, job: str,
+                     schedule: str | None,
+                     timezone: str | None = None) -> None:
+        if schedule is None and timezone is not None:
+            raise ValueError(f'a reset of the schedule of {job!r} takes no '
+                             f'time zone, got {timezone!r}')
+        with self._db() as db:
+            db.execute('''INSERT INTO job_settings (application_id, job,
+                schedule, timezone) VALUES (?, ?, ?, ?)
+                ON CONFLICT (application_id, job) DO UPDATE SET
+                schedule = excluded.schedule, timezone = excluded.timezone''',
+                       (application_id, job, schedule, timezone))
+
+    def hold(self, application_id: str) -> Hold:
+        with self._db() as db:
+            return _hold(db, application_id)
+
+    def set_hold(self, application_id: str, held: bool, *,
+                 now: datetime) -> Hold:
+        since = _text(now)
+        with self._transaction() as db:
+            before = _hold(db, application_id)
+            if before.held != held:
+                db.execute('''INSERT INTO holds (application_id, held, since)
+                    VALUES (?, ?, ?) ON CONFLICT (application_id) DO UPDATE
+                    SET held = excluded.held, since = excluded.since''',
+                           (application_id, int(held), since))
+        return before
+
+    # --- schedulers -------------------------------------------------------
+
+    def heartbeat(self, info: SchedulerInfo) -> None:
+        values = (info.application_id, info.host, info.pid,
+                  _text(info.alive_since), _text(info.heartbeat))
+        with self._db() as db:
+            db.execute('''INSERT INTO schedulers (application_id, host, pid,
+                alive_since, heartbeat) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (application_id, host, pid) DO UPDATE SET
+                alive_since = excluded.alive_since,
+                heartbeat = excluded.heartbeat''', values)
+
+    def schedulers(self,
+                   application_id: str | None = None) -> list[SchedulerInfo]:
+        sql = '''SELECT application_id, host, pid, alive_since, heartbeat
+            FROM schedulers'''
+        arguments: tuple[str, ...] = ()
+        if application_id is not None:
+            sql += ' WHERE application_id = ?'
+            arguments = (application_id,)
+        sql += ' ORDER BY application_id, host, pid'
+        with self._db() as db:
+            rows = db.execute(sql, arguments).fetchall()
+        return [SchedulerInfo(app, host, pid, _time(alive), _time(beat))
+                for app, host, pid, alive, beat in rows]
+
+    def forget_scheduler(self, application_id: str, host: str,
+                         pid: int) -> None:
+        with self._db() as db:
+            db.execute('''DELETE FROM schedulers
+                WHERE application_id = ? AND host = ? AND pid = ?''',
+                       (application_id, host, pid))
+
+    # --- the store itself -------------------------------------------------
+
+    def version(self) -> int:
+        with self._db() as db:
+            return self._user_version(db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._pid == os.getpid():
+                for _, db in self._connections:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.close()
+            self._connections = []
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """What tells the file at ``path`` from a new one; None if missing."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    assert cursor.lastrowid is not None  # set by every INSERT
+    return cursor.lastrowid
+
+
+def _text(moment: datetime) -> str:
+    return utc(moment).isoformat(timespec='microseconds')
+
+
+def _text_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else _text(moment)
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _time_or_none(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _hold(db: sqlite3.Connection, application_id: str) -> Hold:
+    row = db.execute('SELECT held, since FROM holds WHERE application_id = ?',
+                     (application_id,)).fetchone()
+    if row is None:
+        return Hold(False, None)
+    return Hold(bool(row[0]), _time_or_none(row[1]))
+
+
+def _run(row: tuple[Any, ...]) -> Run:
+    (run_id, application_id, job, scheduled, trigger, started, ended,
+     outcome, http_status, output, error, key) = row
+    return Run(run_id, application_id, job, _time_or_none(scheduled),
+               Trigger(trigger), _time(started), _time_or_none(ended),
+               None if outcome is None else Outcome(outcome), http_status,
+               output, error, key)

@@ -1,0 +1,419 @@
+"""The run store: what ran, when, how it ended, and the operators' switches.
+
+Storage-independent: the records (:class:`Run`, :class:`JobSettings`,
+:class:`Hold`, :class:`SchedulerInfo`), the interface every backend
+implements (:class:`Store`) and :func:`open_store`, which turns a setting
+into a store. No I/O happens here; :mod:`onecron.sqlite` is the default
+backend.
+
+All datetimes are aware: arguments in any zone, stored as UTC and returned
+as aware UTC datetimes. A naive datetime is refused with ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from types import TracebackType
+from typing import TypeVar
+
+from .errors import OnecronError
+
+log = logging.getLogger(__name__)
+
+_S = TypeVar('_S', bound='Store')
+
+#: the most characters of a run's output (and of its error) that are kept
+MAX_OUTPUT = 64 * 1024
+
+
+class StoreError(OnecronError, RuntimeError):
+    """The store could not be read or written: locked past its timeout, disk
+    full, file removed or unwritable, schema newer than this onecron.
+
+    The message names the store; ``__cause__`` is the backend's error.
+    """
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        super().__init__(message)
+        #: the store's path (or secret-free address), if known
+        self.location = location
+
+
+class Outcome(str, enum.Enum):
+    """How a run ended."""
+
+    OK = 'ok'
+    FAILED = 'failed'
+    SKIPPED = 'skipped'
+    TIMED_OUT = 'timed out'
+    MISSED = 'missed'
+
+
+class Trigger(str, enum.Enum):
+    """Who started a run."""
+
+    SCHEDULER = 'scheduler'
+    URL = 'url'
+    MANUAL = 'manual'
+    CHAIN = 'chain'
+    SOON = 'soon'
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a job, finished or not."""
+
+    id: int
+    application_id: str
+    job: str
+    #: the nominal occurrence, before jitter; None for external calls
+    scheduled: datetime | None
+    trigger: Trigger
+    started: datetime
+    #: None while running, and forever after a crash mid-run
+    ended: datetime | None
+    #: None while running
+    outcome: Outcome | None
+    http_status: int | None
+    #: the job's output, at most :data:`MAX_OUTPUT` characters and a marker
+    output: str
+    #: the error message and traceback, bounded like ``output``
+    error: str | None
+    #: the caller's unique run key, if one was given
+    key: str | None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end; None while running."""
+        if self.ended is None:
+            return None
+        return (self.ended - self.started).total_seconds()
+
+    @property
+    def running(self) -> bool:
+        """Whether the run has no outcome yet (or crashed mid-run)."""
+        return self.outcome is None
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """An operator's switches for one job; the defaults change nothing."""
+
+    enabled: bool = True
+    #: an overriding schedule (the expression text); None: the code's
+    schedule: str | None = None
+    #: the override's time zone; None: the job's own
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Whether an application id's jobs are held, and since when.
+
+    ``since`` is when the current state began (held since, or released
+    since); None if the id was never held.
+    """
+
+    held: bool
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class SchedulerInfo:
+    """A scheduler thread's sign of life, one per application id and pid."""
+
+    application_id: str
+    host: str
+    pid: int
+    alive_since: datetime
+    heartbeat: datetime
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; ``ValueError`` if it is naive."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f'naive datetime {moment.isoformat()}: the store '
+                         'needs aware datetimes')
+    return moment.astimezone(timezone.utc)
+
+
+def bounded(text: str) -> str:
+    """``text`` cut to :data:`MAX_OUTPUT` characters, with a marker if cut.
+
+    Characters UTF-8 cannot encode (lone surrogates from undecodable bytes)
+    become escapes, so any output can be stored.
+    """
+    if len(text) > MAX_OUTPUT:
+        dropped = len(text) - MAX_OUTPUT
+        text = (f'{text[:MAX_OUTPUT]}\n'
+                f'[… output truncated: {dropped} characters dropped]')
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        text = text.encode('utf-8', 'backslashreplace').decode('utf-8')
+    return text
+
+
+class Store(abc.ABC):
+    """Where runs, job settings, holds and scheduler heartbeats are kept.
+
+    A store is shared by every thread and process of a host (or, with a
+    database server, of all hosts). Its methods raise :class:`StoreError`
+    when the backend fails; callers log it and carry on.
+
+    The run-writing methods are implemented here once: they check and
+    normalise their arguments and bound the output, then call
+    :meth:`_insert_run` and :meth:`_finish`, which backends implement.
+    """
+
+    # --- runs: written when they start, completed when they end ---------
+
+    def start_run(self, application_id: str, job: str, *, trigger: Trigger,
+                  started: datetime, scheduled: datetime | None = None,
+                  key: str | None = None) -> int:
+        """Record a run as it starts (no outcome yet); return its id.
+
+        With a ``key`` that is already stored, return that run's id and
+        write nothing, so a retried call records one run.
+        """
+        return self._insert_run(Run(
+            0, application_id, job, _utc_or_none(scheduled), Trigger(trigger),
+            utc(started), None, None, None, '', None, key))
+
+    def finish_run(self, run_id: int, *, ended: datetime, outcome: Outcome,
+                   http_status: int | None = None, output: str = '',
+                   error: str | None = None) -> None:
+        """Complete the run ``run_id``; an unknown id is a no-op.
+
+        A run already marked TIMED_OUT keeps that outcome; the rest is
+        filled in. See :meth:`_finish` for the exact rule.
+        """
+        if not self._finish(run_id, None, utc(ended), Outcome(outcome),
+                            http_status, bounded(output),
+                            _bounded_or_none(error)):
+            log.warning('no run %d to finish in %r (pruned?)', run_id, self)
+
+    def finish_run_by_key(self, key: str, *, ended: datetime,
+                          outcome: Outcome, http_status: int | None = None,
+                          output: str = '', error: str | None = None) -> bool:
+        """Complete the run with ``key``, like :meth:`finish_run`.
+
+        False if no run has that key.
+        """
+        return self._finish(None, key, utc(ended), Outcome(outcome),
+                            http_status, bounded(output),
+                            _bounded_or_none(error))
+
+    def record_run(self, application_id: str, job: str, *, trigger: Trigger,
+                   started: datetime, ended: datetime, outcome: Outcome,
+                   scheduled: datetime | None = None,
+                   http_status: int | None = None, output: str = '',
+                   error: str | None = None, key: str | None = None) -> int:
+        """Record a complete run at once (skipped, missed); return its id.
+
+        A stored ``key`` makes it a no-op returning that run's id.
+        """
+        return self._insert_run(Run(
+            0, application_id, job, _utc_or_none(scheduled), Trigger(trigger),
+            utc(started), utc(ended), Outcome(outcome), http_status,
+            bounded(output), _bounded_or_none(error), key))
+
+    @abc.abstractmethod
+    def _insert_run(self, run: Run) -> int:
+        """Store ``run`` (its ``id`` is ignored) and return the new id.
+
+        If ``run.key`` is already stored, write nothing and return the id
+        of the run that has it. Times are UTC, texts already bounded.
+        """
+
+    @abc.abstractmethod
+    def _finish(self, run_id: int | None, key: str | None, ended: datetime,
+                outcome: Outcome, http_status: int | None, output: str,
+                error: str | None) -> bool:
+        """Complete the run with ``run_id`` (or else ``key``); False if none.
+
+        The rule, so that a timeout and the job's own end may arrive in
+        either order: TIMED_OUT, once stored, stays the outcome; a TIMED_OUT
+        for a run that has already ended keeps its ``ended``; ``http_status``
+        and ``error`` are replaced only by a value, ``output`` only by a
+        non-empty one.
+        """
+
+    @abc.abstractmethod
+    def runs(self, application_id: str, job: str | None = None, *,
+             limit: int = 50, before_id: int | None = None) -> list[Run]:
+        """Runs of an application id (or one of its jobs), newest first.
+
+        At most ``limit``; pass the last id seen as ``before_id`` for the
+        next page.
+        """
+
+    @abc.abstractmethod
+    def last_runs(self, application_id: str) -> dict[str, Run]:
+        """The newest run of each job of ``application_id``, by job name."""
+
+    @abc.abstractmethod
+    def running(self, application_id: str) -> dict[str, Run]:
+        """The newest unfinished run of each job, by job name.
+
+        A run left by a crash stays unfinished, and so in here, until it is
+        pruned; compare its id with the job's :meth:`last_runs` entry.
+        """
+
+    @abc.abstractmethod
+    def get_run(self, run_id: int) -> Run | None:
+        """The run ``run_id``, or None."""
+
+    def prune(self, *, now: datetime, keep_runs: int | None = None,
+              keep_days: float | None = None) -> int:
+        """Delete old runs; return how many were deleted.
+
+        A finished run goes when it is not among the newest ``keep_runs``
+        of its application id and job, or when it started more than
+        ``keep_days`` days before ``now``. An unfinished run goes only by
+        age, never when ``keep_days`` is None. Both None: nothing goes.
+        """
+        if keep_runs is not None and keep_runs < 0:
+            raise ValueError(f'keep_runs {keep_runs} is negative')
+        if keep_days is not None and keep_days < 0:
+            raise ValueError(f'keep_days {keep_days} is negative')
+        now = utc(now)
+        cutoff = None if keep_days is None else now - timedelta(days=keep_days)
+        if keep_runs is None and cutoff is None:
+            return 0
+        return self._prune(keep_runs, cutoff)
+
+    @abc.abstractmethod
+    def _prune(self, keep_runs: int | None, cutoff: datetime | None) -> int:
+        """Delete what :meth:`prune` describes; ``cutoff`` is in UTC.
+
+        Delete finished runs beyond the newest ``keep_runs`` per
+        application id and job, and all runs started before ``cutoff``.
+        """
+
+    # --- the operators' switches -----------------------------------------
+
+    @abc.abstractmethod
+    def job_settings(self, application_id: str) -> dict[str, JobSettings]:
+        """The stored settings of the jobs of ``application_id``.
+
+        A job without an entry has the defaults, ``JobSettings()``.
+        """
+
+    @abc.abstractmethod
+    def set_enabled(self, application_id: str, job: str,
+                    enabled: bool) -> None:
+        """Enable or disable a job, for every process sharing the store."""
+
+    @abc.abstractmethod
+    def set_schedule(self, application_id: str, job: str,
+                     schedule: str | None,
+                     timezone: str | None = None) -> None:
+        """Override a job's schedule; None goes back to the code's.
+
+        The store does not parse ``schedule``: validate it first. Resetting
+        with a time zone is a ``ValueError``.
+        """
+
+    @abc.abstractmethod
+    def hold(self, application_id: str) -> Hold:
+        """Whether the jobs of ``application_id`` are held."""
+
+    @abc.abstractmethod
+    def set_hold(self, application_id: str, held: bool, *,
+                 now: datetime) -> Hold:
+        """Hold or release all jobs of an id; return the state before.
+
+        ``since`` becomes ``now`` when the state changes and stays as it
+        was when it does not.
+        """
+
+    # --- schedulers -------------------------------------------------------
+
+    @abc.abstractmethod
+    def heartbeat(self, info: SchedulerInfo) -> None:
+        """Insert or update the scheduler (application id, host, pid)."""
+
+    @abc.abstractmethod
+    def schedulers(self,
+                   application_id: str | None = None) -> list[SchedulerInfo]:
+        """The schedulers of ``application_id`` (of all ids if None)."""
+
+    @abc.abstractmethod
+    def forget_scheduler(self, application_id: str, host: str,
+                         pid: int) -> None:
+        """Remove a scheduler's entry, when it stops."""
+
+    # --- the store itself -------------------------------------------------
+
+    @abc.abstractmethod
+    def version(self) -> int:
+        """The schema version of the stored data."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the store's connections; it cannot be used afterwards."""
+
+    @abc.abstractmethod
+    def __repr__(self) -> str:
+        """Names the store, never a password."""
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None,
+                 error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else utc(moment)
+
+
+def _bounded_or_none(text: str | None) -> str | None:
+    return None if text is None else bounded(text)
+
+
+def open_store(target: str | os.PathLike[str] | Store | None) -> Store | None:
+    """The store a ``CronApp(store=...)`` setting names.
+
+    None: no store. A :class:`Store`: itself. A file path, or an URL
+    ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` (as in
+    SQLAlchemy): a :class:`~onecron.sqlite.SqliteStore`. ``postgresql://``
+    is not available yet (:class:`~onecron.errors.OnecronError`); anything
+    else is a ``ValueError``.
+    """
+    if target is None or isinstance(target, Store):
+        return target
+    if isinstance(target, os.PathLike):
+        target = os.fspath(target)
+    if not isinstance(target, str) or not target.strip():
+        raise ValueError(f'not a store, a path or a store URL: {target!r}')
+    scheme, separator, rest = target.partition('://')
+    if not separator:
+        path = target
+    elif scheme == 'sqlite' and rest.startswith('/') and len(rest) > 1:
+        path = rest[1:]
+    elif scheme in ('postgresql', 'postgres') or scheme.startswith(
+            'postgresql+'):
+        raise OnecronError('the PostgreSQL store is not available yet')
+    else:
+        raise ValueError(f'not a store path or URL: {_redacted(target)!r} '
+                         '(use a file path, sqlite:///path or a Store)')
+    if path == ':memory:':
+        raise ValueError('an in-memory SQLite store cannot be shared by '
+                         'threads and processes: give a file path')
+    from .sqlite import SqliteStore  # the only place sqlite3 is imported
+    return SqliteStore(path)
+
+
+def _redacted(url: str) -> str:
+    """``url`` without the password of its user part."""
+    return re.sub(r'(://[^/@:]*):[^/@]*@', r'\1:***@', url)

@@ -1,0 +1,322 @@
+"""The SQLite store on real files, with real processes and threads.
+
+What every store does is in ``test_store.py``; here is what is SQLite's
+own: WAL, one file shared by processes, crashes, the file system failing,
+and the query plans that keep the status page fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from onecron.errors import OnecronError
+from onecron.sqlite import SqliteStore
+from onecron.store import Outcome, StoreError, Trigger
+
+T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
+
+WRITER = textwrap.dedent('''
+    import sys
+    from datetime import datetime, timezone
+    from onecron.sqlite import SqliteStore
+    from onecron.store import Outcome, Trigger
+    path, job = sys.argv[1:]
+    sys.stdin.readline()  # start together, on a file neither has opened
+    store = SqliteStore(path)
+    for i in range(200):
+        run = store.start_run('app', job, trigger=Trigger.SCHEDULER,
+                              started=datetime.now(timezone.utc))
+        store.finish_run(run, ended=datetime.now(timezone.utc),
+                         outcome=Outcome.OK, output=str(i))
+    print('done', flush=True)
+''')
+
+CRASHER = textwrap.dedent('''
+    import sys
+    from datetime import datetime, timezone
+    from onecron.sqlite import SqliteStore
+    from onecron.store import Outcome, Trigger
+    store = SqliteStore(sys.argv[1])
+    def now():
+        return datetime.now(timezone.utc)
+    print(store.start_run('app', 'long', trigger=Trigger.URL, started=now()),
+          flush=True)
+    while True:  # keep writing, so that the kill lands amid writes
+        run = store.start_run('app', 'busy', trigger=Trigger.URL,
+                              started=now())
+        store.finish_run(run, ended=now(), outcome=Outcome.OK,
+                         output='x' * 5000)
+        print(run, flush=True)
+''')
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    """The path of a store file that does not exist yet."""
+    return str(tmp_path / 'onecron.sqlite')
+
+
+@pytest.fixture
+def store(path: str) -> Iterator[SqliteStore]:
+    """A new SQLite store at ``path``."""
+    with SqliteStore(path) as store:
+        yield store
+
+
+def integrity(path: str) -> str:
+    with sqlite3.connect(path) as db:
+        result: str = db.execute('PRAGMA integrity_check').fetchone()[0]
+    return result
+
+
+def add(store: SqliteStore, job: str = 'job') -> int:
+    return store.record_run('app', job, trigger=Trigger.URL, started=T0,
+                            ended=T0, outcome=Outcome.OK)
+
+
+def test_the_file_is_in_wal_mode(store: SqliteStore, path: str) -> None:
+    """The store file uses WAL, so readers never wait for the writer."""
+    with sqlite3.connect(path) as db:
+        assert db.execute('PRAGMA journal_mode').fetchone()[0] == 'wal'
+
+
+def test_two_processes_lose_no_run(path: str) -> None:
+    """Two processes writing 200 runs each at once into a new file: 400."""
+    children = [subprocess.Popen([sys.executable, '-c', WRITER, path, job],
+                                 stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+                for job in ('first', 'second')]
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write('go\n')
+        child.stdin.flush()
+    for child in children:
+        out, _ = child.communicate(timeout=60)
+        assert (child.returncode, out) == (0, 'done\n')
+    with SqliteStore(path) as store:
+        runs = store.runs('app', limit=1000)
+    assert len(runs) == 400
+    assert all(run.outcome is Outcome.OK for run in runs)
+    for job in ('first', 'second'):
+        outputs = sorted(int(run.output) for run in runs if run.job == job)
+        assert outputs == list(range(200))
+
+
+def test_kill_9_mid_run_leaves_it_visible_and_the_file_sound(
+        path: str) -> None:
+    """A process killed after start_run leaves an unfinished run, every
+    committed run, and a file that passes integrity_check."""
+    child = subprocess.Popen([sys.executable, '-c', CRASHER, path],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    long_run = int(child.stdout.readline())
+    committed = [int(child.stdout.readline()) for _ in range(50)]
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    assert integrity(path) == 'ok'
+    with SqliteStore(path) as store:
+        run = store.get_run(long_run)
+        assert run is not None and run.running and run.ended is None
+        assert store.running('app')['long'].id == long_run
+        for run_id in committed:
+            run = store.get_run(run_id)
+            assert run is not None and run.outcome is Outcome.OK
+
+
+def test_a_forked_child_uses_its_own_connection(store: SqliteStore) -> None:
+    """After a fork, parent and child both write through the same store."""
+    add(store, 'parent')
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        code = 1
+        try:
+            add(store, 'child')
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    add(store, 'parent again')
+    assert set(store.last_runs('app')) == {'parent', 'child', 'parent again'}
+    assert integrity(store.path) == 'ok'
+
+
+def test_threads_write_through_their_own_connections(
+        store: SqliteStore) -> None:
+    """Eight threads writing at once store every run."""
+    errors: list[BaseException] = []
+
+    def write(job: str) -> None:
+        try:
+            for _ in range(25):
+                add(store, job)
+        except BaseException as error:  # pragma: no cover - shown below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(f'job{i}',))
+               for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(store.runs('app', limit=1000)) == 200
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self/fd'),
+                    reason='counts descriptors in /proc')
+def test_ended_threads_do_not_leak_connections(store: SqliteStore) -> None:
+    """Connections of threads that ended are closed: descriptors stay few."""
+    def open_files() -> int:
+        return len(os.listdir('/proc/self/fd'))
+
+    add(store)
+    before = open_files()
+    for _ in range(30):
+        thread = threading.Thread(target=add, args=(store,))
+        thread.start()
+        thread.join()
+    assert open_files() <= before + 3
+
+
+def test_a_newer_schema_is_refused(store: SqliteStore, path: str) -> None:
+    """A file written by a newer onecron fails to open, naming versions."""
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.execute('PRAGMA user_version = 2')
+    with pytest.raises(OnecronError,
+                       match='schema version 2, newer than version 1'):
+        SqliteStore(path)
+
+
+def test_a_missing_directory_fails_naming_the_path(tmp_path: Path) -> None:
+    """A path in a directory that does not exist raises StoreError."""
+    path = str(tmp_path / 'missing' / 'onecron.sqlite')
+    with pytest.raises(StoreError, match=re.escape(path)) as error:
+        SqliteStore(path)
+    assert error.value.location == path
+    assert isinstance(error.value.__cause__, sqlite3.Error)
+
+
+def test_a_file_as_directory_fails_naming_the_path(tmp_path: Path) -> None:
+    """A path below a plain file (not writable as a dir) is a StoreError."""
+    (tmp_path / 'file').write_text('')
+    path = str(tmp_path / 'file' / 'onecron.sqlite')
+    with pytest.raises(StoreError, match=re.escape(path)):
+        SqliteStore(path)
+
+
+def test_a_removed_file_fails_once_then_is_created_anew(
+        store: SqliteStore, path: str) -> None:
+    """Deleting the file is reported by the next call; the one after
+    starts a new file."""
+    add(store)
+    for suffix in ('', '-wal', '-shm'):
+        os.remove(path + suffix)
+    with pytest.raises(StoreError, match='removed or replaced'):
+        add(store)
+    run_id = add(store)
+    assert [run.id for run in store.runs('app')] == [run_id]
+    assert os.path.exists(path)
+
+
+def test_a_removed_directory_keeps_failing(store: SqliteStore,
+                                           path: str) -> None:
+    """While the directory is gone, every call is a StoreError."""
+    add(store)
+    shutil.rmtree(os.path.dirname(path))
+    for _ in range(2):
+        with pytest.raises(StoreError, match=re.escape(path)):
+            store.runs('app')
+    os.mkdir(os.path.dirname(path))
+    assert store.runs('app') == []
+
+
+def test_locked_past_the_timeout_is_a_store_error(path: str) -> None:
+    """A writer blocked longer than timeout gets StoreError naming the path."""
+    store = SqliteStore(path, timeout=0.1)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute('BEGIN IMMEDIATE')
+    try:
+        with pytest.raises(StoreError, match=re.escape(path) + '.*locked'):
+            add(store)
+        assert store.runs('app') == []  # reading still works
+    finally:
+        blocker.execute('ROLLBACK')
+        blocker.close()
+    add(store)
+    store.close()
+
+
+def test_a_full_disk_is_a_store_error(store: SqliteStore, path: str) -> None:
+    """A write that finds no room fails with StoreError, and the run
+    written before survives."""
+    first = add(store)
+    db = store._connection()
+    pages = db.execute('PRAGMA page_count').fetchone()[0]
+    db.execute(f'PRAGMA max_page_count = {pages}')
+    with pytest.raises(StoreError, match='full'):
+        store.record_run('app', 'job', trigger=Trigger.URL, started=T0,
+                         ended=T0, outcome=Outcome.OK, output='x' * 60000)
+    assert [run.id for run in store.runs('app')] == [first]
+
+
+def test_a_closed_store_refuses_work(store: SqliteStore) -> None:
+    """After close(), calls raise StoreError instead of reopening."""
+    store.close()
+    with pytest.raises(StoreError, match='closed'):
+        add(store)
+
+
+def query_plans(store: SqliteStore, call: Callable[[], object]) -> list[str]:
+    """The query plan lines of every statement ``call`` runs on ``store``."""
+    db = store._connection()
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+    try:
+        call()
+    finally:
+        db.set_trace_callback(None)
+    assert statements
+    return [row[3] for statement in statements
+            for row in db.execute('EXPLAIN QUERY PLAN ' + statement)]
+
+
+def test_status_queries_use_indexes_with_100000_runs(
+        store: SqliteStore, path: str) -> None:
+    """last_runs, running and runs search indexes over 200 jobs × 500 runs,
+    and last_runs finds each job's newest run."""
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            'INSERT INTO runs (application_id, job, triggered_by, started, '
+            "ended, outcome) VALUES ('app', ?, 'scheduler', ?, ?, ?)",
+            ((f'job{i % 200:03}', '2024-03-01T08:30:00.000000+00:00',
+              None if i % 1000 == 7 else '2024-03-01T08:30:01.000000+00:00',
+              None if i % 1000 == 7 else 'ok') for i in range(100_000)))
+    last = store.last_runs('app')
+    assert len(last) == 200
+    assert last['job000'].id == 99_801 and last['job199'].id == 100_000
+    assert len(store.running('app')) == 1
+    for call in (lambda: store.last_runs('app'),
+                 lambda: store.running('app'),
+                 lambda: store.runs('app', limit=20),
+                 lambda: store.runs('app', 'job007', before_id=5000)):
+        plans = query_plans(store, call)
+        assert not [plan for plan in plans if plan.startswith('SCAN r')], \
+            plans
+        assert any(re.search(r'USING (COVERING )?INDEX runs_', plan)
+                   for plan in plans), plans

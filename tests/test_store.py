@@ -1,0 +1,509 @@
+"""The contract of every run store, run against each backend.
+
+A backend joins by adding an entry to ``BACKENDS``: a function of pytest's
+``tmp_path`` that returns a way to open the same store again, as another
+process would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from onecron.errors import OnecronError
+from onecron.sqlite import SqliteStore
+from onecron.store import (MAX_OUTPUT, Hold, JobSettings, Outcome, Run,
+                           SchedulerInfo, Store, Trigger, bounded, open_store)
+
+T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
+ZURICH = ZoneInfo('Europe/Zurich')
+MARKER = '\n[… output truncated: '
+
+
+def sqlite_backend(tmp_path: Path) -> Callable[[], Store]:
+    path = tmp_path / 'onecron.sqlite'
+    return lambda: SqliteStore(path)
+
+
+BACKENDS = {'sqlite': sqlite_backend}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def reopen(request: pytest.FixtureRequest,
+           tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Opens the store under test anew; every instance is closed after."""
+    factory = BACKENDS[request.param](tmp_path)
+    opened: list[Store] = []
+
+    def open_again() -> Store:
+        opened.append(factory())
+        return opened[-1]
+
+    yield open_again
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(reopen: Callable[[], Store]) -> Store:
+    """A fresh, empty store of the backend under test."""
+    return reopen()
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def add(store: Store, job: str = 'job', minutes: float = 0,
+        app: str = 'app', outcome: Outcome | None = Outcome.OK) -> int:
+    """A run of ``job`` started at ``minutes``; unfinished if no outcome."""
+    if outcome is None:
+        return store.start_run(app, job, trigger=Trigger.SCHEDULER,
+                               started=at(minutes))
+    return store.record_run(app, job, trigger=Trigger.SCHEDULER,
+                            started=at(minutes), ended=at(minutes + 1),
+                            outcome=outcome)
+
+
+# --- writing runs ---------------------------------------------------------
+
+def test_start_then_finish_keeps_every_field(store: Store) -> None:
+    """A run written at start and completed at end reads back whole."""
+    run_id = store.start_run('app', 'report', trigger=Trigger.SCHEDULER,
+                             started=at(0.5), scheduled=at(0), key='k-1')
+    store.finish_run(run_id, ended=at(2), outcome=Outcome.FAILED,
+                     http_status=500, output='printed', error='Traceback')
+    assert store.get_run(run_id) == Run(
+        run_id, 'app', 'report', at(0), Trigger.SCHEDULER, at(0.5), at(2),
+        Outcome.FAILED, 500, 'printed', 'Traceback', 'k-1')
+    run = store.get_run(run_id)
+    assert run is not None and run.duration == 90.0 and not run.running
+
+
+def test_a_started_run_is_visible_as_running(store: Store) -> None:
+    """Before it ends, a run has no end, outcome or duration, and runs."""
+    run_id = store.start_run('app', 'job', trigger=Trigger.URL,
+                             started=at(0))
+    assert store.get_run(run_id) == Run(
+        run_id, 'app', 'job', None, Trigger.URL, at(0), None, None, None,
+        '', None, None)
+    run = store.get_run(run_id)
+    assert run is not None and run.running and run.duration is None
+
+
+def test_a_known_key_returns_the_same_run_and_writes_nothing(
+        store: Store) -> None:
+    """start_run and record_run with a stored key give that run's id."""
+    first = store.start_run('app', 'job', trigger=Trigger.SCHEDULER,
+                            started=at(0), key='app/job/08:30')
+    again = store.start_run('app', 'job', trigger=Trigger.MANUAL,
+                            started=at(5), key='app/job/08:30')
+    recorded = store.record_run('app', 'job', trigger=Trigger.SCHEDULER,
+                                started=at(6), ended=at(7),
+                                outcome=Outcome.SKIPPED, key='app/job/08:30')
+    assert first == again == recorded
+    assert [run.id for run in store.runs('app')] == [first]
+    run = store.get_run(first)
+    assert run is not None and run.trigger is Trigger.SCHEDULER
+    assert run.running
+
+
+def test_runs_without_key_are_all_kept(store: Store) -> None:
+    """No key means no deduplication: identical calls give new runs."""
+    ids = {add(store, outcome=None) for _ in range(3)}
+    assert len(ids) == 3
+
+
+def test_finish_by_key_completes_or_says_there_is_none(store: Store) -> None:
+    """finish_run_by_key fills the keyed run; False for an unknown key."""
+    run_id = store.start_run('app', 'job', trigger=Trigger.SCHEDULER,
+                             started=at(0), key='k')
+    assert store.finish_run_by_key('k', ended=at(1), outcome=Outcome.OK,
+                                   http_status=200, output='done')
+    assert not store.finish_run_by_key('nope', ended=at(1),
+                                       outcome=Outcome.OK)
+    run = store.get_run(run_id)
+    assert run is not None
+    assert (run.outcome, run.ended, run.http_status, run.output) == (
+        Outcome.OK, at(1), 200, 'done')
+
+
+def test_timed_out_sticks_when_the_job_ends_later(store: Store) -> None:
+    """A run marked timed out stays so; the job's end fills the rest."""
+    run_id = store.start_run('app', 'job', trigger=Trigger.SCHEDULER,
+                             started=at(0), key='k')
+    assert store.finish_run_by_key('k', ended=at(1),
+                                   outcome=Outcome.TIMED_OUT,
+                                   error='no answer within 60s')
+    store.finish_run(run_id, ended=at(3), outcome=Outcome.OK,
+                     http_status=200, output='late but done')
+    run = store.get_run(run_id)
+    assert run is not None
+    assert (run.outcome, run.ended, run.http_status, run.output,
+            run.error) == (Outcome.TIMED_OUT, at(3), 200, 'late but done',
+                           'no answer within 60s')
+
+
+def test_timed_out_after_the_end_keeps_the_real_end(store: Store) -> None:
+    """A timeout reported after the job ended marks it, keeping its end."""
+    run_id = store.start_run('app', 'job', trigger=Trigger.SCHEDULER,
+                             started=at(0), key='k')
+    store.finish_run(run_id, ended=at(2), outcome=Outcome.OK,
+                     http_status=200, output='done')
+    store.finish_run_by_key('k', ended=at(3), outcome=Outcome.TIMED_OUT)
+    run = store.get_run(run_id)
+    assert run is not None
+    assert (run.outcome, run.ended, run.http_status, run.output) == (
+        Outcome.TIMED_OUT, at(2), 200, 'done')
+
+
+def test_finishing_an_unknown_run_is_logged_and_ignored(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """finish_run of an id that does not exist writes nothing and warns."""
+    with caplog.at_level(logging.WARNING, logger='onecron'):
+        store.finish_run(12345, ended=at(1), outcome=Outcome.OK)
+    assert 'no run 12345' in caplog.text
+    assert store.get_run(12345) is None
+    assert store.runs('app') == []
+
+
+def test_record_run_writes_a_complete_run(store: Store) -> None:
+    """record_run stores a finished run in one call."""
+    run_id = store.record_run('app', 'job', trigger=Trigger.SCHEDULER,
+                              started=at(0), ended=at(0),
+                              outcome=Outcome.MISSED, scheduled=at(-1),
+                              output='held')
+    assert store.get_run(run_id) == Run(
+        run_id, 'app', 'job', at(-1), Trigger.SCHEDULER, at(0), at(0),
+        Outcome.MISSED, None, 'held', None, None)
+
+
+def test_enum_values_are_accepted_as_strings(store: Store) -> None:
+    """Outcome and trigger may be given by value and come back as enums."""
+    run_id = store.record_run('app', 'job', trigger='chain',  # type: ignore
+                              started=at(0), ended=at(1),
+                              outcome='timed out')  # type: ignore
+    run = store.get_run(run_id)
+    assert run is not None
+    assert run.trigger is Trigger.CHAIN and run.outcome is Outcome.TIMED_OUT
+
+
+# --- times and texts ------------------------------------------------------
+
+def test_aware_times_come_back_equal_in_utc(store: Store) -> None:
+    """Times in any zone are stored as UTC and read back as equal instants."""
+    started = datetime(2024, 7, 1, 10, 30, 0, 123456, tzinfo=ZURICH)
+    ended = started + timedelta(microseconds=1)
+    run_id = store.record_run('app', 'job', trigger=Trigger.URL,
+                              started=started, ended=ended,
+                              outcome=Outcome.OK, scheduled=started)
+    run = store.get_run(run_id)
+    assert run is not None
+    assert (run.started, run.ended, run.scheduled) == (started, ended,
+                                                       started)
+    assert run.started.utcoffset() == timedelta(0)
+    assert run.started.hour == 8 and run.duration == 0.000001
+
+
+def test_the_second_of_a_repeated_hour_is_stored_as_such(
+        store: Store) -> None:
+    """02:30 with fold=1 on the autumn change is stored as 01:30 UTC."""
+    # PEP 495: a fold=1 time never equals another zone's, so compare in UTC
+    repeated = datetime(2024, 10, 27, 2, 30, tzinfo=ZURICH, fold=1)
+    run_id = add(store, outcome=None)
+    store.finish_run(run_id, ended=repeated, outcome=Outcome.OK)
+    run = store.get_run(run_id)
+    assert run is not None
+    assert run.ended == datetime(2024, 10, 27, 1, 30, tzinfo=timezone.utc)
+
+
+def test_naive_times_are_refused(store: Store) -> None:
+    """A naive datetime is a ValueError, and nothing is written."""
+    with pytest.raises(ValueError, match='naive'):
+        store.start_run('app', 'job', trigger=Trigger.URL,
+                        started=datetime(2024, 1, 1))
+    with pytest.raises(ValueError, match='naive'):
+        store.set_hold('app', True, now=datetime(2024, 1, 1))
+    assert store.runs('app') == []
+
+
+def test_long_output_and_error_are_cut_with_a_marker(store: Store) -> None:
+    """Output and error over MAX_OUTPUT keep their head and say how much
+    was dropped."""
+    run_id = add(store, outcome=None)
+    store.finish_run(run_id, ended=at(1), outcome=Outcome.FAILED,
+                     output='o' * (MAX_OUTPUT + 10),
+                     error='e' * (MAX_OUTPUT * 2))
+    run = store.get_run(run_id)
+    assert run is not None and run.error is not None
+    assert run.output == ('o' * MAX_OUTPUT
+                          + f'{MARKER}10 characters dropped]')
+    assert run.error == ('e' * MAX_OUTPUT
+                         + f'{MARKER}{MAX_OUTPUT} characters dropped]')
+    recorded = store.record_run('app', 'job', trigger=Trigger.URL,
+                                started=at(0), ended=at(1),
+                                outcome=Outcome.OK, output='r' * 10**6)
+    run = store.get_run(recorded)
+    assert run is not None and len(run.output) < MAX_OUTPUT + 100
+
+
+def test_output_at_the_limit_is_kept_whole(store: Store) -> None:
+    """Exactly MAX_OUTPUT characters (not bytes) are stored unchanged."""
+    text = 'ü' * MAX_OUTPUT
+    run_id = store.record_run('app', 'job', trigger=Trigger.URL,
+                              started=at(0), ended=at(1), outcome=Outcome.OK,
+                              output=text, error=text)
+    run = store.get_run(run_id)
+    assert run is not None and run.output == run.error == text
+
+
+def test_undecodable_output_is_stored_escaped(store: Store) -> None:
+    """Output with lone surrogates (undecodable bytes) is stored escaped."""
+    output = b'bad \xff byte'.decode('utf-8', 'surrogateescape')
+    run_id = store.record_run('app', 'job', trigger=Trigger.URL,
+                              started=at(0), ended=at(1), outcome=Outcome.OK,
+                              output=output)
+    run = store.get_run(run_id)
+    assert run is not None and run.output == 'bad \\udcff byte'
+    assert bounded('plain') == 'plain'
+
+
+# --- reading runs ---------------------------------------------------------
+
+def test_runs_page_newest_first(store: Store) -> None:
+    """runs() returns newest first, by job or all, paged with before_id."""
+    ids = [add(store, job=f'job{i % 2}', minutes=i) for i in range(7)]
+    add(store, app='other')
+    newest_first = ids[::-1]
+    page = store.runs('app', limit=3)
+    assert [run.id for run in page] == newest_first[:3]
+    page = store.runs('app', limit=3, before_id=page[-1].id)
+    assert [run.id for run in page] == newest_first[3:6]
+    assert [run.id for run in store.runs('app', before_id=page[-1].id)] == \
+        newest_first[6:]
+    assert [run.id for run in store.runs('app', 'job1')] == \
+        [ids[5], ids[3], ids[1]]
+    assert store.runs('app', limit=0) == []
+    with pytest.raises(ValueError):
+        store.runs('app', limit=-1)
+
+
+def test_last_runs_has_the_newest_run_per_job_of_one_id(store: Store) -> None:
+    """last_runs maps each job of the id to its newest run, finished or not."""
+    add(store, 'a', 0)
+    newest_a = add(store, 'a', 1, outcome=None)
+    newest_b = add(store, 'b', 0, outcome=Outcome.FAILED)
+    add(store, 'a', 2, app='other')
+    last = store.last_runs('app')
+    assert {job: run.id for job, run in last.items()} == {
+        'a': newest_a, 'b': newest_b}
+    assert last['b'].outcome is Outcome.FAILED
+    assert set(store.last_runs('other')) == {'a'}
+    assert store.last_runs('nobody') == {}
+
+
+def test_running_has_the_newest_unfinished_run_per_job(store: Store) -> None:
+    """running() lists only unfinished runs, the newest one per job."""
+    add(store, 'a', 0, outcome=None)
+    newest_a = add(store, 'a', 1, outcome=None)
+    add(store, 'b', 0)
+    finished = add(store, 'c', 0, outcome=None)
+    store.finish_run(finished, ended=at(1), outcome=Outcome.OK)
+    other = add(store, 'b', 0, app='other', outcome=None)
+    assert {job: run.id for job, run in store.running('app').items()} == {
+        'a': newest_a}
+    assert {job: run.id for job, run in store.running('other').items()} == {
+        'b': other}
+
+
+def test_get_run_of_an_unknown_id_is_none(store: Store) -> None:
+    """get_run() answers None for an id that does not exist."""
+    assert store.get_run(1) is None
+
+
+# --- retention ------------------------------------------------------------
+
+def test_prune_keeps_the_last_runs_of_each_job(store: Store) -> None:
+    """keep_runs=N keeps the newest N finished runs per id and job."""
+    kept = {}
+    for app in ('app', 'other'):
+        for job in ('a', 'b'):
+            ids = [add(store, job, minute, app) for minute in range(5)]
+            kept[app, job] = ids[-2:][::-1]
+    assert store.prune(now=at(10), keep_runs=2) == 12
+    for (app, job), ids in kept.items():
+        assert [run.id for run in store.runs(app, job)] == ids
+
+
+def test_prune_keeps_unfinished_runs_when_counting(store: Store) -> None:
+    """An unfinished run survives keep_runs, and counts among the N."""
+    stuck = add(store, minutes=0, outcome=None)
+    finished = [add(store, minutes=minute) for minute in range(1, 4)]
+    assert store.prune(now=at(10), keep_runs=1) == 2
+    assert [run.id for run in store.runs('app')] == [finished[-1], stuck]
+    assert store.prune(now=at(10), keep_runs=0) == 1
+    assert [run.id for run in store.runs('app')] == [stuck]
+
+
+def test_prune_by_days_drops_old_runs_finished_or_not(store: Store) -> None:
+    """keep_days drops every run started before now minus N days."""
+    day = 24 * 60
+    add(store, minutes=-3 * day)
+    add(store, minutes=-3 * day, outcome=None)
+    young = [add(store, minutes=-day), add(store, minutes=-day, outcome=None)]
+    assert store.prune(now=at(0), keep_days=2) == 2
+    assert sorted(run.id for run in store.runs('app')) == young
+
+
+def test_prune_with_both_limits_applies_each(store: Store) -> None:
+    """With keep_runs and keep_days, a run goes if either limit drops it,
+    but a young unfinished run stays."""
+    day = 24 * 60
+    old = add(store, minutes=-3 * day)
+    young = [add(store, minutes=-minute) for minute in (3, 2, 1)]
+    young_stuck = add(store, minutes=-0.5, outcome=None)
+    assert store.prune(now=at(0), keep_runs=2, keep_days=2) == 3
+    assert store.get_run(old) is None
+    assert [run.id for run in store.runs('app')] == [young_stuck, young[-1]]
+
+
+def test_prune_without_limits_deletes_nothing(store: Store) -> None:
+    """prune() with no limit deletes nothing; negative limits are refused."""
+    add(store)
+    assert store.prune(now=at(100)) == 0
+    assert len(store.runs('app')) == 1
+    with pytest.raises(ValueError):
+        store.prune(now=at(0), keep_runs=-1)
+    with pytest.raises(ValueError):
+        store.prune(now=at(0), keep_days=-1)
+
+
+def test_prune_never_reuses_an_id(store: Store) -> None:
+    """After the newest runs are pruned, new runs still get higher ids."""
+    last = add(store, minutes=0)
+    store.prune(now=at(100 * 24 * 60), keep_days=1)
+    assert add(store) > last
+
+
+# --- switches, holds, schedulers -------------------------------------------
+
+def test_settings_persist_for_every_instance(
+        store: Store, reopen: Callable[[], Store]) -> None:
+    """Enabled flags and schedule overrides are seen by a new instance."""
+    assert store.job_settings('app') == {}
+    store.set_enabled('app', 'a', False)
+    store.set_schedule('app', 'b', '0 9 * * MON', 'Europe/Zurich')
+    store.set_enabled('other', 'a', False)
+    assert reopen().job_settings('app') == {
+        'a': JobSettings(enabled=False),
+        'b': JobSettings(True, '0 9 * * MON', 'Europe/Zurich')}
+    store.set_enabled('app', 'a', True)
+    store.set_schedule('app', 'b', None)
+    assert reopen().job_settings('app') == {'a': JobSettings(),
+                                            'b': JobSettings()}
+
+
+def test_enabling_keeps_the_schedule_and_back(store: Store) -> None:
+    """set_enabled and set_schedule each change only their own setting."""
+    store.set_schedule('app', 'a', '@hourly')
+    store.set_enabled('app', 'a', False)
+    store.set_schedule('app', 'a', '@daily')
+    assert store.job_settings('app')['a'] == JobSettings(False, '@daily')
+
+
+def test_resetting_a_schedule_takes_no_time_zone(store: Store) -> None:
+    """set_schedule(None, timezone) is a ValueError: a reset is whole."""
+    with pytest.raises(ValueError, match='Europe/Zurich'):
+        store.set_schedule('app', 'a', None, 'Europe/Zurich')
+
+
+def test_hold_persists_and_remembers_since_when(
+        store: Store, reopen: Callable[[], Store]) -> None:
+    """A hold is seen by a new instance; since changes only with the state,
+    and set_hold returns the state before."""
+    assert store.hold('app') == Hold(False, None)
+    assert store.set_hold('app', False, now=at(0)) == Hold(False, None)
+    assert store.set_hold('app', True, now=at(1).astimezone(ZURICH)) == \
+        Hold(False, None)
+    assert store.set_hold('app', True, now=at(2)) == Hold(True, at(1))
+    assert reopen().hold('app') == Hold(True, at(1))
+    assert store.hold('other') == Hold(False, None)
+    assert store.set_hold('app', False, now=at(3)) == Hold(True, at(1))
+    assert reopen().hold('app') == Hold(False, at(3))
+
+
+def test_heartbeat_inserts_then_updates(
+        store: Store, reopen: Callable[[], Store]) -> None:
+    """heartbeat() upserts by id, host and pid; schedulers() lists them."""
+    first = SchedulerInfo('app', 'web1', 100, at(0), at(0))
+    store.heartbeat(first)
+    store.heartbeat(SchedulerInfo('other', 'web1', 100, at(0), at(0)))
+    beat = SchedulerInfo('app', 'web1', 100, at(0), at(1).astimezone(ZURICH))
+    store.heartbeat(beat)
+    second = SchedulerInfo('app', 'web2', 7, at(1), at(1))
+    store.heartbeat(second)
+    assert reopen().schedulers('app') == [
+        SchedulerInfo('app', 'web1', 100, at(0), at(1)), second]
+    assert len(store.schedulers()) == 3
+    store.forget_scheduler('app', 'web1', 100)
+    assert store.schedulers('app') == [second]
+
+
+# --- the store itself -------------------------------------------------------
+
+def test_version_and_repr(store: Store) -> None:
+    """A new store is at schema version 1 and its repr names its class."""
+    assert store.version() == 1
+    assert repr(store).startswith(f'<{type(store).__name__} ')
+
+
+# --- open_store -------------------------------------------------------------
+
+def test_open_store_passes_none_and_stores_through(tmp_path: Path) -> None:
+    """None means no store; a Store is used as it is."""
+    assert open_store(None) is None
+    with SqliteStore(tmp_path / 'x.sqlite') as store:
+        assert open_store(store) is store
+
+
+@pytest.mark.parametrize('form', ['path', 'pathlike', 'absolute url',
+                                  'relative url'])
+def test_open_store_opens_sqlite_from_a_path_or_url(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str) -> None:
+    """A path, sqlite:////absolute or sqlite:///relative opens SQLite."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / 'runs.sqlite'
+    targets: dict[str, str | Path] = {
+        'path': str(path), 'pathlike': path,
+        'absolute url': f'sqlite:///{path}',
+        'relative url': 'sqlite:///runs.sqlite'}
+    target = targets[form]
+    store = open_store(target)
+    assert isinstance(store, SqliteStore)
+    assert store.path == str(path)
+    store.close()
+
+
+def test_open_store_postgresql_is_not_there_yet() -> None:
+    """A PostgreSQL URL says that store is not available, without the
+    password."""
+    with pytest.raises(OnecronError, match='PostgreSQL') as error:
+        open_store('postgresql://onecron:s3cret@db/onecron')
+    assert 's3cret' not in str(error.value)
+
+
+@pytest.mark.parametrize('target', [
+    'mysql://user:s3cret@db/onecron', 'sqlite://', 'sqlite:///', '', ' ',
+    ':memory:', 'sqlite:///:memory:', 42])
+def test_open_store_refuses_anything_else(target: object) -> None:
+    """Other schemes, empty paths, :memory: and non-strings: ValueError."""
+    with pytest.raises(ValueError) as error:
+        open_store(target)  # type: ignore[arg-type]
+    assert 's3cret' not in str(error.value)
+    if target == 'mysql://user:s3cret@db/onecron':
+        assert 'mysql://user:***@db/onecron' in str(error.value)
