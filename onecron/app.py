@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -24,6 +25,7 @@ from webob import Request
 
 from .caller import Caller, CallRequest
 from .clock import Clock, utcnow
+from .controls import Controls
 from .endpoint import JobEndpoint
 from .errors import DuplicateJob, OnecronError, UnknownJob
 from .job import Job, ShouldRun
@@ -31,8 +33,11 @@ from .lock import HostLock, lock_path
 from .pool import Pool
 from .reporting import Reporter
 from .schedule import Schedule
-from .scheduler import TRIGGER_HEADER, Scheduler, report_result
-from .signing import JobSigner
+from .headers import RUN_HEADER, TRIGGER_HEADER
+from .history import History
+from .scheduler import Scheduler, report_result
+from .signing import JobSigner, secrets_list
+from .store import Store, open_store
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -41,9 +46,10 @@ log = logging.getLogger(__name__)
 
 F = TypeVar('F', bound=Callable[..., Any])
 ApplicationId = str | Callable[[Request], str]
+StatusAccess = str | Callable[[Request], bool]
 
 
-class CronApp:
+class CronApp(Controls):
     """A WSGI application that runs cron jobs inside your application.
 
     :param wrapped: the WSGI application served outside ``prefix``
@@ -65,6 +71,17 @@ class CronApp:
     :param max_concurrent: calls the scheduler makes at once
     :param pool_size: jobs of one application id running at once (the
         rest wait in order); None: no limit but ``max_concurrent``
+    :param store: where runs, switches and overrides are kept: a path of
+        an SQLite file (shared by the host's processes), ``sqlite:///path``
+        or a :class:`~onecron.store.Store`; None keeps nothing
+    :param keep_runs: runs kept per job (None: no limit)
+    :param keep_days: days runs are kept (None: no limit)
+    :param status_access: who sees the status page: ``'loopback'``,
+        ``'any'`` (with basic auth) or ``callable(request) -> bool``
+    :param status_user: the user of the page's HTTP basic auth
+    :param status_password_hash: that user's password hash, made with
+        :func:`onecron.access.hash_password`
+    :param trusted_proxies: addresses whose ``X-Forwarded-For`` is believed
     :param clock: gives the current aware datetime
     :param caller: makes the scheduler's HTTP calls
     :param reporter: where failures and slow runs are reported
@@ -79,6 +96,13 @@ class CronApp:
                  trigger_timeout: float = 3600.0,
                  connect_timeout: float = 10.0, max_concurrent: int = 16,
                  pool_size: int | None = None,
+                 store: str | os.PathLike[str] | Store | None = None,
+                 keep_runs: int | None = 1000,
+                 keep_days: float | None = 90,
+                 status_access: StatusAccess = 'loopback',
+                 status_user: str | None = None,
+                 status_password_hash: str | None = None,
+                 trusted_proxies: Sequence[str] = (),
                  clock: Clock = utcnow, caller: Caller | None = None,
                  reporter: Reporter | None = None) -> None:
         if wrapped is not None and not callable(wrapped):
@@ -120,6 +144,22 @@ class CronApp:
         Pool(self.caller, pool_size)  # checks pool_size now, not later
         self.pool_size = pool_size
         self._pools: dict[str, Pool] = {}
+        for label, keep in (('keep_runs', keep_runs),
+                            ('keep_days', keep_days)):
+            if keep is not None and not keep > 0:
+                raise ValueError(f'{label} must be positive or None, '
+                                 f'got {keep!r}')
+        self.store = open_store(store)
+        self.history = History(self.store, reporter=self.reporter,
+                               clock=clock)
+        self.keep_runs = keep_runs
+        self.keep_days = keep_days
+        self.status_access = status_access
+        self.status_user = status_user
+        self.status_password_hash = status_password_hash
+        self.trusted_proxies = tuple(trusted_proxies)
+        #: the secrets: the first signs, all verify
+        self.secrets = secrets_list(secret)
         self._signer = JobSigner(secret)
         self._jobs: dict[str, Job] = {}
         #: the registered jobs by name (read-only)
@@ -132,8 +172,8 @@ class CronApp:
         self._endpoint = JobEndpoint(
             self._jobs, self._signer, prefix=self.prefix,
             application_id_of=self.application_id_of,
-            reporter=self.reporter, slow_after=slow_after,
-            lock_dir=lock_dir, chain=self._chain)
+            reporter=self.reporter, history=self.history,
+            slow_after=slow_after, lock_dir=lock_dir, chain=self._chain)
         _instances.add(self)
 
     # -- registration ---------------------------------------------------
@@ -277,68 +317,16 @@ class CronApp:
             if scheduler is not None and scheduler.alive:
                 return scheduler
             scheduler = Scheduler(
-                application_id, base_url, jobs=self._jobs.values(),
+                application_id, base_url, jobs=self._jobs,
                 url_for=self._job_url,
                 lock=HostLock(lock_path(self.lock_dir, application_id)),
                 pool=self.pool_for(application_id), reporter=self.reporter,
-                clock=self.clock, trigger_timeout=self.trigger_timeout)
+                history=self.history, clock=self.clock,
+                trigger_timeout=self.trigger_timeout,
+                keep_runs=self.keep_runs, keep_days=self.keep_days)
             self._schedulers[application_id] = scheduler
             scheduler.start()
             return scheduler
-
-    def pool_for(self, application_id: str) -> Pool:
-        """The pool of ``application_id``: its running and queued calls."""
-        pool = self._pools.get(application_id)
-        if pool is None:
-            pool = self._pools.setdefault(
-                application_id, Pool(self.caller, self.pool_size))
-        return pool
-
-    def run_soon(self, name: str, delay: float = 0,
-                 application_id: str = 'default') -> None:
-        """Run the job called ``name`` once, ``delay`` seconds from now.
-
-        Revel's ``jobs.Now``/``jobs.In``: the run goes through the job URL
-        like any other (on the base URL of ``application_id``'s scheduler,
-        or the configured one) and through that application's pool.
-        """
-        job = self._jobs.get(name)
-        if job is None:
-            raise UnknownJob(name)
-        if not delay >= 0:
-            raise ValueError(f'delay must be 0 or more seconds, '
-                             f'got {delay!r}')
-        self._trigger(job, self._base_url_of(application_id), application_id,
-                      'soon', not_before=time.time() + delay)
-
-    def _base_url_of(self, application_id: str) -> str:
-        scheduler = self._schedulers.get(application_id)
-        base = scheduler.base_url if scheduler is not None else self.base_url
-        if not base:
-            raise OnecronError(
-                f'no base URL for {application_id!r}: configure '
-                f'CronApp(base_url=...) or start its scheduler first')
-        return base
-
-    def _trigger(self, job: Job, base_url: str, application_id: str,
-                 trigger: str, not_before: float | None = None) -> None:
-        """Call a job's URL outside its schedule (run soon, chains)."""
-        self.pool_for(application_id).submit([CallRequest(
-            self._job_url(job.name, base_url),
-            job.timeout or self.trigger_timeout,
-            partial(report_result, self.reporter, job, application_id),
-            [f'{TRIGGER_HEADER}: {trigger}'], not_before=not_before)])
-
-    def _chain(self, job: Job, request: Request, application_id: str) -> None:
-        """After a successful run: trigger the jobs it names in ``then``."""
-        for name in job.then:
-            other = self._jobs.get(name)
-            if other is None:
-                self.reporter.failure(job.name, application_id,
-                                      f'then= names unknown job {name!r}')
-                continue
-            self._trigger(other, request.application_url, application_id,
-                          'chain')
 
     def _notice(self, environ: WSGIEnvironment) -> None:
         """Start the scheduler of the request's application id if needed."""

@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from webob import Request, Response
 from webob.exc import HTTPMethodNotAllowed
 
+from .headers import RUN_HEADER, trigger_of as _trigger_of
+from .history import History
 from .job import Job
 from .lock import HostLock, lock_path
+from .output import captured
 from .reporting import Reporter
 from .signing import JobSigner
+from .store import Outcome
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -46,10 +51,11 @@ class JobEndpoint:
 
     def __init__(self, jobs: Mapping[str, Job], signer: JobSigner, *,
                  prefix: str, application_id_of: Callable[[Request], str],
-                 reporter: Reporter, slow_after: float,
+                 reporter: Reporter, history: History, slow_after: float,
                  lock_dir: str | None = None,
                  chain: Chain | None = None) -> None:
         self.prefix = prefix
+        self._history = history
         self._lock_dir = lock_dir
         self._chain = chain
         self._jobs = jobs
@@ -86,13 +92,15 @@ class JobEndpoint:
         return self.run(job, request)(environ, start_response)
 
     def run(self, job: Job, request: Request) -> Response:
-        """Run ``job`` inside ``request`` and answer for it."""
+        """Run ``job`` inside ``request``, write the run down, answer."""
         try:
             application_id = self._application_id_of(request)
         except Exception:  # reported with the run, which still happens
             log.exception('application_id callable failed for %s',
                           request.path)
             application_id = '?'
+        trigger, scheduled = _trigger_of(request)
+        key = request.headers.get(RUN_HEADER) or None
         lock = None
         if job.overlap != 'allow':
             # one run of a job per host at a time, across processes
@@ -101,27 +109,44 @@ class JobEndpoint:
             if not lock.acquire(blocking=job.overlap == 'wait'):
                 log.info('job %s (%s) is still running: not run again',
                          job.name, application_id)
+                self._history.record(
+                    application_id, job.name, trigger=trigger,
+                    outcome=Outcome.SKIPPED, scheduled=scheduled,
+                    http_status=409, output='skipped: still running',
+                    key=key)
                 return _plain(409, 'Conflict: the job is still running')
         try:
-            return self._run(job, request, application_id)
+            run_id = self._history.started(application_id, job.name,
+                                           trigger=trigger,
+                                           scheduled=scheduled, key=key)
+            return self._run(job, request, application_id, run_id)
         finally:
             if lock is not None:
                 lock.release()
 
-    def _run(self, job: Job, request: Request,
-             application_id: str) -> Response:
+    def _run(self, job: Job, request: Request, application_id: str,
+             run_id: int | None) -> Response:
         started = time.monotonic()
-        try:
-            result = job.func(request)
-        except Exception as exc:
-            self._reporter.failure(job.name, application_id,
-                                   f'{type(exc).__name__} raised', exc)
+        error = None
+        with captured() as lines:
+            try:
+                result = job.func(request)
+            except Exception as exc:
+                self._reporter.failure(job.name, application_id,
+                                       f'{type(exc).__name__} raised', exc)
+                error = ''.join(traceback.format_exception(exc))
+        duration = time.monotonic() - started
+        if duration > self._slow_after:
+            self._reporter.slow(job.name, application_id, duration,
+                                self._slow_after)
+        output = '\n'.join(lines)
+        if error is None and result is not None:
+            output = f'{output}\n{result}' if output else str(result)
+        self._history.finished(
+            run_id, outcome=Outcome.FAILED if error else Outcome.OK,
+            http_status=500 if error else 200, output=output, error=error)
+        if error is not None:
             return _plain(500, 'Internal Server Error')
-        finally:
-            duration = time.monotonic() - started
-            if duration > self._slow_after:
-                self._reporter.slow(job.name, application_id, duration,
-                                    self._slow_after)
         log.debug('job %s (%s) ran in %.3fs', job.name, application_id,
                   duration)
         if job.then and self._chain is not None:

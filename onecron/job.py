@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .schedule import Schedule
+from .store import JobSettings
 
 JobFunction = Callable[[Any], Any]
 
@@ -37,6 +39,11 @@ OVERLAP = ('skip', 'allow', 'wait')
 NOTIFY = ('failure', 'always', 'never')
 
 ShouldRun = Callable[[str], bool]
+
+
+@functools.lru_cache(maxsize=256)
+def _override(expr: str, zone: str) -> Schedule:
+    return Schedule(expr, timezone=zone)
 
 
 class Job:
@@ -123,14 +130,16 @@ class Job:
         return _unit_interval(self.name, application_id) * self.max_offset
 
     def next_runtime(self, after: datetime,
-                     application_id: str = 'default') -> datetime:
+                     application_id: str = 'default',
+                     schedule: Schedule | None = None) -> datetime:
         """The first fire strictly after ``after``, offset included.
 
         Aware, in the schedule's zone. The offset is added in UTC: adding
         a timedelta to a zoned datetime is wall-clock arithmetic, which
-        would move a fire in a repeated hour by that hour.
+        would move a fire in a repeated hour by that hour. ``schedule``
+        replaces the job's own (an operator's override).
         """
-        schedule = self._scheduled()
+        schedule = schedule or self._scheduled()
         offset = timedelta(seconds=self.offset_for(application_id))
         occurrence = schedule.next_after(_utc(after) - offset)
         return (_utc(occurrence) + offset).astimezone(schedule.tz)
@@ -139,7 +148,21 @@ class Job:
                       application_id: str = 'default') -> datetime:
         """The nominal scheduled time (before jitter) of a fire time."""
         offset = timedelta(seconds=self.offset_for(application_id))
-        return (_utc(runtime) - offset).astimezone(self._scheduled().tz)
+        return (_utc(runtime) - offset).astimezone(runtime.tzinfo)
+
+    def schedule_with(self, settings: JobSettings | None) -> Schedule | None:
+        """The schedule in force under an operator's ``settings``.
+
+        An override replaces the code's schedule (in the override's zone,
+        or the job's); None means the code's. Raises
+        :class:`~onecron.InvalidSchedule` for an override that does not
+        parse.
+        """
+        if settings is None or settings.schedule is None:
+            return self.schedule
+        zone = settings.timezone or (
+            self.schedule.timezone if self.schedule is not None else 'UTC')
+        return _override(settings.schedule, zone)
 
     def _scheduled(self) -> Schedule:
         if self.schedule is None:

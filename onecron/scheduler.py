@@ -13,17 +13,24 @@ from __future__ import annotations
 import logging
 import os
 import sched
+import socket
 import threading
-from collections.abc import Callable, Iterable
+import time
+import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
 
 from .caller import CallRequest, CallResult
 from .clock import Clock, utcnow
+from .headers import OCCURRENCE_HEADER, RUN_HEADER, TRIGGER_HEADER
+from .history import History
 from .job import Job
 from .lock import HostLock
 from .pool import Pool
 from .reporting import Reporter
+from .schedule import Schedule
+from .store import JobSettings, Outcome, SchedulerInfo, Trigger
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +43,37 @@ UrlFor = Callable[[str, str], str]
 #: starts it on time (the scheduler's own wake-up is less precise)
 ARM_AHEAD = 0.05
 
-#: tells the job which nominal occurrence (before jitter) a call stands for
-OCCURRENCE_HEADER = 'X-Onecron-Occurrence'
-#: tells the job who triggered it: scheduler, soon or chain
-TRIGGER_HEADER = 'X-Onecron-Trigger'
+#: seconds between looks at the store: switches, overrides, holds, and the
+#: scheduler's heartbeat
+POLL_INTERVAL = 2.0
+#: seconds between retention passes over the store
+PRUNE_INTERVAL = 600.0
 
 
-def report_result(reporter: Reporter, job: Job, application_id: str,
-                  result: CallResult) -> None:
-    """Log a finished call; report it when it failed."""
+def report_result(reporter: Reporter, history: History, job: Job,
+                  application_id: str, key: str, scheduled: datetime | None,
+                  started: datetime, result: CallResult, *,
+                  trigger: Trigger = Trigger.SCHEDULER) -> None:
+    """Log a finished call; report it and write it down when it failed.
+
+    The endpoint writes down every run it serves; what it never saw (a
+    refused connection, a redirect, a timeout) is written here, under the
+    run's key, which the store keeps unique.
+    """
     if result.ok:
         log.info('job %s (%s) ran: %s', job.name, application_id,
                  result.describe())
+        return
+    reporter.failure(job.name, application_id, result.describe())
+    if result.timed_out:
+        history.timed_out(application_id, job.name, key=key,
+                          scheduled=scheduled, started=started,
+                          error=result.describe())
     else:
-        reporter.failure(job.name, application_id, result.describe())
+        history.record(application_id, job.name, trigger=trigger,
+                       outcome=Outcome.FAILED, scheduled=scheduled,
+                       started=started, http_status=result.status or None,
+                       error=result.describe(), key=key)
 
 
 class Scheduler:
@@ -57,21 +81,24 @@ class Scheduler:
 
     :param application_id: whose jobs these are
     :param base_url: the application URL the job URLs are built on
-    :param jobs: the registered jobs, read when the lock is taken
+    :param jobs: the registered jobs by name, read when the lock is taken
     :param url_for: ``url_for(job_name, base_url)`` gives a job's URL
     :param lock: the host lock for this application id
     :param pool: makes the HTTP calls, within the application's pool
     :param reporter: where failed calls are reported
+    :param history: where runs are written and switches read
     :param clock: gives the current aware datetime
     :param trigger_timeout: total seconds allowed for one call
     :param standby_interval: seconds between attempts to take the lock
     """
 
     def __init__(self, application_id: str, base_url: str, *,
-                 jobs: Iterable[Job], url_for: UrlFor, lock: HostLock,
-                 pool: Pool, reporter: Reporter, clock: Clock = utcnow,
-                 trigger_timeout: float = 3600.0,
-                 standby_interval: float = 0.5) -> None:
+                 jobs: Mapping[str, Job], url_for: UrlFor, lock: HostLock,
+                 pool: Pool, reporter: Reporter, history: History,
+                 clock: Clock = utcnow, trigger_timeout: float = 3600.0,
+                 standby_interval: float = 0.5,
+                 keep_runs: int | None = None,
+                 keep_days: float | None = None) -> None:
         self.application_id = application_id
         self.base_url = base_url
         self.lock = lock
@@ -81,6 +108,14 @@ class Scheduler:
         self._url_for = url_for
         self._pool = pool
         self._reporter = reporter
+        self._history = history
+        self._keep = (keep_runs, keep_days)
+        self._pruned = 0.0
+        self.host = socket.gethostname()
+        #: the operator's switches, as last read from the store
+        self.settings: dict[str, JobSettings] = {}
+        #: whether the operator holds all jobs
+        self.held = False
         self._clock = clock
         self._trigger_timeout = trigger_timeout
         self._standby_interval = standby_interval
@@ -140,7 +175,12 @@ class Scheduler:
     def upcoming(self) -> list[tuple[datetime, str]]:
         """The queued fire times with job names, soonest first."""
         return [(event.argument[1], event.argument[0].name)
-                for event in self._queue.queue]
+                for event in self._queue.queue if event.argument]
+
+    def next_run(self, name: str) -> datetime | None:
+        """When the job called ``name`` fires next (None: not queued)."""
+        runs = [runtime for runtime, job in self.upcoming() if job == name]
+        return runs[0] if runs else None
 
     def __repr__(self) -> str:
         state = ('active' if self.active else
@@ -203,7 +243,8 @@ class Scheduler:
             with self._mutex:
                 now = self._clock()
                 self.active_since = now
-                for job in list(self._jobs):
+                self._poll(reschedule=False)
+                for job in list(self._jobs.values()):
                     self._enter(job, now)
             while True:
                 self._queue.run()
@@ -221,6 +262,9 @@ class Scheduler:
             self._reporter.failure('*', self.application_id,
                                    'scheduler crashed')
         finally:
+            if self.active_since is not None:
+                self._history.read(lambda store: store.forget_scheduler(
+                    self.application_id, self.host, self.pid), None)
             self.active_since = None
             if self.pid == os.getpid():
                 self.lock.release()
@@ -233,11 +277,61 @@ class Scheduler:
             self._stopping.wait(self._standby_interval)
         return False
 
-    def _enter(self, job: Job, after: datetime) -> None:
-        if job.manual:
+    def _poll(self, reschedule: bool = True) -> None:
+        """Read the operator's switches, beat the heart, prune; repeat."""
+        if self._stopping.is_set():
             return
+        now = self._clock()
+        app_id = self.application_id
+        history = self._history
+        settings = history.read(lambda store: store.job_settings(app_id),
+                                self.settings)
+        self.held = history.read(lambda store: store.hold(app_id).held,
+                                 self.held)
+        changed = {name for name in set(settings) | set(self.settings)
+                   if settings.get(name) != self.settings.get(name)}
+        self.settings = settings
+        since = self.active_since or now
+        history.read(lambda store: store.heartbeat(SchedulerInfo(
+            app_id, self.host, self.pid, since, now)), None)
+        if time.monotonic() - self._pruned > PRUNE_INTERVAL and any(
+                self._keep):
+            self._pruned = time.monotonic()
+            keep_runs, keep_days = self._keep
+            history.read(lambda store: store.prune(
+                now=now, keep_runs=keep_runs, keep_days=keep_days), 0)
+        if reschedule:
+            for name in changed:
+                job = self._jobs.get(name)
+                if job is not None:
+                    self._replace(job, now)
+        self._queue.enter(POLL_INTERVAL, 1, self._poll)
+
+    def _replace(self, job: Job, now: datetime) -> None:
+        """Schedule ``job`` anew (its override changed)."""
+        for event in self._queue.queue:
+            if event.argument and event.argument[0] is job:
+                try:
+                    self._queue.cancel(event)
+                except ValueError:
+                    pass  # fired meanwhile
+        self._enter(job, now)
+
+    def schedule_of(self, job: Job) -> Schedule | None:
+        """The job's schedule, or the operator's override of it."""
         try:
-            runtime = job.next_runtime(after, self.application_id)
+            return job.schedule_with(self.settings.get(job.name))
+        except ValueError as exc:  # a bad override in the store
+            self._reporter.failure(job.name, self.application_id,
+                                   'the schedule override is invalid', exc)
+            return job.schedule
+
+    def _enter(self, job: Job, after: datetime) -> None:
+        schedule = self.schedule_of(job)
+        if schedule is None:
+            return  # manual-only
+        try:
+            runtime = job.next_runtime(after, self.application_id, schedule)
         except Exception as exc:  # a bug in a schedule must not stop others
             self._reporter.failure(job.name, self.application_id,
                                    'could not compute the next run', exc)
@@ -251,16 +345,27 @@ class Scheduler:
         if self._stopping.is_set():
             return
         self._fired.append((job, runtime))
-        if not self._should_run(job):
-            log.info('job %s (%s) skipped: should_run said no', job.name,
-                     self.application_id)
+        settings = self.settings.get(job.name)
+        if settings is not None and not settings.enabled:
             return
         occurrence = job.occurrence_of(runtime, self.application_id)
+        if self.held or not self._should_run(job):
+            outcome = Outcome.MISSED if self.held else Outcome.SKIPPED
+            log.info('job %s (%s) %s', job.name, self.application_id,
+                     'missed: jobs are held' if self.held else
+                     'skipped: should_run said no')
+            self._history.record(
+                self.application_id, job.name, trigger=Trigger.SCHEDULER,
+                outcome=outcome, scheduled=occurrence)
+            return
+        key = uuid.uuid4().hex
         self._due.append(CallRequest(
             self._url_for(job.name, self.base_url),
-            job.timeout or self._trigger_timeout, partial(self._done, job),
+            job.timeout or self._trigger_timeout,
+            partial(report_result, self._reporter, self._history, job,
+                    self.application_id, key, occurrence, runtime),
             [f'{OCCURRENCE_HEADER}: {occurrence.isoformat()}',
-             f'{TRIGGER_HEADER}: scheduler'],
+             f'{TRIGGER_HEADER}: scheduler', f'{RUN_HEADER}: {key}'],
             not_before=runtime.timestamp()))
 
     def _should_run(self, job: Job) -> bool:
@@ -274,5 +379,3 @@ class Scheduler:
                                    'should_run raised; running anyway', exc)
             return True
 
-    def _done(self, job: Job, result: CallResult) -> None:
-        report_result(self._reporter, job, self.application_id, result)

@@ -1,0 +1,231 @@
+"""What happens outside the schedule: run now, chains, pools, and the
+operator's switches (enable, override, hold), shared by every process
+through the store. A mixin of :class:`~onecron.CronApp`, kept apart so the
+application class stays about registration, serving and scheduling.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+from webob import Request
+
+from .caller import Caller, CallRequest
+from .clock import Clock
+from .errors import OnecronError, UnknownJob
+from .headers import RUN_HEADER, TRIGGER_HEADER
+from .history import History
+from .job import Job
+from .pool import Pool
+from .reporting import Reporter
+from .schedule import Schedule
+from .scheduler import report_result
+from .store import JobSettings, Outcome, SchedulerInfo, Store, Trigger
+
+if TYPE_CHECKING:
+    from .scheduler import Scheduler
+
+
+class Controls:
+    """Triggers and switches; the attributes below come from CronApp."""
+
+    application_id: str | Callable[[Request], str]
+    base_url: str | None
+    caller: Caller
+    clock: Clock
+    history: History
+    pool_size: int | None
+    reporter: Reporter
+    store: Store | None
+    trigger_timeout: float
+    _jobs: dict[str, Job]
+    _pools: dict[str, Pool]
+    _schedulers: dict[str, Scheduler]
+
+    def _job_url(self, name: str, base_url: str) -> str:
+        raise NotImplementedError
+
+    # -- outside the schedule -------------------------------------------
+
+    def pool_for(self, application_id: str) -> Pool:
+        """The pool of ``application_id``: its running and queued calls."""
+        pool = self._pools.get(application_id)
+        if pool is None:
+            pool = self._pools.setdefault(
+                application_id, Pool(self.caller, self.pool_size))
+        return pool
+
+    def run_soon(self, name: str, delay: float = 0,
+                 application_id: str = 'default') -> None:
+        """Run the job called ``name`` once, ``delay`` seconds from now.
+
+        Revel's ``jobs.Now``/``jobs.In``: the run goes through the job URL
+        like any other (on the base URL of ``application_id``'s scheduler,
+        or the configured one) and through that application's pool.
+        """
+        job = self._job(name)
+        if not delay >= 0:
+            raise ValueError(f'delay must be 0 or more seconds, '
+                             f'got {delay!r}')
+        self._trigger(job, self._base_url_of(application_id), application_id,
+                      Trigger.SOON, not_before=time.time() + delay)
+
+    def _base_url_of(self, application_id: str) -> str:
+        scheduler = self._schedulers.get(application_id)
+        base = scheduler.base_url if scheduler is not None else self.base_url
+        if not base:
+            raise OnecronError(
+                f'no base URL for {application_id!r}: configure '
+                f'CronApp(base_url=...) or start its scheduler first')
+        return base
+
+    def _trigger(self, job: Job, base_url: str, application_id: str,
+                 trigger: Trigger, not_before: float | None = None) -> None:
+        """Call a job's URL outside its schedule (run soon, chains)."""
+        key = uuid.uuid4().hex
+        self.pool_for(application_id).submit([CallRequest(
+            self._job_url(job.name, base_url),
+            job.timeout or self.trigger_timeout,
+            partial(report_result, self.reporter, self.history, job,
+                    application_id, key, None, self.clock(),
+                    trigger=trigger),
+            [f'{TRIGGER_HEADER}: {trigger.value}', f'{RUN_HEADER}: {key}'],
+            not_before=not_before)])
+
+    def _chain(self, job: Job, request: Request, application_id: str) -> None:
+        """After a successful run: trigger the jobs it names in ``then``."""
+        for name in job.then:
+            other = self._jobs.get(name)
+            if other is None:
+                self.reporter.failure(job.name, application_id,
+                                      f'then= names unknown job {name!r}')
+                continue
+            self._trigger(other, request.application_url, application_id,
+                          Trigger.CHAIN)
+
+    # -- what the status page shows --------------------------------------
+
+    def application_ids(self) -> list[str]:
+        """The application ids known here: configured, scheduled in this
+        process, or seen by the store."""
+        ids = set(self._schedulers)
+        if isinstance(self.application_id, str):
+            ids.add(self.application_id)
+        nothing: list[SchedulerInfo] = []
+        ids.update(info.application_id for info in self.history.read(
+            lambda store: store.schedulers(), nothing))
+        return sorted(ids)
+
+    def schedule_of(self, name: str,
+                    application_id: str = 'default') -> Schedule | None:
+        """The schedule in force: the operator's override or the code's."""
+        job = self._job(name)
+        return job.schedule_with(self._settings(application_id).get(name))
+
+    def next_run(self, name: str, application_id: str = 'default',
+                 now: datetime | None = None) -> datetime | None:
+        """When the job fires next, jitter included; None when it will not
+        (manual-only, disabled, or held)."""
+        job = self._job(name)
+        scheduler = self._schedulers.get(application_id)
+        if scheduler is not None and scheduler.active:
+            if scheduler.held:
+                return None
+            return scheduler.next_run(name)
+        settings = self._settings(application_id)
+        held = self.history.read(
+            lambda store: store.hold(application_id).held, False)
+        setting = settings.get(name)
+        schedule = job.schedule_with(setting)
+        if schedule is None or held or (setting and not setting.enabled):
+            return None
+        return job.next_runtime(now or self.clock(), application_id,
+                                schedule)
+
+    def scheduler_info(self, application_id: str) -> SchedulerInfo | None:
+        """The newest sign of life of ``application_id``'s scheduler."""
+        nothing: list[SchedulerInfo] = []
+        seen = self.history.read(
+            lambda store: store.schedulers(application_id), nothing)
+        scheduler = self._schedulers.get(application_id)
+        if scheduler is not None and scheduler.active_since is not None:
+            seen.append(SchedulerInfo(application_id, scheduler.host,
+                                      scheduler.pid, scheduler.active_since,
+                                      self.clock()))
+        return max(seen, key=lambda info: info.heartbeat, default=None)
+
+    # -- the operator's switches -----------------------------------------
+
+    def set_enabled(self, name: str, enabled: bool,
+                    application_id: str = 'default') -> None:
+        """Switch a job on or off, for every process sharing the store."""
+        self._job(name)
+        self._needs_store('switching jobs').set_enabled(
+            application_id, name, enabled)
+
+    def override_schedule(self, name: str, expr: str | None,
+                          application_id: str = 'default',
+                          timezone: str | None = None) -> None:
+        """Replace the job's schedule (None: back to the code's).
+
+        The expression is checked first: :class:`~onecron.InvalidSchedule`
+        leaves the schedule in force as it was.
+        """
+        job = self._job(name)
+        store = self._needs_store('overriding schedules')
+        if expr is None:
+            store.set_schedule(application_id, name, None)
+            return
+        zone = timezone or (job.schedule.timezone if job.schedule else 'UTC')
+        Schedule(expr, timezone=zone)  # raises before anything is stored
+        store.set_schedule(application_id, name, expr, timezone)
+
+    def hold(self, application_id: str = 'default') -> None:
+        """Hold every job of ``application_id``: due runs become missed."""
+        self._needs_store('holding jobs').set_hold(
+            application_id, True, now=self.clock())
+
+    def release(self, application_id: str = 'default',
+                catch_up: bool = False) -> list[str]:
+        """Release held jobs; with ``catch_up`` run once each job that
+        missed a run while held. Returns the names of the jobs run."""
+        store = self._needs_store('holding jobs')
+        since = store.hold(application_id).since
+        store.set_hold(application_id, False, now=self.clock())
+        if not catch_up or since is None:
+            return []
+        missed = []
+        for name in list(self._jobs):
+            runs = store.runs(application_id, name, limit=20)
+            if any(run.outcome is Outcome.MISSED and run.started >= since
+                   for run in runs):
+                missed.append(name)
+                self.run_soon(name, application_id=application_id)
+        return missed
+
+    # -- helpers ---------------------------------------------------------
+
+    def _job(self, name: str) -> Job:
+        job = self._jobs.get(name)
+        if job is None:
+            raise UnknownJob(name)
+        return job
+
+    def _settings(self, application_id: str) -> dict[str, JobSettings]:
+        nothing: dict[str, JobSettings] = {}
+        return self.history.read(
+            lambda store: store.job_settings(application_id), nothing)
+
+    def _needs_store(self, what: str) -> Store:
+        if self.store is None:
+            raise OnecronError(f'{what} needs a store: configure '
+                               f'CronApp(store=...)')
+        return self.store
+
+
+__all__ = ['Controls']

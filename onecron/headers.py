@@ -1,0 +1,43 @@
+"""The headers the scheduler sends with a job call, and how they are read.
+
+They say which occurrence a call stands for, who triggered it, and a run
+key that lets the scheduler mark a run it timed out. They are informative
+only (anyone holding a job URL can send them): they label history, they
+never decide whether a job runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from webob import Request
+
+from .store import Trigger
+
+#: the nominal occurrence (before jitter) a call stands for, ISO 8601
+OCCURRENCE_HEADER = 'X-Onecron-Occurrence'
+#: who triggered the call: scheduler, soon, chain or manual
+TRIGGER_HEADER = 'X-Onecron-Trigger'
+#: a unique key for the run, chosen by the caller
+RUN_HEADER = 'X-Onecron-Run'
+
+_TRIGGERS = {trigger.value: trigger for trigger in Trigger}
+
+
+def trigger_of(request: Request) -> tuple[Trigger, datetime | None]:
+    """Who triggered ``request`` and, for the scheduler, which occurrence.
+
+    A call without (valid) headers is an external one: ``Trigger.URL``.
+    """
+    trigger = _TRIGGERS.get(request.headers.get(TRIGGER_HEADER, ''),
+                            Trigger.URL)
+    scheduled = None
+    if trigger is Trigger.SCHEDULER:
+        try:
+            scheduled = datetime.fromisoformat(
+                request.headers.get(OCCURRENCE_HEADER, ''))
+        except ValueError:
+            scheduled = None
+        if scheduled is not None and scheduled.tzinfo is None:
+            scheduled = None
+    return trigger, scheduled

@@ -1,0 +1,100 @@
+"""Writing runs down: the store as seen by the endpoint and the scheduler.
+
+A store that fails (locked, disk full, file removed) must never stop a job
+or the scheduler: every call here catches the store's error, reports the
+outage once (log and Sentry) and reports again only after the store has
+come back and failed anew.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from .clock import Clock
+from .reporting import Reporter
+from .store import Outcome, Store, StoreError, Trigger
+
+log = logging.getLogger(__name__)
+
+T = TypeVar('T')
+
+
+class History:
+    """Failure-tolerant run records on an optional :class:`Store`."""
+
+    def __init__(self, store: Store | None, *, reporter: Reporter,
+                 clock: Clock) -> None:
+        self.store = store
+        self._reporter = reporter
+        self._clock = clock
+        self._down = False
+
+    def read(self, query: Callable[[Store], T], default: T) -> T:
+        """``query(store)``, or ``default`` without a store or on failure."""
+        if self.store is None:
+            return default
+        try:
+            value = query(self.store)
+        except StoreError as exc:
+            self._failed(exc)
+            return default
+        self._up()
+        return value
+
+    def started(self, application_id: str, job: str, *, trigger: Trigger,
+                scheduled: datetime | None = None,
+                key: str | None = None) -> int | None:
+        """Write a run as it starts; its id, or None."""
+        return self.read(lambda store: store.start_run(
+            application_id, job, trigger=trigger, started=self._clock(),
+            scheduled=scheduled, key=key), None)
+
+    def finished(self, run_id: int | None, *, outcome: Outcome,
+                 http_status: int | None = None, output: str = '',
+                 error: str | None = None) -> None:
+        """Complete the run ``started`` returned (no-op for None)."""
+        if run_id is not None:
+            self.read(lambda store: store.finish_run(
+                run_id, ended=self._clock(), outcome=outcome,
+                http_status=http_status, output=output, error=error), None)
+
+    def record(self, application_id: str, job: str, *, trigger: Trigger,
+               outcome: Outcome, scheduled: datetime | None = None,
+               started: datetime | None = None,
+               http_status: int | None = None, output: str = '',
+               error: str | None = None, key: str | None = None) -> None:
+        """Write a whole run at once (skipped, missed, failed to call)."""
+        now = self._clock()
+        self.read(lambda store: store.record_run(
+            application_id, job, trigger=trigger, started=started or now,
+            ended=now, outcome=outcome, scheduled=scheduled,
+            http_status=http_status, output=output, error=error, key=key),
+            None)
+
+    def timed_out(self, application_id: str, job: str, *, key: str,
+                  scheduled: datetime | None, started: datetime,
+                  error: str) -> None:
+        """Mark the run ``key`` timed out, or write it if it never began."""
+        if not self.read(lambda store: store.finish_run_by_key(
+                key, ended=self._clock(), outcome=Outcome.TIMED_OUT,
+                error=error), True):
+            self.record(application_id, job, trigger=Trigger.SCHEDULER,
+                        outcome=Outcome.TIMED_OUT, scheduled=scheduled,
+                        started=started, error=error, key=key)
+
+    def _failed(self, exc: StoreError) -> None:
+        if not self._down:
+            self._down = True
+            self._reporter.failure('*', '*', f'the run store failed: {exc}',
+                                   exc)
+
+    def _up(self) -> None:
+        if self._down:
+            self._down = False
+            log.warning('the run store works again')
+
+    def __repr__(self) -> str:
+        return f'<History {self.store!r}{" down" if self._down else ""}>'
