@@ -12,10 +12,17 @@ from .errors import InvalidSchedule as InvalidSchedule
 from .errors import OnecronError as OnecronError
 from .errors import UnknownJob as UnknownJob
 from .job import Job as Job
+from .mail import SmtpSettings as SmtpSettings
 from .reporting import Reporter as Reporter
 from .schedule import Schedule as Schedule
+from .store import Outcome as Outcome
+from .store import Run as Run
+from .store import Store as Store
+from .store import StoreError as StoreError
+from .store import Trigger as Trigger
 
 __version__ = '0.1.0'
 __all__ = ['CallResult', 'Caller', 'CronApp', 'DuplicateJob',
-           'InvalidSchedule', 'Job', 'OnecronError', 'Reporter', 'Schedule',
-           'UnknownJob', '__version__']
+           'InvalidSchedule', 'Job', 'OnecronError', 'Outcome', 'Reporter',
+           'Run', 'Schedule', 'SmtpSettings', 'Store', 'StoreError',
+           'Trigger', 'UnknownJob', '__version__']

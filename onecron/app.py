@@ -37,7 +37,8 @@ from .headers import RUN_HEADER, TRIGGER_HEADER
 from .history import History
 from .scheduler import Scheduler, report_result
 from .signing import JobSigner, secrets_list
-from .store import Store, open_store
+from .mail import Mailer, SmtpSettings
+from .store import Outcome, Store, open_store
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -82,6 +83,7 @@ class CronApp(Controls):
     :param status_password_hash: that user's password hash, made with
         :func:`onecron.access.hash_password`
     :param trusted_proxies: addresses whose ``X-Forwarded-For`` is believed
+    :param smtp: where run reports are mailed (see the jobs' ``notify``)
     :param clock: gives the current aware datetime
     :param caller: makes the scheduler's HTTP calls
     :param reporter: where failures and slow runs are reported
@@ -103,6 +105,7 @@ class CronApp(Controls):
                  status_user: str | None = None,
                  status_password_hash: str | None = None,
                  trusted_proxies: Sequence[str] = (),
+                 smtp: SmtpSettings | None = None,
                  clock: Clock = utcnow, caller: Caller | None = None,
                  reporter: Reporter | None = None) -> None:
         if wrapped is not None and not callable(wrapped):
@@ -149,6 +152,8 @@ class CronApp(Controls):
             if keep is not None and not keep > 0:
                 raise ValueError(f'{label} must be positive or None, '
                                  f'got {keep!r}')
+        self.mailer = (Mailer(smtp, reporter=self.reporter)
+                       if smtp is not None else None)
         self.store = open_store(store)
         self.history = History(self.store, reporter=self.reporter,
                                clock=clock)
@@ -173,7 +178,8 @@ class CronApp(Controls):
             self._jobs, self._signer, prefix=self.prefix,
             application_id_of=self.application_id_of,
             reporter=self.reporter, history=self.history,
-            slow_after=slow_after, lock_dir=lock_dir, chain=self._chain)
+            slow_after=slow_after, lock_dir=lock_dir, chain=self._chain,
+            notify=self._notify)
         _instances.add(self)
 
     # -- registration ---------------------------------------------------
@@ -258,6 +264,13 @@ class CronApp(Controls):
         token = self._signer.token_for(name)
         return f'{base_url.rstrip("/")}{self.prefix}/{token}'
 
+    def _notify(self, job: Job, application_id: str, outcome: Outcome, *,
+                output: str = '', error: str | None = None,
+                duration: float | None = None) -> None:
+        if self.mailer is not None:
+            self.mailer.notify(job, application_id, outcome, output=output,
+                               error=error, duration=duration)
+
     def application_id_of(self, request: Request) -> str:
         """The application id a request belongs to."""
         if isinstance(self.application_id, str):
@@ -304,6 +317,8 @@ class CronApp(Controls):
         for scheduler in schedulers:
             scheduler.stop(timeout)
         self.caller.close(timeout)
+        if self.mailer is not None:
+            self.mailer.close(timeout)
 
     @property
     def schedulers(self) -> Mapping[str, Scheduler]:
@@ -323,7 +338,8 @@ class CronApp(Controls):
                 pool=self.pool_for(application_id), reporter=self.reporter,
                 history=self.history, clock=self.clock,
                 trigger_timeout=self.trigger_timeout,
-                keep_runs=self.keep_runs, keep_days=self.keep_days)
+                keep_runs=self.keep_runs, keep_days=self.keep_days,
+                notify=self._notify)
             self._schedulers[application_id] = scheduler
             scheduler.start()
             return scheduler

@@ -50,6 +50,11 @@ class Controls:
     def _job_url(self, name: str, base_url: str) -> str:
         raise NotImplementedError
 
+    def _notify(self, job: Job, application_id: str, outcome: Outcome, *,
+                output: str = '', error: str | None = None,
+                duration: float | None = None) -> None:
+        raise NotImplementedError
+
     # -- outside the schedule -------------------------------------------
 
     def pool_for(self, application_id: str) -> Pool:
@@ -93,7 +98,7 @@ class Controls:
             job.timeout or self.trigger_timeout,
             partial(report_result, self.reporter, self.history, job,
                     application_id, key, None, self.clock(),
-                    trigger=trigger),
+                    trigger=trigger, notify=self._notify),
             [f'{TRIGGER_HEADER}: {trigger.value}', f'{RUN_HEADER}: {key}'],
             not_before=not_before)])
 

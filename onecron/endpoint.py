@@ -15,7 +15,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from webob import Request, Response
 from webob.exc import HTTPMethodNotAllowed
@@ -41,6 +41,14 @@ RUN_METHODS = ('GET', 'POST')
 Chain = Callable[[Job, Request, str], None]
 
 
+class Notify(Protocol):
+    """Mails about a finished run (see :meth:`onecron.mail.Mailer.notify`)."""
+
+    def __call__(self, job: Job, application_id: str, outcome: Outcome, *,
+                 output: str = '', error: str | None = None,
+                 duration: float | None = None) -> None: ...
+
+
 def _plain(status: int, text: str) -> Response:
     return Response(text + '\n', status=status,
                     content_type='text/plain', charset='utf-8')
@@ -53,8 +61,10 @@ class JobEndpoint:
                  prefix: str, application_id_of: Callable[[Request], str],
                  reporter: Reporter, history: History, slow_after: float,
                  lock_dir: str | None = None,
-                 chain: Chain | None = None) -> None:
+                 chain: Chain | None = None,
+                 notify: Notify | None = None) -> None:
         self.prefix = prefix
+        self._notify = notify
         self._history = history
         self._lock_dir = lock_dir
         self._chain = chain
@@ -142,9 +152,13 @@ class JobEndpoint:
         output = '\n'.join(lines)
         if error is None and result is not None:
             output = f'{output}\n{result}' if output else str(result)
+        outcome = Outcome.FAILED if error else Outcome.OK
         self._history.finished(
-            run_id, outcome=Outcome.FAILED if error else Outcome.OK,
-            http_status=500 if error else 200, output=output, error=error)
+            run_id, outcome=outcome, http_status=500 if error else 200,
+            output=output, error=error)
+        if self._notify is not None:
+            self._notify(job, application_id, outcome, output=output,
+                         error=error, duration=duration)
         if error is not None:
             return _plain(500, 'Internal Server Error')
         log.debug('job %s (%s) ran in %.3fs', job.name, application_id,

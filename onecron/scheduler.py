@@ -23,6 +23,7 @@ from functools import partial
 
 from .caller import CallRequest, CallResult
 from .clock import Clock, utcnow
+from .endpoint import Notify
 from .headers import OCCURRENCE_HEADER, RUN_HEADER, TRIGGER_HEADER
 from .history import History
 from .job import Job
@@ -53,7 +54,8 @@ PRUNE_INTERVAL = 600.0
 def report_result(reporter: Reporter, history: History, job: Job,
                   application_id: str, key: str, scheduled: datetime | None,
                   started: datetime, result: CallResult, *,
-                  trigger: Trigger = Trigger.SCHEDULER) -> None:
+                  trigger: Trigger = Trigger.SCHEDULER,
+                  notify: Notify | None = None) -> None:
     """Log a finished call; report it and write it down when it failed.
 
     The endpoint writes down every run it serves; what it never saw (a
@@ -65,6 +67,12 @@ def report_result(reporter: Reporter, history: History, job: Job,
                  result.describe())
         return
     reporter.failure(job.name, application_id, result.describe())
+    if notify is not None and (result.timed_out or result.status in (0, 404)
+                               or 300 <= result.status < 400):
+        # the endpoint mails what it ran; these it never saw, or not whole
+        notify(job, application_id,
+               Outcome.TIMED_OUT if result.timed_out else Outcome.FAILED,
+               error=result.describe())
     if result.timed_out:
         history.timed_out(application_id, job.name, key=key,
                           scheduled=scheduled, started=started,
@@ -98,7 +106,8 @@ class Scheduler:
                  clock: Clock = utcnow, trigger_timeout: float = 3600.0,
                  standby_interval: float = 0.5,
                  keep_runs: int | None = None,
-                 keep_days: float | None = None) -> None:
+                 keep_days: float | None = None,
+                 notify: Notify | None = None) -> None:
         self.application_id = application_id
         self.base_url = base_url
         self.lock = lock
@@ -109,6 +118,7 @@ class Scheduler:
         self._pool = pool
         self._reporter = reporter
         self._history = history
+        self._notify = notify
         self._keep = (keep_runs, keep_days)
         self._pruned = 0.0
         self.host = socket.gethostname()
@@ -363,7 +373,8 @@ class Scheduler:
             self._url_for(job.name, self.base_url),
             job.timeout or self._trigger_timeout,
             partial(report_result, self._reporter, self._history, job,
-                    self.application_id, key, occurrence, runtime),
+                    self.application_id, key, occurrence, runtime,
+                    notify=self._notify),
             [f'{OCCURRENCE_HEADER}: {occurrence.isoformat()}',
              f'{TRIGGER_HEADER}: scheduler', f'{RUN_HEADER}: {key}'],
             not_before=runtime.timestamp()))
