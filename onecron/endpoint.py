@@ -115,7 +115,8 @@ class JobEndpoint:
         if job.overlap != 'allow':
             # one run of a job per host at a time, across processes
             lock = HostLock(lock_path(
-                self._lock_dir, f'{application_id}\x00job\x00{job.name}'))
+                self._lock_dir, f'{application_id}\x00job\x00{job.name}'),
+                note_holder=False)
             if not lock.acquire(blocking=job.overlap == 'wait'):
                 log.info('job %s (%s) is still running: not run again',
                          job.name, application_id)

@@ -30,8 +30,11 @@ def lock_path(lock_dir: str | None, application_id: str) -> str:
 class HostLock:
     """An exclusive flock on ``path``, taken without blocking."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, note_holder: bool = True) -> None:
         self.path = path
+        #: write the holder's pid into the file (costly on some file
+        #: systems: off for the short per-run job locks)
+        self.note_holder = note_holder
         self._fd: int | None = None
 
     @property
@@ -55,9 +58,9 @@ class HostLock:
                 return False
             raise
         self._fd = fd
-        # for people looking at the host: who holds it
-        os.ftruncate(fd, 0)
-        os.write(fd, f'{os.getpid()}\n'.encode())
+        if self.note_holder:  # for people looking at the host: who holds it
+            os.ftruncate(fd, 0)
+            os.write(fd, f'{os.getpid()}\n'.encode())
         return True
 
     def release(self) -> None:
