@@ -38,6 +38,7 @@ from .history import History
 from .scheduler import Scheduler, report_result
 from .signing import JobSigner, secrets_list
 from .mail import Mailer, SmtpSettings
+from .status import StatusPage
 from .store import Outcome, Store, open_store
 
 if TYPE_CHECKING:
@@ -180,6 +181,8 @@ class CronApp(Controls):
             reporter=self.reporter, history=self.history,
             slow_after=slow_after, lock_dir=lock_dir, chain=self._chain,
             notify=self._notify)
+        # the operator's page under the prefix; checks its settings now
+        self._status = StatusPage(self)
         _instances.add(self)
 
     # -- registration ---------------------------------------------------
@@ -385,6 +388,8 @@ class CronApp(Controls):
             self._notice(environ)
         path = environ.get('PATH_INFO', '')
         if path.startswith(self.prefix) and self._endpoint.handles(path):
+            if self._status.handles(path[len(self.prefix):]):
+                return self._status(environ, start_response)
             return self._endpoint(environ, start_response)
         if self.wrapped is None:
             return self._endpoint.not_found(environ, start_response)

@@ -1,0 +1,310 @@
+"""Who may see and use the status page, and the CSRF tokens of its forms.
+
+Three checks, in this order:
+
+1. ``status_access``: ``'loopback'`` (the default) lets in only clients on
+   this machine; ``'any'`` lets in everyone, and needs basic auth; a
+   callable ``(request) -> bool`` is the application's own login.
+2. HTTP basic auth, when ``status_user`` and ``status_password_hash`` are
+   set (make the hash with :func:`hash_password`).
+3. On POST: the form's ``csrf`` field must be the HMAC of the client's
+   random cookie, keyed with a secret derived from the app's first secret.
+
+The client's address is ``REMOTE_ADDR``. ``X-Forwarded-For`` is read only
+when ``REMOTE_ADDR`` is one of ``trusted_proxies``; a request that names a
+forwarded client but comes from a peer not in that list is never taken for
+a loopback one — a reverse proxy on the same host would otherwise make
+every visitor look local.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple, Union
+
+from webob import Request, Response
+
+log = logging.getLogger(__name__)
+
+#: ``status_access=``: a policy name, or a callable deciding per request
+Policy = Union[str, Callable[[Request], bool]]
+POLICIES = ('loopback', 'any')
+
+#: the cookie holding the client's random CSRF value
+CSRF_COOKIE = 'onecron_csrf'
+#: the form field holding the CSRF token
+CSRF_FIELD = 'csrf'
+
+_Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+_Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+# scrypt costs (RFC 7914 "interactive"): ~16 MiB and some 50 ms per check
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2 ** 14, 8, 1
+_PBKDF2_MIN_ITERATIONS = 100_000
+_FORWARDED_HEADERS = ('X-Forwarded-For', 'Forwarded', 'X-Real-IP')
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash of ``password`` for ``status_password_hash``.
+
+    ``scrypt$16384$8$1$<salt>$<hash>``, base64. Make one with
+    ``python -c "import getpass, onecron.access as a;
+    print(a.hash_password(getpass.getpass()))"``.
+    """
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode('utf-8'), salt=salt,
+                            n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
+    return (f'scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}$'
+            f'{_b64(salt)}${_b64(digest)}')
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    """Whether ``password`` matches ``password_hash``, in constant time.
+
+    Reads :func:`hash_password`'s format and
+    ``pbkdf2_sha256$<iterations>$<salt>$<hash>`` (Django's). A malformed
+    hash matches nothing.
+    """
+    try:
+        expected, compute = _parse_hash(password_hash)
+        actual = compute(password.encode('utf-8'))
+    except ValueError:
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+def check_password_hash(password_hash: str) -> None:
+    """Raise ``ValueError`` if ``password_hash`` is not a usable hash."""
+    _parse_hash(password_hash)
+
+
+def _parse_hash(text: str) -> tuple[bytes, Callable[[bytes], bytes]]:
+    """The digest in ``text`` and the function that recomputes it."""
+    if not isinstance(text, str):
+        raise ValueError(f'a password hash is a str, '
+                         f'got {type(text).__name__}')
+    kind, _, rest = text.partition('$')
+    parts = rest.split('$')
+    try:
+        if kind == 'scrypt' and len(parts) == 5:
+            n, r, p = (int(part) for part in parts[:3])
+            salt, digest = _unb64(parts[3]), _unb64(parts[4])
+            if n < 2 ** 10 or n & (n - 1) or not 0 < r * p <= 64:
+                raise ValueError('scrypt costs out of range')
+            return digest, lambda password: hashlib.scrypt(
+                password, salt=salt, n=n, r=r, p=p, dklen=len(digest),
+                maxmem=256 * r * n)
+        if kind == 'pbkdf2_sha256' and len(parts) == 3:
+            iterations = int(parts[0])
+            salt = parts[1].encode('utf-8')
+            digest = _unb64(parts[2])
+            if iterations < _PBKDF2_MIN_ITERATIONS:
+                raise ValueError(f'pbkdf2 iterations {iterations} are fewer '
+                                 f'than {_PBKDF2_MIN_ITERATIONS}')
+            return digest, lambda password: hashlib.pbkdf2_hmac(
+                'sha256', password, salt, iterations, dklen=len(digest))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f'not a usable password hash ({exc}); make one '
+                         'with onecron.access.hash_password') from None
+    raise ValueError('not a password hash of onecron.access.hash_password '
+                     '(scrypt$...) or Django (pbkdf2_sha256$...)')
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode('ascii')
+
+
+def _unb64(text: str) -> bytes:
+    data = base64.b64decode(text, validate=True)
+    if not data:
+        raise ValueError('empty base64 field')
+    return data
+
+
+def _address(text: str) -> _Address | None:
+    """``text`` as an IP address (IPv4-mapped IPv6 as IPv4), or None."""
+    text = text.strip()
+    if text.startswith('[') and ']' in text:  # [v6]:port, as in Forwarded
+        text = text[1:text.index(']')]
+    elif text.count(':') == 1:  # v4:port
+        text = text.partition(':')[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _networks(proxies: Iterable[str]) -> tuple[_Network, ...]:
+    if isinstance(proxies, str):
+        raise TypeError('trusted_proxies is a list of addresses, not a str')
+    try:
+        return tuple(ipaddress.ip_network(proxy, strict=False)
+                     for proxy in proxies)
+    except ValueError as exc:
+        raise ValueError(f'trusted_proxies: {exc}') from None
+
+
+class Denied(NamedTuple):
+    """Why a request may not see the page: 403, or 401 asking to log in."""
+
+    status: int
+    reason: str
+
+
+class Access:
+    """Decides who may use the status page and checks its CSRF tokens.
+
+    :param policy: ``'loopback'``, ``'any'`` (basic auth required) or a
+        callable ``(request) -> bool``
+    :param user: the basic auth user name, or None for no basic auth
+    :param password_hash: made with :func:`hash_password`
+    :param trusted_proxies: addresses or networks of reverse proxies
+        whose ``X-Forwarded-For`` is believed
+    :param secret: the key the CSRF key is derived from
+    """
+
+    def __init__(self, policy: Policy = 'loopback', *,
+                 user: str | None = None, password_hash: str | None = None,
+                 trusted_proxies: Sequence[str] = (),
+                 secret: str) -> None:
+        if not callable(policy) and policy not in POLICIES:
+            raise ValueError(f'status_access must be one of '
+                             f'{", ".join(POLICIES)} or a callable, '
+                             f'got {policy!r}')
+        if (user is None) != (password_hash is None):
+            raise ValueError('give both status_user and '
+                             'status_password_hash, or neither')
+        if password_hash is not None:
+            check_password_hash(password_hash)
+        if policy == 'any' and user is None:
+            raise ValueError("status_access='any' would open the status "
+                             'page to everyone: set status_user and '
+                             'status_password_hash too')
+        if not secret:
+            raise ValueError('the CSRF key needs a non-empty secret')
+        self.policy = policy
+        self.user = user
+        self._password_hash = password_hash
+        self.trusted_proxies = _networks(trusted_proxies)
+        self._csrf_key = hmac.new(secret.encode('utf-8'),
+                                  b'onecron status page csrf',
+                                  hashlib.sha256).digest()
+
+    # --- who is asking ------------------------------------------------
+
+    def _trusted(self, address: _Address | None) -> bool:
+        return address is not None and any(
+            address in network for network in self.trusted_proxies)
+
+    def client_address(self, request: Request) -> str | None:
+        """The client's IP address, or None if it cannot be told.
+
+        ``X-Forwarded-For`` counts only when the peer is a trusted proxy;
+        then the client is the right-most address in it that is not a
+        trusted proxy. A peer that is not trusted but sends forwarding
+        headers is a proxy onecron was not told about: None.
+        """
+        peer = _address(request.remote_addr or '')
+        if not self._trusted(peer):
+            if any(name in request.headers for name in _FORWARDED_HEADERS):
+                return None
+            return None if peer is None else str(peer)
+        # WSGI joins repeated headers with commas: one list of hops
+        hops = [hop for hop in request.headers.get(
+            'X-Forwarded-For', '').split(',') if hop.strip()]
+        client = peer
+        for hop in reversed(hops):
+            client = _address(hop)
+            if not self._trusted(client):
+                break
+        return None if client is None else str(client)
+
+    def denied(self, request: Request) -> Denied | None:
+        """Why ``request`` may not use the page, or None if it may."""
+        if callable(self.policy):
+            try:
+                allowed = bool(self.policy(request))
+            except Exception:
+                log.exception('status_access callable failed: access denied')
+                allowed = False
+            if not allowed:
+                return Denied(403, 'You may not see this page.')
+        elif self.policy == 'loopback':
+            client = self.client_address(request)
+            address = None if client is None else _address(client)
+            if address is None or not address.is_loopback:
+                return Denied(403, 'The status page answers only clients '
+                              'on this machine (status_access=loopback); '
+                              'behind a reverse proxy, list it in '
+                              'trusted_proxies.')
+        if self.user is not None and not self._authenticated(request):
+            return Denied(401, 'Log in to see the status page.')
+        return None
+
+    def _authenticated(self, request: Request) -> bool:
+        assert self.user is not None and self._password_hash is not None
+        scheme, _, credentials = request.headers.get(
+            'Authorization', '').partition(' ')
+        if scheme.lower() != 'basic':
+            return False
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True)
+            user, colon, password = decoded.decode('utf-8').partition(':')
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        # both always checked: the time taken does not tell which was wrong
+        user_ok = hmac.compare_digest(user.encode('utf-8'),
+                                      self.user.encode('utf-8'))
+        password_ok = verify_password(password, self._password_hash)
+        return bool(colon) and user_ok and password_ok
+
+    # --- CSRF ---------------------------------------------------------
+
+    def csrf_token(self, request: Request, response: Response,
+                   path: str) -> str:
+        """The token for the forms of a page about to be sent.
+
+        Sets the client's random cookie (limited to ``path``) on
+        ``response`` if the request did not bring a usable one.
+        """
+        value = request.cookies.get(CSRF_COOKIE, '')
+        if not _usable_cookie(value):
+            value = secrets.token_urlsafe(32)
+            response.set_cookie(CSRF_COOKIE, value, path=path, httponly=True,
+                                samesite='strict',
+                                secure=request.scheme == 'https')
+        return self._sign(value)
+
+    def csrf_ok(self, request: Request) -> bool:
+        """Whether the POSTed ``csrf`` field fits the client's cookie."""
+        value = request.cookies.get(CSRF_COOKIE, '')
+        token = request.POST.get(CSRF_FIELD, '')
+        if not _usable_cookie(value) or not isinstance(token, str):
+            return False
+        return hmac.compare_digest(self._sign(value).encode('ascii'),
+                                   token.encode('utf-8'))
+
+    def _sign(self, value: str) -> str:
+        return hmac.new(self._csrf_key, value.encode('ascii'),
+                        hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:
+        policy = ('callable' if callable(self.policy) else self.policy)
+        auth = f' user={self.user!r}' if self.user is not None else ''
+        return f'<Access {policy}{auth} proxies={len(self.trusted_proxies)}>'
+
+
+def _usable_cookie(value: str) -> bool:
+    """A cookie value we could have made: long, URL-safe base64 only."""
+    return 32 <= len(value) <= 128 and value.isascii() and all(
+        char.isalnum() or char in '-_' for char in value)

@@ -1,0 +1,339 @@
+"""The status page as HTML: plain strings, every value escaped, no JavaScript.
+
+Each function returns a whole document. ``base`` is the page's own URL path
+(``/cronjobs``); forms post to ``{base}/control/{action}`` with the CSRF
+token in a hidden field. The style sheet is inline, and allowed by its hash
+in the page's Content-Security-Policy (:data:`CSS_HASH`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import datetime, timezone
+from html import escape
+from urllib.parse import quote, urlencode
+
+from .overview import ApplicationStatus, JobStatus
+from .store import Run
+
+__all__ = ['overview', 'history', 'error', 'CSS_HASH']
+
+CSS = '''
+:root { --ink: #1d2430; --muted: #5d6878; --line: #d9dee6; --bg: #f5f7fa;
+  --ok: #1c7c3a; --bad: #b42318; --warn: #9a6700; --run: #175cd3; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI",
+  sans-serif; color: var(--ink); background: var(--bg); }
+header { background: var(--ink); color: #fff; padding: .7rem 1.5rem; }
+header a { color: #fff; text-decoration: none; font-weight: 600; }
+header small { color: #b8c0cc; margin-left: .5rem; }
+a { color: var(--run); }
+time { white-space: nowrap; }
+main { padding: 1rem 1.5rem 3rem; max-width: 90rem; }
+section { background: #fff; border: 1px solid var(--line);
+  border-radius: 8px; padding: 1rem 1.25rem; margin: 0 0 1.5rem; }
+h1, h2 { margin: 0 0 .5rem; font-size: 1.25rem; }
+h2 code { font-size: 1.15rem; }
+.meta { display: flex; flex-wrap: wrap; gap: .4rem 1.5rem; align-items: center;
+  color: var(--muted); margin-bottom: .8rem; }
+.meta strong { color: var(--ink); font-weight: 600; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; vertical-align: top; padding: .45rem .6rem;
+  border-top: 1px solid var(--line); }
+th { font-size: .8rem; text-transform: uppercase; letter-spacing: .04em;
+  color: var(--muted); border-top: 0; }
+td small, .muted { color: var(--muted); }
+code, pre { font: .85rem/1.4 ui-monospace, "SFMono-Regular", Menlo,
+  monospace; }
+pre { background: var(--bg); border: 1px solid var(--line); padding: .5rem;
+  margin: .3rem 0; white-space: pre-wrap; overflow-wrap: anywhere;
+  max-height: 24rem; overflow: auto; }
+.badge { display: inline-block; padding: .05rem .45rem; border-radius: 999px;
+  font-size: .75rem; font-weight: 600; letter-spacing: .03em;
+  border: 1px solid currentColor; white-space: nowrap; }
+.ok { color: var(--ok); } .bad { color: var(--bad); }
+.warn { color: var(--warn); } .run { color: var(--run); }
+.off { color: var(--muted); }
+form { display: inline; margin: 0; }
+.actions { white-space: nowrap; }
+.actions > * { margin: 0 .25rem .25rem 0; }
+button { font: inherit; font-size: .85rem; padding: .2rem .65rem;
+  border: 1px solid var(--line); border-radius: 6px; background: #fff;
+  color: var(--ink); cursor: pointer; }
+button:hover { border-color: var(--ink); }
+button.primary { background: var(--ink); color: #fff;
+  border-color: var(--ink); }
+button.danger { color: var(--bad); }
+details { display: inline-block; vertical-align: top; }
+summary { cursor: pointer; color: var(--run); font-size: .85rem; }
+details form { display: flex; gap: .3rem; margin-top: .3rem; }
+input { font: .85rem ui-monospace, Menlo, monospace; padding: .2rem .35rem;
+  border: 1px solid var(--line); border-radius: 6px; }
+.notice { background: #eef4ff; border: 1px solid #b2ccff;
+  border-radius: 8px; padding: .6rem 1rem; margin-bottom: 1rem; }
+.pages { margin-top: 1rem; display: flex; gap: 1rem; }
+'''
+#: the CSP source that allows exactly :data:`CSS`
+CSS_HASH = "'sha256-{}'".format(base64.b64encode(
+    hashlib.sha256(CSS.encode('utf-8')).digest()).decode('ascii'))
+
+_OUTCOME_CLASS = {'ok': 'ok', 'failed': 'bad', 'timed out': 'bad',
+                  'skipped': 'warn', 'missed': 'warn'}
+
+
+def _e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _document(title: str, base: str, body: str) -> str:
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, '
+            f'initial-scale=1"><title>{_e(title)}</title>'
+            f'<style>{CSS}</style></head>\n<body><header>'
+            f'<a href="{_e(base)}/">onecron</a> <small>all times in UTC'
+            f'</small></header>\n'
+            f'<main>{body}</main></body></html>\n')
+
+
+def _badge(text: str, kind: str) -> str:
+    return f'<span class="badge {kind}">{_e(text)}</span>'
+
+
+def _when(moment: datetime | None, now: datetime) -> str:
+    """A UTC time with how long ago or ahead it is, or a dash."""
+    if moment is None:
+        return '<span class="muted">–</span>'
+    seconds = (moment - now).total_seconds()
+    relative = (f'in {_span(seconds)}' if seconds >= 1
+                else f'{_span(-seconds)} ago' if seconds <= -1 else 'now')
+    return (f'<time datetime="{_e(moment.isoformat())}">{_utc(moment)}'
+            f'</time> <small>{relative}</small>')
+
+
+def _utc(moment: datetime) -> str:
+    return f'{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}'
+
+
+def _span(seconds: float) -> str:
+    """A rough length of time: ``45 s``, ``12 min``, ``3 h``, ``2 days``."""
+    for size, unit in ((86400, 'days'), (3600, 'h'), (60, 'min')):
+        if seconds >= 2 * size:
+            return f'{seconds // size:.0f} {unit}'
+    return f'{seconds:.0f} s'
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ''
+    if seconds < 10:
+        return f'{seconds:.2f} s'
+    minutes, rest = divmod(round(seconds), 60)
+    return f'{minutes} min {rest} s' if minutes else f'{rest} s'
+
+
+def _outcome(run: Run) -> str:
+    if run.outcome is None:
+        return _badge('running', 'run')
+    return _badge(run.outcome.value, _OUTCOME_CLASS.get(run.outcome.value,
+                                                        'off'))
+
+
+def _form(base: str, action: str, csrf: str, label: str,
+          fields: dict[str, str], kind: str = '') -> str:
+    hidden = ''.join(f'<input type="hidden" name="{_e(name)}" '
+                     f'value="{_e(value)}">'
+                     for name, value in {**fields, 'csrf': csrf}.items())
+    css = f' class="{kind}"' if kind else ''
+    return (f'<form method="post" action="{_e(base)}/control/{action}">'
+            f'{hidden}<button type="submit"{css}>{_e(label)}</button>'
+            f'</form>')
+
+
+def history_url(base: str, job: str, application_id: str,
+                before_id: int | None = None) -> str:
+    """The URL of ``job``'s history page."""
+    query = {'application_id': application_id}
+    if before_id is not None:
+        query['before_id'] = str(before_id)
+    return f'{base}/jobs/{quote(job, safe="")}?{urlencode(query)}'
+
+
+# --- the overview -----------------------------------------------------
+
+
+def overview(applications: list[ApplicationStatus], *, base: str, csrf: str,
+             now: datetime, notice: str | None = None) -> str:
+    """The page at ``{prefix}/``: one section per application id."""
+    body = f'<p class="notice">{_e(notice)}</p>' if notice else ''
+    if not applications:
+        body += ('<section><p>No application id has been seen yet: the '
+                 'first request to the application starts its scheduler.'
+                 '</p></section>')
+    body += ''.join(_application(status, base, csrf, now)
+                    for status in applications)
+    return _document('onecron status', base, body)
+
+
+def _application(status: ApplicationStatus, base: str, csrf: str,
+                 now: datetime) -> str:
+    app_field = {'application_id': status.id}
+    scheduler = status.scheduler
+    if scheduler is None:
+        seen = '<strong>no scheduler seen</strong>'
+    else:
+        seen = (f'scheduler <strong>{_e(scheduler.host)}</strong> pid '
+                f'<strong>{scheduler.pid}</strong>, alive since '
+                f'{_when(scheduler.alive_since, now)}, last heartbeat '
+                f'{_when(scheduler.heartbeat, now)}')
+    if not status.stored:
+        hold = '<span class="muted">no run store: no history or switches'
+        hold += '</span>'
+    elif status.held:
+        since = status.hold.since if status.hold is not None else None
+        hold = (f'<span>{_badge("HELD", "bad")} since {_when(since, now)}'
+                '</span> '
+                + _form(base, 'release', csrf, 'Release and run what was '
+                        'missed', {**app_field, 'catch_up': '1'}, 'primary')
+                + ' ' + _form(base, 'release', csrf, 'Release and just '
+                              'reschedule', {**app_field, 'catch_up': '0'}))
+    else:
+        hold = (f'{_badge("ACTIVE", "ok")} '
+                + _form(base, 'hold', csrf, 'Hold all jobs', app_field,
+                        'danger'))
+    rows = ''.join(_job_row(job, status.id, base, csrf, now)
+                   for job in status.jobs)
+    return (f'<section id="app-{_e(status.id)}">'
+            f'<h2>Application <code>{_e(status.id)}</code></h2>'
+            f'<div class="meta"><span>{seen}</span>'
+            f'<span>pool: <strong>{status.queued}</strong> waiting, '
+            f'<strong>{status.calls_running}</strong> running</span></div>'
+            f'<div class="meta">{hold}</div>'
+            f'<div class="scroll"><table><thead><tr><th>Job</th>'
+            f'<th>Schedule</th><th>Next run</th><th>Last run</th>'
+            f'<th>State</th><th>Actions</th></tr></thead>'
+            f'<tbody>{rows}</tbody></table></div>'
+            f'</section>\n')
+
+
+def _job_row(job: JobStatus, application_id: str, base: str, csrf: str,
+             now: datetime) -> str:
+    fields = {'application_id': application_id, 'job': job.name}
+    link = history_url(base, job.name, application_id)
+    if job.schedule is None:
+        schedule = '<span class="muted">manual only</span>'
+    else:
+        schedule = (f'{_e(job.description)}<br><code>{_e(job.schedule)}'
+                    f'</code>')
+        if job.overridden:
+            schedule += ' ' + _badge('overridden', 'warn')
+    last = '<span class="muted">never</span>'
+    if job.last_run is not None:
+        last = (f'{_outcome(job.last_run)} '
+                f'{_when(job.last_run.started, now)}'
+                f'<br><small>{_duration(job.last_run.duration)}</small>')
+    state = _badge(job.state, 'run' if job.running else 'off')
+    state += ' ' + (_badge('enabled', 'ok') if job.enabled
+                    else _badge('disabled', 'bad'))
+    toggle = (_form(base, 'disable', csrf, 'Disable', fields) if job.enabled
+              else _form(base, 'enable', csrf, 'Enable', fields))
+    reset = (_form(base, 'reset', csrf, 'Reset schedule', fields)
+             if job.overridden else '')
+    return (f'<tr data-job="{_e(job.name)}"><td><a href="{_e(link)}">'
+            f'{_e(job.name)}</a></td><td>{schedule}</td>'
+            f'<td>{_when(job.next_run, now)}</td><td>{last}</td>'
+            f'<td>{state}</td><td class="actions">'
+            f'{_form(base, "run-now", csrf, "Run now", fields, "primary")}'
+            f'{toggle}{reset}{_override_form(job, fields, base, csrf)}'
+            f'</td></tr>\n')
+
+
+def _override_form(job: JobStatus, fields: dict[str, str], base: str,
+                   csrf: str) -> str:
+    hidden = ''.join(f'<input type="hidden" name="{_e(name)}" '
+                     f'value="{_e(value)}">'
+                     for name, value in {**fields, 'csrf': csrf}.items())
+    return (f'<details><summary>Change schedule</summary>'
+            f'<form method="post" action="{_e(base)}/control/override">'
+            f'{hidden}<input name="schedule" required size="16" '
+            f'aria-label="new schedule of {_e(job.name)}" '
+            f'placeholder="*/5 * * * *" value="{_e(job.schedule or "")}">'
+            f'<input name="timezone" size="12" aria-label="time zone" '
+            f'placeholder="{_e(job.timezone or "UTC")}">'
+            f'<button type="submit">Override</button></form></details>')
+
+
+# --- a job's history ---------------------------------------------------
+
+
+def history(job: str, application_id: str, runs: list[Run] | None, *,
+            base: str, csrf: str, now: datetime,
+            older: int | None = None, newest: bool = True,
+            notice: str | None = None) -> str:
+    """A job's last runs; ``runs`` is None without a store.
+
+    ``older`` is the ``before_id`` of the next page, if there is one;
+    ``newest`` tells whether this is the first page.
+    """
+    fields = {'application_id': application_id, 'job': job,
+              'back': 'history'}
+    body = f'<p class="notice">{_e(notice)}</p>' if notice else ''
+    body += (f'<section><h1>Job <code>{_e(job)}</code> '
+            f'<small class="muted">of {_e(application_id)}</small></h1>'
+            f'<div class="meta"><a href="{_e(base)}/#app-'
+            f'{_e(application_id)}">← all jobs</a>'
+            f'{_form(base, "run-now", csrf, "Run now", fields, "primary")}'
+            f'</div>')
+    if runs is None:
+        body += '<p>No run store is configured: runs are not recorded.</p>'
+    elif not runs:
+        body += '<p>No runs recorded.</p>'
+    else:
+        rows = ''.join(_run_row(run, now) for run in runs)
+        body += ('<div class="scroll"><table><thead><tr><th>#</th>'
+                 '<th>Started</th><th>Trigger</th><th>Scheduled</th>'
+                 '<th>Duration</th><th>Outcome</th><th>HTTP</th></tr>'
+                 f'</thead><tbody>{rows}</tbody></table></div>')
+    pages = []
+    if not newest:
+        pages.append(f'<a href="{_e(history_url(base, job, application_id))}'
+                     f'">newest runs</a>')
+    if older is not None:
+        url = history_url(base, job, application_id, older)
+        pages.append(f'<a href="{_e(url)}">older runs →</a>')
+    if pages:
+        body += f'<div class="pages">{"".join(pages)}</div>'
+    body += '</section>'
+    return _document(f'{job} – onecron', base, body)
+
+
+def _run_row(run: Run, now: datetime) -> str:
+    scheduled = ('<span class="muted">–</span>' if run.scheduled is None
+                 else f'<time datetime="{_e(run.scheduled.isoformat())}">'
+                 f'{_utc(run.scheduled)}</time>')
+    status = '' if run.http_status is None else str(run.http_status)
+    row = (f'<tr id="run-{run.id}"><td>{run.id}</td>'
+           f'<td>{_when(run.started, now)}</td>'
+           f'<td>{_e(run.trigger.value)}</td><td>{scheduled}</td>'
+           f'<td>{_duration(run.duration)}</td><td>{_outcome(run)}</td>'
+           f'<td>{status}</td></tr>\n')
+    texts = ''
+    if run.output:
+        texts += f'<div>Output</div><pre>{_e(run.output)}</pre>'
+    if run.error:
+        texts += f'<div class="bad">Error</div><pre>{_e(run.error)}</pre>'
+    if texts:
+        row += f'<tr class="texts"><td></td><td colspan="6">{texts}</td></tr>'
+    return row
+
+
+# --- errors -------------------------------------------------------------
+
+
+def error(title: str, message: str, *, base: str) -> str:
+    """A page explaining why a request failed, with a way back."""
+    return _document(f'{title} – onecron', base,
+                     f'<section><h1>{_e(title)}</h1><p>{_e(message)}</p>'
+                     f'<p><a href="{_e(base)}/">← back to the status page'
+                     f'</a></p></section>')

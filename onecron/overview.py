@@ -1,0 +1,151 @@
+"""What the status page shows: the state of each application id's jobs.
+
+Collected from a :class:`~onecron.CronApp` with a fixed number of store
+queries per application id (newest run per job, unfinished runs, job
+settings, hold state), whatever the number of stored runs. The HTML page
+and ``status.json`` are two renderings of these records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .store import Hold, JobSettings, Run, SchedulerInfo
+
+if TYPE_CHECKING:
+    from .app import CronApp
+
+__all__ = ['ApplicationStatus', 'JobStatus', 'collect', 'as_json']
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job of one application id, as the page shows it."""
+
+    name: str
+    #: the effective schedule as written, None for a manual-only job
+    schedule: str | None
+    #: the effective schedule in words
+    description: str | None
+    timezone: str | None
+    #: whether an operator's schedule replaces the code's
+    overridden: bool
+    #: whether the code gives the job no schedule
+    manual: bool
+    enabled: bool
+    running: bool
+    next_run: datetime | None
+    last_run: Run | None
+
+    @property
+    def state(self) -> str:
+        """``'RUNNING'`` or ``'IDLE'``."""
+        return 'RUNNING' if self.running else 'IDLE'
+
+
+@dataclass(frozen=True)
+class ApplicationStatus:
+    """One application id: its scheduler, hold state, pool and jobs."""
+
+    id: str
+    scheduler: SchedulerInfo | None
+    #: None without a store
+    hold: Hold | None
+    queued: int
+    calls_running: int
+    jobs: list[JobStatus]
+    #: whether a store keeps runs and switches
+    stored: bool
+
+    @property
+    def held(self) -> bool:
+        """Whether the id's jobs are held."""
+        return self.hold is not None and self.hold.held
+
+
+def collect(app: CronApp, application_id: str) -> ApplicationStatus:
+    """The status of ``application_id``'s jobs, read now.
+
+    Raises :class:`~onecron.store.StoreError` when the store fails.
+    """
+    store = app.store
+    last: dict[str, Run] = {}
+    unfinished: dict[str, Run] = {}
+    settings: dict[str, JobSettings] = {}
+    hold = None
+    if store is not None:
+        last = store.last_runs(application_id)
+        unfinished = store.running(application_id)
+        settings = store.job_settings(application_id)
+        hold = store.hold(application_id)
+    jobs = []
+    for name in sorted(app.jobs):
+        job = app.jobs[name]
+        schedule = app.schedule_of(name, application_id)
+        setting = settings.get(name, JobSettings())
+        last_run = last.get(name)
+        running = unfinished.get(name)
+        jobs.append(JobStatus(
+            name=name,
+            schedule=None if schedule is None else str(schedule),
+            description=None if schedule is None else schedule.describe(),
+            timezone=None if schedule is None else schedule.timezone,
+            overridden=setting.schedule is not None,
+            manual=job.manual,
+            enabled=setting.enabled,
+            # an unfinished run older than the newest one was left by a
+            # crash: the job is not running now
+            running=running is not None and (
+                last_run is None or running.id >= last_run.id),
+            next_run=app.next_run(name, application_id),
+            last_run=last_run))
+    pool = app.pool_for(application_id)
+    return ApplicationStatus(
+        id=application_id, scheduler=app.scheduler_info(application_id),
+        hold=hold, queued=pool.queued, calls_running=pool.running,
+        jobs=jobs, stored=store is not None)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def as_json(status: ApplicationStatus) -> dict[str, Any]:
+    """``status`` as the JSON-ready dict of ``status.json``."""
+    scheduler = status.scheduler
+    return {
+        'id': status.id,
+        'scheduler': None if scheduler is None else {
+            'host': scheduler.host,
+            'pid': scheduler.pid,
+            'alive_since': _iso(scheduler.alive_since),
+            'heartbeat': _iso(scheduler.heartbeat),
+        },
+        'held': status.held,
+        'held_since': (_iso(status.hold.since)
+                       if status.hold is not None and status.held else None),
+        'queued': status.queued,
+        'running': status.calls_running,
+        'jobs': [{
+            'name': job.name,
+            'schedule': job.schedule,
+            'description': job.description,
+            'timezone': job.timezone,
+            'overridden': job.overridden,
+            'manual': job.manual,
+            'enabled': job.enabled,
+            'state': job.state,
+            'next_run': _iso(job.next_run),
+            'last_run': None if job.last_run is None else {
+                'id': job.last_run.id,
+                'started': _iso(job.last_run.started),
+                'ended': _iso(job.last_run.ended),
+                'duration': job.last_run.duration,
+                'outcome': (None if job.last_run.outcome is None
+                            else job.last_run.outcome.value),
+                'trigger': job.last_run.trigger.value,
+            },
+        } for job in status.jobs],
+    }
