@@ -30,6 +30,8 @@ app = CronApp(
     website,
     secret=os.environ.get('ONECRON_SECRET', 'change-me-in-production'),
     base_url=os.environ.get('ONECRON_BASE_URL', 'http://127.0.0.1:8080'),
+    # every run is written here; see http://127.0.0.1:8080/cronjobs/
+    store=os.environ.get('ONECRON_STORE', 'example-runs.sqlite'),
 )
 
 #: what the jobs below pretend to clean up and import
@@ -62,3 +64,11 @@ def import_feed(request: Request) -> None:
 @app.cronjob(every=timedelta(seconds=3), jitter=False)
 def heartbeat(request: Request) -> None:
     log.info('heartbeat: still alive')
+
+
+# manual only: run it from the status page ("Run now") or its URL; when it
+# succeeds, the cleanup follows at once
+@app.cronjob(then=['example_app.app.clean_up_sessions'], notify='never')
+def rebuild_search_index(request: Request) -> str:
+    log.info('rebuild_search_index: rebuilt')
+    return 'index rebuilt'

@@ -195,14 +195,19 @@ class Caller:
         self._wake_r = self._wake_w = -1
 
     @property
+    def running(self) -> bool:
+        """Whether this process has the caller's thread running."""
+        return (self._thread is not None and self._pid == os.getpid()
+                and self._thread.is_alive())
+
+    @property
     def in_flight(self) -> int:
         """Calls started or waiting."""
         return len(self._pending) + len(self._armed) + len(self._active)
 
     def __repr__(self) -> str:
-        running = self._thread is not None and self._thread.is_alive()
         return (f'<Caller max_concurrent={self.max_concurrent} '
-                f'{"running" if running else "idle"}>')
+                f'{"running" if self.running else "idle"}>')
 
     # -- the thread -----------------------------------------------------
 

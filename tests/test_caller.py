@@ -138,8 +138,7 @@ def test_close_and_reuse(caller: Caller, backend: Any) -> None:
     """After close() the next call starts a fresh thread."""
     assert call(caller, backend[1] + '/ok').ok
     caller.close()
-    assert not [t for t in threading.enumerate()
-                if t.name == 'onecron-caller' and t.is_alive()]
+    assert not caller.running
     assert call(caller, backend[1] + '/ok').ok
 
 

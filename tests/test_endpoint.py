@@ -77,7 +77,8 @@ def test_bad_tokens_are_404_without_a_hint(app: CronApp) -> None:
         '/cronjobs/' + token[:-1] + ('A' if token[-1] != 'A' else 'B'),
         foreign.url_for('job', 'http://x').removeprefix('http://x'),
         unregistered.url_for('ghost', 'http://x').removeprefix('http://x'),
-        '/cronjobs/' + token + '/extra', '/cronjobs/', '/cronjobs',
+        '/cronjobs/' + token + '/extra', '/cronjobs/jobs',
+        '/cronjobs/status.jsonx',
     ]
     bodies = set()
     for path in paths:

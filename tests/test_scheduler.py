@@ -52,11 +52,6 @@ def app(tmp_path: Path) -> Iterator[CronApp]:
     app.stop()
 
 
-def scheduler_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate()
-            if t.name.startswith('onecron-') and t.is_alive()]
-
-
 def test_start_fires_each_occurrence_once_and_not_early(
         app: CronApp, live_server: Any) -> None:
     """Successive occurrences run once each, never before they are due."""
@@ -187,8 +182,9 @@ def test_stop_releases_the_lock_and_start_works_again(
     url = live_server(app).url
     app.start(base_url=url)
     wait_for(lambda: len(runs) >= 1)
+    scheduler = app.schedulers['default']
     app.stop()
-    assert not scheduler_threads()
+    assert not scheduler.alive and not app.caller.running
     lock = HostLock(lock_path(app.lock_dir, 'default'))
     assert lock.acquire()
     lock.release()
@@ -209,9 +205,7 @@ def test_disabled_never_starts_a_thread(tmp_path: Path,
     server = live_server(app)
     Request.blank(server.url + '/').get_response(app)
     app.start(base_url=server.url)
-    assert not app.schedulers
-    assert not [t for t in scheduler_threads()
-                if t.name.startswith('onecron-scheduler')]
+    assert not app.schedulers and not app.caller.running
     import urllib.request
     with urllib.request.urlopen(app.url_for('tick', server.url)) as answer:
         assert answer.status == 200
