@@ -13,6 +13,14 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
+
+
+#: held while a non-blocking lock is being taken, and around every fork
+_no_fork = threading.Lock()
+os.register_at_fork(before=_no_fork.acquire,
+                    after_in_parent=_no_fork.release,
+                    after_in_child=_no_fork.release)
 
 
 def lock_path(lock_dir: str | None, application_id: str) -> str:
@@ -49,6 +57,14 @@ class HostLock:
         """
         if self._fd is not None:
             return True
+        if blocking:
+            return self._take(blocking=True)
+        # no fork between opening and noting the descriptor: a child would
+        # inherit a copy nobody knows of, holding the lock after we die
+        with _no_fork:
+            return self._take(blocking=False)
+
+    def _take(self, blocking: bool) -> bool:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))

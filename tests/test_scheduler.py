@@ -255,11 +255,23 @@ def test_each_application_id_is_scheduled_on_its_own(
 
 def start_host(lock_dir: Path, run_log: Path,
                *extra: str) -> subprocess.Popen[str]:
+    errors = open(lock_dir / f'host-{len(list(lock_dir.glob("host-*")))}'
+                               '.err', 'w')
     process = subprocess.Popen(
         [sys.executable, '-m', 'tests.host', str(lock_dir), str(run_log),
-         *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+         *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=errors,
         text=True)
+    errors.close()
     return process
+
+
+def ready_pid(process: subprocess.Popen[str], lock_dir: Path) -> int:
+    """The pid in the next 'ready' line; the hosts' stderr if none."""
+    assert process.stdout is not None
+    line = process.stdout.readline().split()
+    assert len(line) == 2 and line[0] == 'ready', '\n'.join(
+        path.read_text() for path in lock_dir.glob('host-*.err'))
+    return int(line[1])
 
 
 def read_runs(run_log: Path) -> list[tuple[int, str]]:
@@ -278,8 +290,7 @@ def test_one_process_per_host_fires_and_another_takes_over(
     try:
         wait_for(lambda: read_runs(run_log), timeout=15)
         second = start_host(tmp_path, run_log)
-        assert second.stdout is not None
-        assert second.stdout.readline().startswith('ready')
+        ready_pid(second, tmp_path)
         time.sleep(2.5)
         assert {pid for pid, _ in read_runs(run_log)} == {first.pid}
         os.kill(first.pid, signal.SIGKILL)
@@ -306,8 +317,7 @@ def test_fork_safety(tmp_path: Path) -> None:
     """A scheduler started before fork is not assumed alive in the child."""
     run_log = tmp_path / 'runs.log'
     parent = start_host(tmp_path, run_log, '--fork')
-    assert parent.stdout is not None
-    pids = {int(parent.stdout.readline().split()[1]) for _ in range(2)}
+    pids = {ready_pid(parent, tmp_path) for _ in range(2)}
     child_pid = (pids - {parent.pid}).pop()
     try:
         wait_for(lambda: read_runs(run_log), timeout=15)
