@@ -289,8 +289,8 @@ class Scheduler:
 
     def _poll(self, reschedule: bool = True) -> None:
         """Read the operator's switches, beat the heart, prune; repeat."""
-        if self._stopping.is_set():
-            return
+        if self._stopping.is_set() or self._history.store is None:
+            return  # without a store there is nothing to look at
         now = self._clock()
         app_id = self.application_id
         history = self._history

@@ -260,7 +260,7 @@ def start_host(lock_dir: Path, run_log: Path,
     process = subprocess.Popen(
         [sys.executable, '-m', 'tests.host', str(lock_dir), str(run_log),
          *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=errors,
-        text=True)
+        text=True, start_new_session=True)
     errors.close()
     return process
 
@@ -317,9 +317,9 @@ def test_fork_safety(tmp_path: Path) -> None:
     """A scheduler started before fork is not assumed alive in the child."""
     run_log = tmp_path / 'runs.log'
     parent = start_host(tmp_path, run_log, '--fork')
-    pids = {ready_pid(parent, tmp_path) for _ in range(2)}
-    child_pid = (pids - {parent.pid}).pop()
     try:
+        pids = {ready_pid(parent, tmp_path) for _ in range(2)}
+        child_pid = (pids - {parent.pid}).pop()
         wait_for(lambda: read_runs(run_log), timeout=15)
         time.sleep(1.5)
         assert {pid for pid, _ in read_runs(run_log)} == {parent.pid}
@@ -328,10 +328,12 @@ def test_fork_safety(tmp_path: Path) -> None:
         wait_for(lambda: child_pid in {pid for pid, _ in
                                        read_runs(run_log)}, timeout=10)
     finally:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # the whole session: the forked child too, even if it never spoke
+        try:
+            os.killpg(parent.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if parent.poll() is None:
+            parent.wait()
     occurrences = [occurrence for _, occurrence in read_runs(run_log)]
     assert len(occurrences) == len(set(occurrences))
