@@ -23,7 +23,7 @@ from webob.exc import HTTPMethodNotAllowed
 from .headers import RUN_HEADER, trigger_of as _trigger_of
 from .history import History
 from .job import Job
-from .lock import HostLock, lock_path
+from .lock import JobLocks
 from .output import captured
 from .reporting import Reporter
 from .signing import JobSigner
@@ -66,7 +66,7 @@ class JobEndpoint:
         self.prefix = prefix
         self._notify = notify
         self._history = history
-        self._lock_dir = lock_dir
+        self._locks = JobLocks(lock_dir)
         self._chain = chain
         self._jobs = jobs
         self._signer = signer
@@ -111,13 +111,11 @@ class JobEndpoint:
             application_id = '?'
         trigger, scheduled = _trigger_of(request)
         key = request.headers.get(RUN_HEADER) or None
-        lock = None
-        if job.overlap != 'allow':
+        locked = job.overlap != 'allow'
+        if locked:
             # one run of a job per host at a time, across processes
-            lock = HostLock(lock_path(
-                self._lock_dir, f'{application_id}\x00job\x00{job.name}'),
-                note_holder=False)
-            if not lock.acquire(blocking=job.overlap == 'wait'):
+            if not self._locks.acquire(application_id, job.name,
+                                       blocking=job.overlap == 'wait'):
                 log.info('job %s (%s) is still running: not run again',
                          job.name, application_id)
                 self._history.record(
@@ -132,8 +130,8 @@ class JobEndpoint:
                                            scheduled=scheduled, key=key)
             return self._run(job, request, application_id, run_id)
         finally:
-            if lock is not None:
-                lock.release()
+            if locked:
+                self._locks.release(application_id, job.name)
 
     def _run(self, job: Job, request: Request, application_id: str,
              run_id: int | None) -> Response:

@@ -40,9 +40,11 @@ _installed = threading.Lock()
 @contextmanager
 def captured() -> Iterator[list[str]]:
     """Collect the formatted log records this thread emits, in a list."""
-    with _installed:
-        if _handler not in logging.getLogger().handlers:
-            logging.getLogger().addHandler(_handler)
+    root = logging.getLogger()
+    if _handler not in root.handlers:  # once, unless someone removed it
+        with _installed:
+            if _handler not in root.handlers:
+                root.addHandler(_handler)
     lines: list[str] = []
     ident = threading.get_ident()
     _handler.buffers[ident] = lines
