@@ -27,9 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import pycurl
 from waitress.server import create_server

@@ -17,13 +17,11 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import pycurl
-from waitress.server import create_server
 
+from common import ms_per_request, serve
 from onecron import CronApp
 
 JOBS = 200
@@ -49,22 +47,6 @@ def app_with_runs(directory: Path, runs: int) -> CronApp:
     return app
 
 
-def serve(app: CronApp) -> str:
-    server = create_server(app, host='127.0.0.1', port=0, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    return f'http://127.0.0.1:{server.effective_port}'
-
-
-def per_load(curl: pycurl.Curl, url: str) -> float:
-    """Milliseconds per load of ``url``."""
-    curl.setopt(pycurl.URL, url)
-    started = time.perf_counter()
-    for _ in range(LOADS):
-        curl.perform()
-        assert curl.getinfo(pycurl.RESPONSE_CODE) == 200
-    return (time.perf_counter() - started) / LOADS * 1e3
-
-
 def main() -> None:
     print(f'$ python {" ".join(sys.argv)}')
     print(f'Python {platform.python_version()} on {platform.machine()}, '
@@ -79,10 +61,11 @@ def main() -> None:
         for page in ('/cronjobs/', '/cronjobs/status.json'):
             timings: dict[int, list[float]] = {runs: [] for runs in urls}
             for url in urls.values():  # warm up
-                per_load(curl, url + page)
+                ms_per_request(curl, url + page, LOADS)
             for _ in range(ROUNDS):
                 for runs, url in urls.items():
-                    timings[runs].append(per_load(curl, url + page))
+                    timings[runs].append(
+                        ms_per_request(curl, url + page, LOADS))
             base = statistics.median(timings[1_000])
             for runs, values in timings.items():
                 median = statistics.median(values)

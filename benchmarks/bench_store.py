@@ -17,33 +17,15 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import pycurl
-from waitress.server import create_server
 
+from common import ms_per_request, serve
 from onecron import CronApp
 
 ROUNDS = 15
 CALLS = 200
-
-
-def serve(app: CronApp) -> str:
-    server = create_server(app, host='127.0.0.1', port=0, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    return f'http://127.0.0.1:{server.effective_port}'
-
-
-def per_run(curl: pycurl.Curl, url: str) -> float:
-    """Milliseconds per run of the job at ``url``."""
-    curl.setopt(pycurl.URL, url)
-    started = time.perf_counter()
-    for _ in range(CALLS):
-        curl.perform()
-        assert curl.getinfo(pycurl.RESPONSE_CODE) == 200
-    return (time.perf_counter() - started) / CALLS * 1e3
 
 
 def main() -> None:
@@ -67,10 +49,10 @@ def main() -> None:
         curl.setopt(pycurl.POSTFIELDS, b'')
         timings: dict[str, list[float]] = {label: [] for label in apps}
         for url in urls.values():  # warm up
-            per_run(curl, url)
+            ms_per_request(curl, url, CALLS)
         for _ in range(ROUNDS):
             for label, url in urls.items():
-                timings[label].append(per_run(curl, url))
+                timings[label].append(ms_per_request(curl, url, CALLS))
         store = apps['SQLite store'].store
         assert store is not None
         written = len(store.runs('default', 'noop', limit=10))
