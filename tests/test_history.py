@@ -122,19 +122,32 @@ def test_overlap_skip_is_recorded(app: CronApp, live_server: Any) -> None:
     assert outcomes == ['ok', 'skipped']
 
 
-def test_disable_and_override_apply_within_seconds(
-        app: CronApp, live_server: Any) -> None:
-    """Switches in the store reach the running scheduler by polling."""
+def ticking(app: CronApp, live_server: Any) -> list[float]:
+    """Start a job due every second; the times it ran, as they come."""
     runs: list[float] = []
     app.cronjob(EVERY_SECOND, name='tick', jitter=False)(
         lambda r: runs.append(time.time()))
     app.start(base_url=live_server(app).url)
     wait_for(lambda: runs)
-    app.set_enabled('tick', False)
-    time.sleep(3)  # the scheduler looks every 2 s
+    return runs
+
+
+def quiet_after_poll(runs: list[float]) -> int:
+    """Let the scheduler see a switch (it looks every 2 s), then check no
+    run happens for 2 s more; the run count."""
+    time.sleep(3)
     count = len(runs)
     time.sleep(2)
     assert len(runs) == count
+    return count
+
+
+def test_disable_and_override_apply_within_seconds(
+        app: CronApp, live_server: Any) -> None:
+    """Switches in the store reach the running scheduler by polling."""
+    runs = ticking(app, live_server)
+    app.set_enabled('tick', False)
+    count = quiet_after_poll(runs)
     assert app.next_run('tick') is not None  # still queued, just disabled
     app.set_enabled('tick', True)
     wait_for(lambda: len(runs) > count, timeout=6)
@@ -143,10 +156,7 @@ def test_disable_and_override_apply_within_seconds(
     assert str(app.schedule_of('tick')) == EVERY_SECOND
     app.override_schedule('tick', '0 0 1 1 *')
     assert str(app.schedule_of('tick')) == '0 0 1 1 *'
-    time.sleep(3)
-    count = len(runs)
-    time.sleep(2)
-    assert len(runs) == count
+    count = quiet_after_poll(runs)
     next_run = app.next_run('tick')
     assert next_run is not None and next_run.month == 1 and next_run.day == 1
     app.override_schedule('tick', None)
@@ -156,11 +166,7 @@ def test_disable_and_override_apply_within_seconds(
 def test_hold_records_missed_and_release_catches_up(
         app: CronApp, live_server: Any) -> None:
     """Held jobs miss their runs (recorded); release can run them once."""
-    runs: list[float] = []
-    app.cronjob(EVERY_SECOND, name='tick', jitter=False)(
-        lambda r: runs.append(time.time()))
-    app.start(base_url=live_server(app).url)
-    wait_for(lambda: runs)
+    runs = ticking(app, live_server)
     app.hold()
     time.sleep(3)
     count = len(runs)
