@@ -50,30 +50,23 @@ class HostLock:
         """Whether this object holds the lock."""
         return self._fd is not None
 
-    def acquire(self, blocking: bool = False) -> bool:
-        """Take the lock if it is free; True when held afterwards.
-
-        With ``blocking``, wait until it is free.
-        """
+    def acquire(self) -> bool:
+        """Take the lock if it is free; True when held afterwards."""
         if self._fd is not None:
             return True
-        if blocking:
-            return self._take(blocking=True)
         # no fork between opening and noting the descriptor: a child would
         # inherit a copy nobody knows of, holding the lock after we die
         with _no_fork:
-            return self._take(blocking=False)
-
-    def _take(self, blocking: bool) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except OSError as error:
-            os.close(fd)
-            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return False
-            raise
-        self._fd = fd
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                os.close(fd)
+                if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN,
+                                   errno.EACCES):
+                    return False
+                raise
+            self._fd = fd
         # for people looking at the host: who holds it
         os.ftruncate(fd, 0)
         os.write(fd, f'{os.getpid()}\n'.encode())
@@ -117,7 +110,6 @@ class JobLocks:
         self.lock_dir = lock_dir
         self._mutex = threading.Lock()
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
-        self._pid = os.getpid()
         _job_locks.add(self)
 
     def acquire(self, application_id: str, name: str,
@@ -160,7 +152,6 @@ class JobLocks:
             os.close(fd)
         self._locks = {}
         self._mutex = threading.Lock()
-        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         return f'<JobLocks {self.lock_dir!r} {len(self._locks)} job(s)>'
