@@ -15,7 +15,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from webob import Request, Response
 from webob.exc import HTTPMethodNotAllowed
@@ -24,6 +24,7 @@ from .headers import RUN_HEADER, trigger_of as _trigger_of
 from .history import History
 from .job import Job
 from .lock import JobLocks
+from .mail import Notify
 from .output import captured
 from .reporting import Reporter
 from .signing import JobSigner
@@ -39,14 +40,6 @@ RUN_METHODS = ('GET', 'POST')
 
 #: triggers a job's ``then`` jobs after a successful run
 Chain = Callable[[Job, Request, str], None]
-
-
-class Notify(Protocol):
-    """Mails about a finished run (see :meth:`onecron.mail.Mailer.notify`)."""
-
-    def __call__(self, job: Job, application_id: str, outcome: Outcome, *,
-                 output: str = '', error: str | None = None,
-                 duration: float | None = None) -> None: ...
 
 
 def _plain(status: int, text: str) -> Response:

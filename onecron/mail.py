@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import Protocol
 
 from .job import Job
 from .reporting import Reporter
@@ -63,6 +64,14 @@ class SmtpSettings:
                              f'got {self.sender!r}')
         if (self.username is None) != (self.password is None):
             raise ValueError('give both username and password, or neither')
+
+
+class Notify(Protocol):
+    """Mails about a finished run (as :meth:`Mailer.notify` does)."""
+
+    def __call__(self, job: Job, application_id: str, outcome: Outcome, *,
+                 output: str = '', error: str | None = None,
+                 duration: float | None = None) -> None: ...
 
 
 def should_mail(job: Job, outcome: Outcome, output: str) -> bool:

@@ -23,11 +23,11 @@ from functools import partial
 
 from .caller import CallRequest, CallResult
 from .clock import Clock, utcnow
-from .endpoint import Notify
 from .headers import OCCURRENCE_HEADER, RUN_HEADER, TRIGGER_HEADER
 from .history import History
 from .job import Job
 from .lock import HostLock
+from .mail import Notify
 from .pool import Pool
 from .reporting import Reporter
 from .schedule import Schedule
