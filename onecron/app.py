@@ -12,18 +12,15 @@ import atexit
 import logging
 import os
 import threading
-import time
-import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from webob import Request
 
-from .caller import Caller, CallRequest
+from .caller import Caller
 from .clock import Clock, utcnow
 from .controls import Controls
 from .endpoint import JobEndpoint
@@ -33,9 +30,8 @@ from .lock import HostLock, lock_path
 from .pool import Pool
 from .reporting import Reporter
 from .schedule import Schedule
-from .headers import RUN_HEADER, TRIGGER_HEADER
 from .history import History
-from .scheduler import Scheduler, report_result
+from .scheduler import Scheduler
 from .signing import JobSigner, secrets_list
 from .mail import Mailer, SmtpSettings
 from .status import StatusPage

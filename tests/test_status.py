@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from http.cookiejar import CookieJar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from webob import Request, Response
@@ -25,9 +25,6 @@ from onecron.store import (Outcome, SchedulerInfo, Store, StoreError,
                            Trigger)
 
 from .conftest import LiveServer, wait_for
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 NOW = datetime(2024, 5, 1, 6, 0, tzinfo=timezone.utc)
 LOCAL = '127.0.0.1'
