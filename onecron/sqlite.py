@@ -18,18 +18,19 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from .store import (Hold, JobSettings, Outcome, Run, SchedulerInfo, Store,
-                    StoreError, Trigger, utc)
+from .store import (Hold, JobSettings, Lease, Outcome, Run, SchedulerInfo,
+                    Store, StoreError, Trigger, utc)
 
 log = logging.getLogger(__name__)
 
 #: the schema version this code writes (``PRAGMA user_version``)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = (
+# version 1: runs, switches, holds, schedulers
+_SCHEMA_1 = (
     '''CREATE TABLE runs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         application_id TEXT NOT NULL,
@@ -68,8 +69,28 @@ _SCHEMA = (
         alive_since TEXT NOT NULL,
         heartbeat TEXT NOT NULL,
         PRIMARY KEY (application_id, host, pid))''',
-    f'PRAGMA user_version = {SCHEMA_VERSION}',
 )
+
+# version 2: claims of occurrences and the schedulers' leases
+_SCHEMA_2 = (
+    '''CREATE TABLE claims (
+        application_id TEXT NOT NULL,
+        job TEXT NOT NULL,
+        scheduled TEXT NOT NULL,
+        run_key TEXT NOT NULL,
+        claimed TEXT NOT NULL,
+        PRIMARY KEY (application_id, job, scheduled)) WITHOUT ROWID''',
+    '''CREATE TABLE leases (
+        application_id TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        node TEXT NOT NULL,
+        acquired TEXT NOT NULL,
+        renewed TEXT NOT NULL,
+        expires TEXT NOT NULL)''',
+)
+
+#: what brings a store of version n (the index) to version n + 1
+_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2)
 
 _COLUMNS = ', '.join(f'r.{name}' for name in (
     'id', 'application_id', 'job', 'scheduled', 'triggered_by', 'started',
@@ -165,9 +186,13 @@ class SqliteStore(Store):
                     f'SQLite store {self.path} has schema version {version}, '
                     f'newer than version {SCHEMA_VERSION} that this onecron '
                     'knows: upgrade onecron', location=self.path)
-            if version == 0:
-                for statement in _SCHEMA:
+            for statements in _MIGRATIONS[version:]:
+                for statement in statements:
                     db.execute(statement)
+            db.execute(f'PRAGMA user_version = {SCHEMA_VERSION}')
+            if version:
+                log.info('%r: schema upgraded from version %d to %d', self,
+                         version, SCHEMA_VERSION)
 
     @staticmethod
     def _user_version(db: sqlite3.Connection) -> int:
@@ -333,10 +358,13 @@ class SqliteStore(Store):
                              'WHERE r.id = ?', (run_id,)).fetchone()
         return None if row is None else _run(row)
 
-    def _prune(self, keep_runs: int | None, cutoff: datetime | None) -> int:
+    def _prune(self, keep_runs: int | None, cutoff: datetime | None,
+               claims_before: datetime) -> int:
         arguments = {'keep': keep_runs,
                      'cutoff': None if cutoff is None else _text(cutoff)}
-        if keep_runs is None:
+        if keep_runs is None and cutoff is None:
+            sql = 'SELECT 0 WHERE 0'
+        elif keep_runs is None:
             sql = 'DELETE FROM runs WHERE started < :cutoff'
         else:
             old = 'started < :cutoff OR ' if cutoff is not None else ''
@@ -347,8 +375,71 @@ class SqliteStore(Store):
                     FROM runs)
                 WHERE {old}(outcome IS NOT NULL AND n > :keep))'''
         with self._db() as db:
-            deleted: int = db.execute(sql, arguments).rowcount
+            deleted: int = max(db.execute(sql, arguments).rowcount, 0)
+            db.execute('DELETE FROM claims WHERE scheduled < ?',
+                       (_text(claims_before),))
         return deleted
+
+    # --- claims ---------------------------------------------------------
+
+    def _claim(self, application_id: str, job: str, scheduled: datetime,
+               key: str, now: datetime) -> bool:
+        values = (application_id, job, _text(scheduled), key, _text(now))
+        with self._db() as db:
+            if db.execute('''INSERT INTO claims (application_id, job,
+                    scheduled, run_key, claimed) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT DO NOTHING''', values).rowcount:
+                return True
+            row = db.execute('''SELECT run_key FROM claims WHERE
+                application_id = ? AND job = ? AND scheduled = ?''',
+                             values[:3]).fetchone()
+        return row is not None and row[0] == key
+
+    def _claimed(self, application_id: str, job: str, since: datetime,
+                 until: datetime) -> set[datetime]:
+        with self._db() as db:
+            rows = db.execute('''SELECT scheduled FROM claims WHERE
+                application_id = ? AND job = ? AND scheduled BETWEEN ? AND ?''',
+                              (application_id, job, _text(since),
+                               _text(until))).fetchall()
+        return {_time(row[0]) for row in rows}
+
+    # --- leases ---------------------------------------------------------
+
+    def _take_lease(self, application_id: str, holder: str, node: str,
+                    ttl: float, now: datetime) -> tuple[bool, Lease | None]:
+        expires = now + timedelta(seconds=ttl)
+        with self._transaction() as db:
+            before = _lease(db, application_id)
+            if before is None:
+                db.execute('''INSERT INTO leases (application_id, holder,
+                    node, acquired, renewed, expires)
+                    VALUES (?, ?, ?, ?, ?, ?)''', (
+                    application_id, holder, node, _text(now), _text(now),
+                    _text(expires)))
+                return True, None
+            if before.holder == holder:
+                acquired = before.acquired
+            elif before.node == node or before.expires < now:
+                acquired = now
+            else:
+                return False, before
+            db.execute('''UPDATE leases SET holder = ?, node = ?,
+                acquired = ?, renewed = ?, expires = ?
+                WHERE application_id = ?''', (
+                holder, node, _text(acquired), _text(now), _text(expires),
+                application_id))
+        return True, before
+
+    def release_lease(self, application_id: str, holder: str) -> None:
+        with self._db() as db:
+            db.execute('''UPDATE leases SET expires = renewed
+                WHERE application_id = ? AND holder = ?''',
+                       (application_id, holder))
+
+    def lease(self, application_id: str) -> Lease | None:
+        with self._db() as db:
+            return _lease(db, application_id)
 
     # --- the operators' switches -------------------------------------------
 
@@ -482,6 +573,16 @@ def _hold(db: sqlite3.Connection, application_id: str) -> Hold:
     if row is None:
         return Hold(False, None)
     return Hold(bool(row[0]), _time_or_none(row[1]))
+
+
+def _lease(db: sqlite3.Connection, application_id: str) -> Lease | None:
+    row = db.execute('''SELECT holder, node, acquired, renewed, expires
+        FROM leases WHERE application_id = ?''', (application_id,)).fetchone()
+    if row is None:
+        return None
+    holder, node, acquired, renewed, expires = row
+    return Lease(application_id, holder, node, _time(acquired),
+                 _time(renewed), _time(expires))
 
 
 def _run(row: tuple[Any, ...]) -> Run:

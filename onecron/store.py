@@ -31,6 +31,9 @@ _S = TypeVar('_S', bound='Store')
 #: the most characters of a run's output (and of its error) that are kept
 MAX_OUTPUT = 64 * 1024
 
+#: days a claim is kept: long after any retry or catch-up could ask again
+CLAIM_DAYS = 7
+
 
 class StoreError(OnecronError, RuntimeError):
     """The store could not be read or written: locked past its timeout, disk
@@ -133,6 +136,28 @@ class SchedulerInfo:
     pid: int
     alive_since: datetime
     heartbeat: datetime
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Which scheduler fires the jobs of an application id, on all hosts.
+
+    One holder at a time: it renews the lease while it runs; when it stops
+    renewing (killed, cut off), another takes over once ``expires`` has
+    passed. ``node`` is the scope of the holder's host lock: a holder on
+    the same node can only be there because the old one let go of that
+    lock (or died), so it takes over at once.
+    """
+
+    application_id: str
+    #: who holds it: ``host:pid`` and a random part, unique per scheduler
+    holder: str
+    #: the holder's host lock scope (host name and lock directory)
+    node: str
+    acquired: datetime
+    #: when the holder last renewed it; firing went on until then
+    renewed: datetime
+    expires: datetime
 
 
 def utc(moment: datetime) -> datetime:
@@ -277,7 +302,9 @@ class Store(abc.ABC):
         A finished run goes when it is not among the newest ``keep_runs``
         of its application id and job, or when it started more than
         ``keep_days`` days before ``now``. An unfinished run goes only by
-        age, never when ``keep_days`` is None. Both None: nothing goes.
+        age, never when ``keep_days`` is None. Both None: no run goes.
+        Claims of occurrences more than :data:`CLAIM_DAYS` days before
+        ``now`` always go (they are not counted in the result).
         """
         if keep_runs is not None and keep_runs < 0:
             raise ValueError(f'keep_runs {keep_runs} is negative')
@@ -285,17 +312,92 @@ class Store(abc.ABC):
             raise ValueError(f'keep_days {keep_days} is negative')
         now = utc(now)
         cutoff = None if keep_days is None else now - timedelta(days=keep_days)
-        if keep_runs is None and cutoff is None:
-            return 0
-        return self._prune(keep_runs, cutoff)
+        return self._prune(keep_runs, cutoff,
+                           now - timedelta(days=CLAIM_DAYS))
 
     @abc.abstractmethod
-    def _prune(self, keep_runs: int | None, cutoff: datetime | None) -> int:
-        """Delete what :meth:`prune` describes; ``cutoff`` is in UTC.
+    def _prune(self, keep_runs: int | None, cutoff: datetime | None,
+               claims_before: datetime) -> int:
+        """Delete what :meth:`prune` describes; times are in UTC.
 
         Delete finished runs beyond the newest ``keep_runs`` per
-        application id and job, and all runs started before ``cutoff``.
+        application id and job (none if None), all runs started before
+        ``cutoff`` (none if None), and the claims of occurrences before
+        ``claims_before``. Return the number of runs deleted.
         """
+
+    # --- claims: one run per occurrence, whoever asks ----------------------
+
+    #: whether hosts share this store, so that a claim is needed to fire:
+    #: a store that cannot be reached then means no run (a host-local store
+    #: adds nothing to the host lock, and failing open keeps jobs running)
+    coordinates: bool = False
+
+    def claim(self, application_id: str, job: str, scheduled: datetime, *,
+              key: str, now: datetime) -> bool:
+        """Claim the occurrence ``scheduled`` of a job for the run ``key``.
+
+        True if ``key`` holds the claim now: the occurrence was free, or
+        ``key`` claimed it before (a retried call). False if another run
+        holds it. The claim is keyed by the nominal time, not by a clock
+        reading, so hosts whose clocks disagree claim the same key; only
+        the process that wrote it fires. ``now`` is kept as the time of
+        the claim.
+        """
+        return self._claim(application_id, job, utc(scheduled), key,
+                           utc(now))
+
+    @abc.abstractmethod
+    def _claim(self, application_id: str, job: str, scheduled: datetime,
+               key: str, now: datetime) -> bool:
+        """:meth:`claim`, with UTC times: one atomic insert-if-absent."""
+
+    def claimed(self, application_id: str, job: str, since: datetime,
+                until: datetime) -> set[datetime]:
+        """The claimed occurrences of a job from ``since`` to ``until``.
+
+        Both ends included; aware UTC datetimes.
+        """
+        return self._claimed(application_id, job, utc(since), utc(until))
+
+    @abc.abstractmethod
+    def _claimed(self, application_id: str, job: str, since: datetime,
+                 until: datetime) -> set[datetime]:
+        """:meth:`claimed`, with UTC times."""
+
+    # --- leases: one active scheduler per application id -----------------
+
+    def take_lease(self, application_id: str, *, holder: str, node: str,
+                   ttl: float, now: datetime) -> tuple[bool, Lease | None]:
+        """Take or renew the lease of ``application_id`` for ``ttl`` seconds.
+
+        It is taken when nobody holds it, when it has expired, when
+        ``holder`` has it already (a renewal: ``acquired`` stays) or when
+        its holder is on ``node`` (see :class:`Lease`). Returns whether
+        ``holder`` has it now, and the lease as it was before. Backends
+        with a server clock measure expiry by that clock instead of
+        ``now``, so hosts with skewed clocks agree.
+        """
+        if not ttl > 0:
+            raise ValueError(f'lease ttl must be positive, got {ttl!r}')
+        return self._take_lease(application_id, holder, node, ttl, utc(now))
+
+    @abc.abstractmethod
+    def _take_lease(self, application_id: str, holder: str, node: str,
+                    ttl: float, now: datetime) -> tuple[bool, Lease | None]:
+        """:meth:`take_lease`, atomically, with ``now`` in UTC."""
+
+    @abc.abstractmethod
+    def release_lease(self, application_id: str, holder: str) -> None:
+        """Let the lease go at once, if ``holder`` has it.
+
+        It expires now; ``renewed`` stays, so a successor knows until when
+        jobs were fired.
+        """
+
+    @abc.abstractmethod
+    def lease(self, application_id: str) -> Lease | None:
+        """The lease of ``application_id`` as stored, expired or not."""
 
     # --- the operators' switches -----------------------------------------
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from onecron.errors import OnecronError
-from onecron.sqlite import SqliteStore
+from onecron.sqlite import _SCHEMA_1, SCHEMA_VERSION, SqliteStore
 from onecron.store import Outcome, StoreError, Trigger
 
 T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
@@ -196,11 +196,29 @@ def test_ended_threads_do_not_leak_connections(store: SqliteStore) -> None:
 def test_a_newer_schema_is_refused(store: SqliteStore, path: str) -> None:
     """A file written by a newer onecron fails to open, naming versions."""
     store.close()
+    newer = SCHEMA_VERSION + 1
     with sqlite3.connect(path) as db:
-        db.execute('PRAGMA user_version = 2')
-    with pytest.raises(OnecronError,
-                       match='schema version 2, newer than version 1'):
+        db.execute(f'PRAGMA user_version = {newer}')
+    with pytest.raises(OnecronError, match=f'schema version {newer}, newer '
+                       f'than version {SCHEMA_VERSION}'):
         SqliteStore(path)
+
+
+def test_a_version_1_file_is_upgraded_keeping_its_runs(path: str) -> None:
+    """A store written before claims existed is upgraded on open."""
+    with sqlite3.connect(path) as db:
+        for statement in _SCHEMA_1:
+            db.execute(statement)
+        db.execute('PRAGMA user_version = 1')
+        db.execute("""INSERT INTO runs (application_id, job, triggered_by,
+            started) VALUES ('app', 'old', 'url', '2024-03-01T08:30:00+00:00')""")
+    store = SqliteStore(path)
+    try:
+        assert store.version() == SCHEMA_VERSION
+        assert [run.job for run in store.runs('app')] == ['old']
+        assert store.claim('app', 'old', T0, key='k', now=T0)
+    finally:
+        store.close()
 
 
 def test_a_missing_directory_fails_naming_the_path(tmp_path: Path) -> None:

@@ -17,8 +17,9 @@ import pytest
 
 from onecron.errors import OnecronError
 from onecron.sqlite import SqliteStore
-from onecron.store import (MAX_OUTPUT, Hold, JobSettings, Outcome, Run,
-                           SchedulerInfo, Store, Trigger, bounded, open_store)
+from onecron.store import (CLAIM_DAYS, MAX_OUTPUT, Hold, JobSettings,
+                           Outcome, Run, SchedulerInfo, Store, Trigger,
+                           bounded, open_store)
 
 T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
 ZURICH = ZoneInfo('Europe/Zurich')
@@ -457,8 +458,8 @@ def test_heartbeat_inserts_then_updates(
 # --- the store itself -------------------------------------------------------
 
 def test_version_and_repr(store: Store) -> None:
-    """A new store is at schema version 1 and its repr names its class."""
-    assert store.version() == 1
+    """A new store is at schema version 2 and its repr names its class."""
+    assert store.version() == 2
     assert repr(store).startswith(f'<{type(store).__name__} ')
 
 
@@ -507,3 +508,136 @@ def test_open_store_refuses_anything_else(target: object) -> None:
     assert 's3cret' not in str(error.value)
     if target == 'mysql://user:s3cret@db/onecron':
         assert 'mysql://user:***@db/onecron' in str(error.value)
+
+
+# --- claims -------------------------------------------------------------
+
+
+def test_a_claim_is_won_once(store: Store) -> None:
+    """The first key claims an occurrence; any other key loses it."""
+    assert store.claim('app', 'job', T0, key='a', now=at(0))
+    assert not store.claim('app', 'job', T0, key='b', now=at(0))
+    assert not store.claim('app', 'job', T0, key='c', now=at(1))
+
+
+def test_the_same_key_keeps_its_claim(store: Store) -> None:
+    """A retried call with the claiming key still holds the claim."""
+    assert store.claim('app', 'job', T0, key='a', now=at(0))
+    assert store.claim('app', 'job', T0, key='a', now=at(1))
+
+
+def test_claims_are_per_application_job_and_occurrence(store: Store) -> None:
+    """Another id, job or occurrence is another claim."""
+    assert store.claim('app', 'job', T0, key='a', now=at(0))
+    assert store.claim('other', 'job', T0, key='b', now=at(0))
+    assert store.claim('app', 'other', T0, key='c', now=at(0))
+    assert store.claim('app', 'job', at(1), key='d', now=at(0))
+
+
+def test_claims_compare_instants_not_zones(store: Store) -> None:
+    """The same instant written in another zone is the same claim."""
+    assert store.claim('app', 'job', T0, key='a', now=at(0))
+    assert not store.claim('app', 'job', T0.astimezone(ZURICH), key='b',
+                           now=at(0))
+
+
+def test_claimed_lists_the_claims_of_a_window(store: Store) -> None:
+    """claimed() gives the occurrences claimed between two instants."""
+    for minute in (0, 1, 2, 5):
+        store.claim('app', 'job', at(minute), key=f'k{minute}', now=at(9))
+    store.claim('app', 'other', at(1), key='x', now=at(9))
+    assert store.claimed('app', 'job', at(1), at(5)) == {at(1), at(2), at(5)}
+    assert store.claimed('app', 'job', at(6), at(9)) == set()
+
+
+def test_one_claim_wins_among_racing_stores(
+        reopen: Callable[[], Store]) -> None:
+    """Stores opened apart (as by other processes) agree on one winner."""
+    stores = [reopen() for _ in range(3)]
+    won = [store.claim('app', 'job', T0, key=str(number), now=T0)
+           for number, store in enumerate(stores)]
+    assert won == [True, False, False]
+
+
+def test_prune_drops_old_claims_only(store: Store) -> None:
+    """Claims older than CLAIM_DAYS go, newer stay, without any limit."""
+    now = T0 + timedelta(days=CLAIM_DAYS, minutes=1)
+    store.claim('app', 'job', T0, key='old', now=T0)
+    store.claim('app', 'job', at(2), key='new', now=T0)
+    store.prune(now=now)
+    assert store.claimed('app', 'job', T0, now) == {at(2)}
+
+
+# --- leases -------------------------------------------------------------
+
+
+def test_a_free_lease_is_taken(store: Store) -> None:
+    """Nobody holds it: the first holder takes it; there was none before."""
+    assert store.take_lease('app', holder='h1', node='n1', ttl=30,
+                            now=T0) == (True, None)
+    lease = store.lease('app')
+    assert lease is not None
+    assert (lease.holder, lease.node, lease.acquired, lease.renewed,
+            lease.expires) == ('h1', 'n1', T0, T0, T0 + timedelta(seconds=30))
+
+
+def test_a_held_lease_is_refused_to_another_node(store: Store) -> None:
+    """While it runs, another node's holder cannot take it."""
+    store.take_lease('app', holder='h1', node='n1', ttl=30, now=T0)
+    taken, before = store.take_lease('app', holder='h2', node='n2', ttl=30,
+                                     now=T0 + timedelta(seconds=10))
+    assert not taken
+    assert before is not None and before.holder == 'h1'
+
+
+def test_a_renewal_keeps_acquired_and_moves_expiry(store: Store) -> None:
+    """The holder renews: acquired stays, renewed and expires move."""
+    store.take_lease('app', holder='h1', node='n1', ttl=30, now=T0)
+    later = T0 + timedelta(seconds=10)
+    assert store.take_lease('app', holder='h1', node='n1', ttl=30,
+                            now=later)[0]
+    lease = store.lease('app')
+    assert lease is not None
+    assert (lease.acquired, lease.renewed, lease.expires) == (
+        T0, later, later + timedelta(seconds=30))
+
+
+def test_an_expired_lease_is_taken_over(store: Store) -> None:
+    """Once it expires, another node takes it and learns the old one."""
+    store.take_lease('app', holder='h1', node='n1', ttl=30, now=T0)
+    taken, before = store.take_lease('app', holder='h2', node='n2', ttl=30,
+                                     now=T0 + timedelta(seconds=31))
+    assert taken
+    assert before is not None and before.renewed == T0
+    assert store.lease('app').holder == 'h2'  # type: ignore[union-attr]
+
+
+def test_the_same_node_takes_over_at_once(store: Store) -> None:
+    """A holder on the old holder's node takes the lease before expiry."""
+    store.take_lease('app', holder='h1', node='n1', ttl=30, now=T0)
+    assert store.take_lease('app', holder='h2', node='n1', ttl=30,
+                            now=T0 + timedelta(seconds=1))[0]
+
+
+def test_a_released_lease_is_free_and_keeps_renewed(store: Store) -> None:
+    """Release ends the lease now; renewed still says until when it ran."""
+    store.take_lease('app', holder='h1', node='n1', ttl=30, now=T0)
+    store.release_lease('app', 'h1')
+    store.release_lease('app', 'somebody else')  # not theirs: no-op
+    taken, before = store.take_lease('app', holder='h2', node='n2', ttl=30,
+                                     now=T0 + timedelta(seconds=1))
+    assert taken
+    assert before is not None and before.renewed == T0
+
+
+def test_leases_are_per_application_id(store: Store) -> None:
+    """Each application id has a lease of its own."""
+    assert store.take_lease('a', holder='h1', node='n1', ttl=30, now=T0)[0]
+    assert store.take_lease('b', holder='h2', node='n2', ttl=30, now=T0)[0]
+    assert store.lease('c') is None
+
+
+def test_a_lease_needs_a_positive_ttl(store: Store) -> None:
+    """ttl 0 is refused, naming the value."""
+    with pytest.raises(ValueError, match='ttl must be positive, got 0'):
+        store.take_lease('app', holder='h', node='n', ttl=0, now=T0)
