@@ -284,7 +284,7 @@ def test_a_full_disk_is_a_store_error(store: SqliteStore, path: str) -> None:
     """A write that finds no room fails with StoreError, and the run
     written before survives."""
     first = add(store)
-    db = store._connection()
+    db = store._connection(shared=True)  # the one that writes
     pages = db.execute('PRAGMA page_count').fetchone()[0]
     db.execute(f'PRAGMA max_page_count = {pages}')
     with pytest.raises(StoreError, match='full'):
