@@ -34,6 +34,7 @@ from .history import History
 from .scheduler import Scheduler
 from .signing import JobSigner, secrets_list
 from .mail import Mailer, SmtpSettings
+from .misfire import check_policy
 from .status import StatusPage
 from .store import Outcome, Store, open_store
 
@@ -81,6 +82,12 @@ class CronApp(Controls):
         :func:`onecron.access.hash_password`
     :param trusted_proxies: addresses whose ``X-Forwarded-For`` is believed
     :param smtp: where run reports are mailed (see the jobs' ``notify``)
+    :param misfire: the jobs' default ``misfire`` policy (``'once'``,
+        ``'skip'`` or ``'all'``), see :mod:`onecron.misfire`
+    :param grace: the jobs' default ``grace`` (seconds or a timedelta)
+    :param lease_time: seconds after which another host takes over the
+        jobs of an application id whose scheduler stopped renewing its
+        lease (died, cut off); needs a store
     :param clock: gives the current aware datetime
     :param caller: makes the scheduler's HTTP calls
     :param reporter: where failures and slow runs are reported
@@ -103,6 +110,9 @@ class CronApp(Controls):
                  status_password_hash: str | None = None,
                  trusted_proxies: Sequence[str] = (),
                  smtp: SmtpSettings | None = None,
+                 misfire: str = 'once',
+                 grace: float | timedelta | None = None,
+                 lease_time: float = 30.0,
                  clock: Clock = utcnow, caller: Caller | None = None,
                  reporter: Reporter | None = None) -> None:
         if wrapped is not None and not callable(wrapped):
@@ -116,7 +126,9 @@ class CronApp(Controls):
                 ('http://', 'https://')):
             raise ValueError(f'base_url must be an http(s) URL, '
                              f'got {base_url!r}')
+        check_policy(misfire, grace, 'CronApp')
         for label, number in (('slow_after', slow_after),
+                              ('lease_time', lease_time),
                               ('trigger_timeout', trigger_timeout),
                               ('connect_timeout', connect_timeout)):
             if not number > 0:
@@ -136,6 +148,9 @@ class CronApp(Controls):
         self.slow_after = slow_after
         self.max_offset = max_offset
         self.trigger_timeout = trigger_timeout
+        self.misfire = misfire
+        self.grace = grace
+        self.lease_time = lease_time
         self.clock = clock
         self.caller = caller or Caller(
             max_concurrent=max_concurrent, connect_timeout=connect_timeout,
@@ -176,7 +191,8 @@ class CronApp(Controls):
             application_id_of=self.application_id_of,
             reporter=self.reporter, history=self.history,
             slow_after=slow_after, lock_dir=lock_dir, chain=self._chain,
-            notify=self._notify)
+            notify=self._notify, clock=clock,
+            schedule_of=self._schedule_in_force)
         # the operator's page under the prefix; checks its settings now
         self._status = StatusPage(self)
         _instances.add(self)
@@ -194,7 +210,9 @@ class CronApp(Controls):
                 jitter: bool = True, should_run: ShouldRun | None = None,
                 then: Iterable[str] = (), overlap: str = 'skip',
                 timeout: float | None = None,
-                notify: str = 'failure') -> Callable[[F], F]:
+                notify: str = 'failure', misfire: str | None = None,
+                grace: float | timedelta | None = None
+                ) -> Callable[[F], F]:
         """Register the decorated function as a job; it gets the request.
 
         The schedule and options are checked here, so a bad one fails at
@@ -219,7 +237,9 @@ class CronApp(Controls):
             self.add_job(Job(
                 job_name, func, schedule, once=once, jitter=jitter,
                 max_offset=self.max_offset, should_run=should_run,
-                then=then, overlap=overlap, timeout=timeout, notify=notify))
+                then=then, overlap=overlap, timeout=timeout, notify=notify,
+                misfire=misfire or self.misfire,
+                grace=grace if grace is not None else self.grace))
             return func
 
         return register
@@ -249,15 +269,32 @@ class CronApp(Controls):
 
     # -- URLs -----------------------------------------------------------
 
-    def url_for(self, name: str, base_url: str | None = None) -> str:
-        """The absolute signed URL of the job called ``name``."""
+    def url_for(self, name: str, base_url: str | None = None, *,
+                occurrence: str | None = None) -> str:
+        """The absolute signed URL of the job called ``name``.
+
+        ``occurrence='nearest'`` makes the URL stand for the job's nominal
+        occurrence nearest to the time it is called: the run claims that
+        occurrence, so a second call for it (another replica of an
+        external scheduler, a retried ``curl``) is refused with 409
+        instead of running the job again. It needs a store.
+        """
         if name not in self._jobs:
             raise UnknownJob(name)
         base = base_url or self.base_url
         if not base:
             raise OnecronError(
                 'no base_url: pass one, or configure CronApp(base_url=...)')
-        return self._job_url(name, base)
+        url = self._job_url(name, base)
+        if occurrence is None:
+            return url
+        if occurrence != 'nearest':
+            raise ValueError(f"occurrence must be None or 'nearest', "
+                             f'got {occurrence!r}')
+        if self._jobs[name].manual:
+            raise OnecronError(f'job {name!r} has no schedule, so no '
+                               'occurrences: use its plain URL')
+        return f'{url}?occurrence=nearest'
 
     def _job_url(self, name: str, base_url: str) -> str:
         token = self._signer.token_for(name)
@@ -338,7 +375,7 @@ class CronApp(Controls):
                 history=self.history, clock=self.clock,
                 trigger_timeout=self.trigger_timeout,
                 keep_runs=self.keep_runs, keep_days=self.keep_days,
-                notify=self._notify)
+                notify=self._notify, lease_time=self.lease_time)
             self._schedulers[application_id] = scheduler
             scheduler.start()
             return scheduler

@@ -132,6 +132,17 @@ class Controls:
         job = self._job(name)
         return job.schedule_with(self._settings(application_id).get(name))
 
+    def _schedule_in_force(self, job: Job,
+                           application_id: str) -> Schedule | None:
+        """:meth:`schedule_of`, but the code's if the override is bad."""
+        try:
+            return job.schedule_with(self._settings(application_id).get(
+                job.name))
+        except ValueError as exc:
+            self.reporter.failure(job.name, application_id,
+                                  'the schedule override is invalid', exc)
+            return job.schedule
+
     def next_run(self, name: str, application_id: str = 'default',
                  now: datetime | None = None) -> datetime | None:
         """When the job fires next, jitter included; None when it will not

@@ -2,7 +2,10 @@
 
 A valid token, GET or POST: the job runs with the :class:`webob.Request`
 and the answer is 200 (409 when it is still running on this host and its
-``overlap`` is ``'skip'``). Other methods get 405 and nothing runs (a link
+``overlap`` is ``'skip'``). With ``?occurrence=nearest`` the call stands
+for the job's occurrence nearest to now: it claims that occurrence in the
+store first, and a second call for it gets 409 and runs nothing (another
+replica of an external scheduler, a retried ``curl``). Other methods get 405 and nothing runs (a link
 previewer's HEAD must not run a job); a token that is bad, truncated,
 forged, signed with a foreign secret, or names no registered job gets a
 plain 404 that does not say which. A job that raises gets a generic 500; the
@@ -14,17 +17,22 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from webob import Request, Response
 from webob.exc import HTTPMethodNotAllowed
 
+from .clock import Clock, utcnow
 from .headers import RUN_HEADER, trigger_of as _trigger_of
 from .history import History
 from .job import Job
 from .lock import JobLocks
 from .mail import Notify
+from .misfire import nearest
+from .schedule import Schedule
 from .output import captured
 from .reporting import Reporter
 from .signing import JobSigner
@@ -40,6 +48,8 @@ RUN_METHODS = ('GET', 'POST')
 
 #: triggers a job's ``then`` jobs after a successful run
 Chain = Callable[[Job, Request, str], None]
+#: the schedule in force for a job and application id
+ScheduleOf = Callable[[Job, str], 'Schedule | None']
 
 
 def _plain(status: int, text: str) -> Response:
@@ -55,8 +65,12 @@ class JobEndpoint:
                  reporter: Reporter, history: History, slow_after: float,
                  lock_dir: str | None = None,
                  chain: Chain | None = None,
-                 notify: Notify | None = None) -> None:
+                 notify: Notify | None = None,
+                 schedule_of: ScheduleOf = lambda job, app_id: job.schedule,
+                 clock: Clock = utcnow) -> None:
         self.prefix = prefix
+        self._schedule_of = schedule_of
+        self._clock = clock
         self._notify = notify
         self._history = history
         self._locks = JobLocks(lock_dir)
@@ -104,6 +118,13 @@ class JobEndpoint:
             application_id = '?'
         trigger, scheduled = _trigger_of(request)
         key = request.headers.get(RUN_HEADER) or None
+        occurrence = request.GET.get('occurrence')
+        if occurrence is not None:
+            key = key or uuid.uuid4().hex
+            refused = self._claim(job, application_id, occurrence, key)
+            if isinstance(refused, Response):
+                return refused
+            scheduled = refused
         locked = job.overlap != 'allow'
         if locked:
             # one run of a job per host at a time, across processes
@@ -125,6 +146,35 @@ class JobEndpoint:
         finally:
             if locked:
                 self._locks.release(application_id, job.name)
+
+    def _claim(self, job: Job, application_id: str, occurrence: str,
+               key: str) -> datetime | Response:
+        """Claim the occurrence a call names; the refusal if it cannot."""
+        if occurrence != 'nearest':
+            return _plain(400, "Bad Request: occurrence must be 'nearest'")
+        schedule = self._schedule_of(job, application_id)
+        if schedule is None:
+            return _plain(400, 'Bad Request: the job has no schedule, so '
+                          'no occurrences')
+        now = self._clock()
+        nominal = nearest(schedule, now)
+        if nominal is None:
+            return _plain(400, 'Bad Request: no occurrence of the job '
+                          'within an hour of now')
+        store = self._history.store
+        if store is None:
+            return nominal  # nothing to claim in: it just runs
+        won = self._history.read(lambda store: store.claim(
+            application_id, job.name, nominal, key=key, now=now), None)
+        if won is None and store.coordinates:
+            return _plain(503, 'Service Unavailable: the run store cannot '
+                          'be reached, so the run cannot be claimed')
+        if won is False:
+            log.info('job %s (%s) at %s: already claimed, not run again',
+                     job.name, application_id, nominal.isoformat())
+            return _plain(409, f'Conflict: the occurrence '
+                          f'{nominal.isoformat()} has run already')
+        return nominal
 
     def _run(self, job: Job, request: Request, application_id: str,
              run_id: int | None) -> Response:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .misfire import check_policy
 from .schedule import Schedule
 from .store import JobSettings
 
@@ -64,10 +65,17 @@ class Job:
     :param timeout: the scheduler's limit for one call (seconds)
     :param notify: mail ``'failure'`` (default), ``'always'`` or
         ``'never'``
+    :param misfire: what a scheduler taking over does about occurrences
+        missed while none ran: ``'once'`` (default), ``'skip'`` or
+        ``'all'`` (see :mod:`onecron.misfire`)
+    :param grace: how old a missed occurrence ``'once'`` still runs
+        (seconds or a timedelta); None: the shorter of an hour and the
+        job's interval
     """
 
     __slots__ = ('name', 'func', 'schedule', 'once', 'jitter', 'max_offset',
-                 'should_run', 'then', 'overlap', 'timeout', 'notify')
+                 'should_run', 'then', 'overlap', 'timeout', 'notify',
+                 'misfire', 'grace')
 
     def __init__(self, name: str, func: JobFunction,
                  schedule: Schedule | None, *, once: bool = False,
@@ -75,7 +83,8 @@ class Job:
                  should_run: ShouldRun | None = None,
                  then: Iterable[str] = (), overlap: str = 'skip',
                  timeout: float | None = None,
-                 notify: str = 'failure') -> None:
+                 notify: str = 'failure', misfire: str = 'once',
+                 grace: float | timedelta | None = None) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f'a job name must be a non-empty str, '
                              f'got {name!r}')
@@ -112,6 +121,9 @@ class Job:
         self.overlap = overlap
         self.timeout = timeout
         self.notify = notify
+        self.misfire = misfire
+        #: None: the default, see :func:`onecron.misfire.plan`
+        self.grace = check_policy(misfire, grace, f'job {name!r}')
 
     @property
     def manual(self) -> bool:

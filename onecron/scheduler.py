@@ -1,11 +1,18 @@
 """The scheduler: a thread per application id that fires its jobs on time.
 
 It first takes the host lock of its application id (standing by and retrying
-while another process holds it), then keeps every job's next fire time in a
-:mod:`sched` queue and, when one is due, hands the job URL to the
+while another process holds it) and, with a store, the application id's
+lease, which makes it the one active scheduler of all hosts sharing the
+store (standing by while another holds it and renews it). Then it keeps
+every job's next fire time in a :mod:`sched` queue and, when one is due,
+claims the occurrence in the store and hands the job URL to the
 :class:`~onecron.caller.Caller`, which calls it concurrently with all
 others. Each job is rescheduled right away, so a failed, slow or hung run
 never delays the next one.
+
+A scheduler that takes over (after a restart, or from a host that died)
+first looks for occurrences that fell due while none ran, and runs or
+records them per the jobs' ``misfire`` policy (:mod:`onecron.misfire`).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from .caller import CallRequest, CallResult
@@ -28,10 +35,12 @@ from .history import History
 from .job import Job
 from .lock import HostLock
 from .mail import Notify
+from .misfire import missed, plan
 from .pool import Pool
 from .reporting import Reporter
 from .schedule import Schedule
-from .store import JobSettings, Outcome, SchedulerInfo, Trigger
+from .store import (CLAIM_DAYS, JobSettings, Lease, Outcome, SchedulerInfo,
+                    Trigger)
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +107,8 @@ class Scheduler:
     :param clock: gives the current aware datetime
     :param trigger_timeout: total seconds allowed for one call
     :param standby_interval: seconds between attempts to take the lock
+    :param lease_time: with a store: how long after the last renewal
+        another host takes over (see :class:`~onecron.store.Lease`)
     """
 
     def __init__(self, application_id: str, base_url: str, *,
@@ -107,7 +118,8 @@ class Scheduler:
                  standby_interval: float = 0.5,
                  keep_runs: int | None = None,
                  keep_days: float | None = None,
-                 notify: Notify | None = None) -> None:
+                 notify: Notify | None = None,
+                 lease_time: float = 30.0) -> None:
         self.application_id = application_id
         self.base_url = base_url
         self.lock = lock
@@ -122,6 +134,18 @@ class Scheduler:
         self._keep = (keep_runs, keep_days)
         self._pruned = 0.0
         self.host = socket.gethostname()
+        #: who this scheduler is, in the store's lease
+        self.holder = f'{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}'
+        #: the scope of the host lock: its host and directory
+        self.node = f'{self.host}:{os.path.dirname(lock.path)}'
+        # a standby looks every retry seconds, so a lease that is not
+        # renewed is taken over within ttl + retry = lease_time
+        self._lease_retry = min(2.0, lease_time / 6)
+        self._lease_ttl = lease_time - self._lease_retry
+        self._renew_every = self._lease_ttl / 3
+        self._poll_interval = min(POLL_INTERVAL, self._renew_every)
+        self._renewed = 0.0  # time.monotonic() of the last renewal
+        self._demoted = False
         #: the operator's switches, as last read from the store
         self.settings: dict[str, JobSettings] = {}
         #: whether the operator holds all jobs
@@ -151,11 +175,7 @@ class Scheduler:
         """Stop firing, release the lock and wait for the thread to end."""
         self._stopping.set()
         with self._mutex:
-            for event in self._queue.queue:
-                try:
-                    self._queue.cancel(event)
-                except ValueError:
-                    pass  # fired meanwhile
+            self._cancel_all()
         self._wake.set()
         if self._thread.is_alive() and (
                 self._thread is not threading.current_thread()):
@@ -179,8 +199,23 @@ class Scheduler:
 
     @property
     def active(self) -> bool:
-        """Whether this scheduler holds the lock and fires the jobs."""
-        return self.alive and self.lock.held
+        """Whether this scheduler holds the lock (and the lease, with a
+        store) and fires the jobs."""
+        return (self.alive and self.lock.held
+                and self.active_since is not None)
+
+    @property
+    def _halted(self) -> bool:
+        """Whether firing must stop: stopping, or stepped down."""
+        return self._demoted or self._stopping.is_set()
+
+    def _cancel_all(self) -> None:
+        """Empty the queue (the caller holds ``_mutex`` or is the thread)."""
+        for event in self._queue.queue:
+            try:
+                self._queue.cancel(event)
+            except ValueError:
+                pass  # fired meanwhile
 
     def upcoming(self) -> list[tuple[datetime, str]]:
         """The queued fire times with job names, soonest first."""
@@ -221,14 +256,14 @@ class Scheduler:
 
     def _flush(self) -> None:
         due, self._due = self._due, []
-        if due and not self._stopping.is_set():
+        if due and not self._halted:
             self._pool.submit(due)
 
     def _reschedule(self) -> None:
         fired, self._fired = self._fired, []
         now = self._clock()
         with self._mutex:
-            if self._stopping.is_set():
+            if self._halted:
                 return
             for job, runtime in fired:
                 if log.isEnabledFor(logging.DEBUG):
@@ -248,36 +283,64 @@ class Scheduler:
         try:
             if not self._take_lock():
                 return
-            log.info('scheduler for %r is active in process %d',
-                     self.application_id, self.pid)
-            with self._mutex:
-                now = self._clock()
-                self.active_since = now
-                self._poll(reschedule=False)
-                for job in list(self._jobs.values()):
-                    self._enter(job, now)
             while True:
-                self._queue.run()
-                self._flush()
+                taken, before = self._take_lease()
+                if not taken:
+                    break
+                self._activate(before)
+                self._serve()
+                self._deactivate()
                 if self._stopping.is_set():
                     break
-                if self._fired:
-                    self._reschedule()
-                    continue
-                # nothing queued (all jobs were once=True): wait for more
-                self._wake.wait()
-                self._wake.clear()
         except Exception:  # never silent: the model's thread died quietly
             log.exception('scheduler for %r crashed', self.application_id)
             self._reporter.failure('*', self.application_id,
                                    'scheduler crashed')
         finally:
-            if self.active_since is not None:
-                self._history.read(lambda store: store.forget_scheduler(
-                    self.application_id, self.host, self.pid), None)
-            self.active_since = None
+            self._deactivate()
+            self._history.read(lambda store: store.release_lease(
+                self.application_id, self.holder), None)
             if self.pid == os.getpid():
                 self.lock.release()
+
+    def _activate(self, before: Lease | None) -> None:
+        """Become the active scheduler: catch up, then queue every job."""
+        log.info('scheduler for %r is active in process %d',
+                 self.application_id, self.pid)
+        with self._mutex:
+            now = self._clock()
+            self.active_since = now
+            self._poll(reschedule=False)
+            if before is not None:
+                self._catch_up(before, now)
+            for job in list(self._jobs.values()):
+                self._enter(job, now)
+
+    def _serve(self) -> None:
+        """Fire jobs until stopped or stepped down."""
+        while True:
+            self._queue.run()
+            self._flush()
+            if self._halted:
+                break
+            if self._fired:
+                self._reschedule()
+                continue
+            # nothing queued (all jobs were once=True): wait for more
+            self._wake.wait()
+            self._wake.clear()
+
+    def _deactivate(self) -> None:
+        """Stop being the active scheduler (stopping, or stepped down)."""
+        with self._mutex:
+            self._cancel_all()
+            self._due, self._fired = [], []
+            self._demoted = False
+            if self.active_since is None:
+                return
+            self.active_since = None
+        self._history.read(lambda store: store.forget_scheduler(
+            self.application_id, self.host, self.pid), None)
 
     def _take_lock(self) -> bool:
         """Stand by until the lock is ours; False when stopped first."""
@@ -288,8 +351,9 @@ class Scheduler:
         return False
 
     def _poll(self, reschedule: bool = True) -> None:
-        """Read the operator's switches, beat the heart, prune; repeat."""
-        if self._stopping.is_set() or self._history.store is None:
+        """Read the operator's switches, renew the lease, beat the heart,
+        prune; repeat."""
+        if self._halted or self._history.store is None:
             return  # without a store there is nothing to look at
         now = self._clock()
         app_id = self.application_id
@@ -302,10 +366,12 @@ class Scheduler:
                    if settings.get(name) != self.settings.get(name)}
         self.settings = settings
         since = self.active_since or now
+        self._renew()
+        if self._demoted:
+            return
         history.read(lambda store: store.heartbeat(SchedulerInfo(
             app_id, self.host, self.pid, since, now)), None)
-        if time.monotonic() - self._pruned > PRUNE_INTERVAL and any(
-                self._keep):
+        if time.monotonic() - self._pruned > PRUNE_INTERVAL:
             self._pruned = time.monotonic()
             keep_runs, keep_days = self._keep
             history.read(lambda store: store.prune(
@@ -315,7 +381,7 @@ class Scheduler:
                 job = self._jobs.get(name)
                 if job is not None:
                     self._replace(job, now)
-        self._queue.enter(POLL_INTERVAL, 1, self._poll)
+        self._queue.enter(self._poll_interval, 1, self._poll)
 
     def _replace(self, job: Job, now: datetime) -> None:
         """Schedule ``job`` anew (its override changed)."""
@@ -352,32 +418,184 @@ class Scheduler:
         self._wake.set()
 
     def _fire(self, job: Job, runtime: datetime) -> None:
-        if self._stopping.is_set():
+        if self._halted:
             return
         self._fired.append((job, runtime))
+        occurrence = job.occurrence_of(runtime, self.application_id)
+        key = uuid.uuid4().hex
+        # claimed even when disabled: a successor must not catch it up
+        if not self._claim(job, occurrence, key):
+            return
         settings = self.settings.get(job.name)
         if settings is not None and not settings.enabled:
             return
-        occurrence = job.occurrence_of(runtime, self.application_id)
         if self.held or not self._should_run(job):
-            outcome = Outcome.MISSED if self.held else Outcome.SKIPPED
-            log.info('job %s (%s) %s', job.name, self.application_id,
-                     'missed: jobs are held' if self.held else
-                     'skipped: should_run said no')
-            self._history.record(
-                self.application_id, job.name, trigger=Trigger.SCHEDULER,
-                outcome=outcome, scheduled=occurrence)
+            self._record(job, occurrence, key, Outcome.MISSED if self.held
+                         else Outcome.SKIPPED)
             return
-        key = uuid.uuid4().hex
-        self._due.append(CallRequest(
+        self._due.append(self._call(job, occurrence, key, runtime))
+
+    def _call(self, job: Job, occurrence: datetime, key: str,
+              runtime: datetime | None) -> CallRequest:
+        """The call that runs ``occurrence``: at ``runtime``, or at once."""
+        started = runtime or self._clock()
+        return CallRequest(
             self._url_for(job.name, self.base_url),
             job.timeout or self._trigger_timeout,
             partial(report_result, self._reporter, self._history, job,
-                    self.application_id, key, occurrence, runtime,
+                    self.application_id, key, occurrence, started,
                     notify=self._notify),
             [f'{OCCURRENCE_HEADER}: {occurrence.isoformat()}',
              f'{TRIGGER_HEADER}: scheduler', f'{RUN_HEADER}: {key}'],
-            not_before=runtime.timestamp()))
+            not_before=None if runtime is None else runtime.timestamp())
+
+    def _record(self, job: Job, occurrence: datetime, key: str,
+                outcome: Outcome) -> None:
+        """Write down an occurrence that did not run, and why."""
+        log.info('job %s (%s) at %s %s', job.name, self.application_id,
+                 occurrence.isoformat(), {
+                     Outcome.MISSED: 'missed' + (
+                         ': jobs are held' if self.held else ''),
+                     Outcome.SKIPPED: 'skipped: should_run said no',
+                 }.get(outcome, outcome.value))
+        self._history.record(
+            self.application_id, job.name, trigger=Trigger.SCHEDULER,
+            outcome=outcome, scheduled=occurrence, key=key)
+
+    def _claim(self, job: Job, occurrence: datetime, key: str) -> bool:
+        """Whether this scheduler may run ``occurrence``: it claimed it.
+
+        Without a store, always. A store that fails says no if hosts
+        share it (no run without a claim; the outage is reported once by
+        the history), and yes if it is the host's own.
+        """
+        store = self._history.store
+        if store is None:
+            return True
+        won = self._history.read(lambda store: store.claim(
+            self.application_id, job.name, occurrence, key=key,
+            now=self._clock()), None)
+        if won is None:
+            return not store.coordinates
+        if not won:
+            log.info('job %s (%s) at %s: claimed by another run, not run '
+                     'again', job.name, self.application_id,
+                     occurrence.isoformat())
+        return won
+
+    # -- taking over --------------------------------------------------------
+
+    def _take_lease(self) -> tuple[bool, Lease | None]:
+        """Stand by until this scheduler holds the application id's lease.
+
+        Returns (False, None) when stopped first, else True and the lease
+        as it was before (None: never held, or no store to hold it in).
+        A host-local store that fails does not keep the jobs from running.
+        """
+        store = self._history.store
+        if store is None:
+            return True, None
+        said = False
+        while not self._stopping.is_set():
+            result = self._history.read(lambda store: store.take_lease(
+                self.application_id, holder=self.holder, node=self.node,
+                ttl=self._lease_ttl, now=self._clock()), None)
+            if result is None and not store.coordinates:
+                return True, None
+            if result is not None:
+                taken, before = result
+                if taken:
+                    self._renewed = time.monotonic()
+                    return True, before
+                if not said and before is not None:
+                    said = True
+                    log.info('scheduler for %r stands by: %s holds the '
+                             'lease until %s', self.application_id,
+                             before.holder, before.expires.isoformat())
+            self._stopping.wait(self._lease_retry)
+        return False, None
+
+    def _renew(self) -> None:
+        """Renew the lease; step down if another scheduler took it over,
+        or if the store failed for so long that one may have."""
+        store = self._history.store
+        if store is None or (
+                time.monotonic() - self._renewed < self._renew_every):
+            return
+        result = self._history.read(lambda store: store.take_lease(
+            self.application_id, holder=self.holder, node=self.node,
+            ttl=self._lease_ttl, now=self._clock()), None)
+        if result is not None and result[0]:
+            self._renewed = time.monotonic()
+        elif result is not None:
+            holder = result[1].holder if result[1] else '?'
+            self._demote(f'{holder} took over the lease')
+        elif store.coordinates and (time.monotonic() - self._renewed
+                                    > self._lease_ttl - self._lease_retry):
+            self._demote('the lease could not be renewed in time')
+
+    def _demote(self, why: str) -> None:
+        """Stop firing and stand by again: another scheduler is active."""
+        log.warning('scheduler for %r steps down: %s', self.application_id,
+                    why)
+        self._demoted = True
+        self._cancel_all()
+
+    def _catch_up(self, before: Lease, now: datetime) -> None:
+        """Run or record what fell due since ``before`` was last renewed.
+
+        The window starts a lease's length before that renewal; the
+        claims tell what ran in it.
+        """
+        since = max(before.renewed - timedelta(seconds=self._lease_ttl),
+                    now - timedelta(days=CLAIM_DAYS))
+        for job in list(self._jobs.values()):
+            schedule = self.schedule_of(job)
+            settings = self.settings.get(job.name)
+            if schedule is None or job.once or (
+                    settings is not None and not settings.enabled):
+                continue
+            try:
+                found = missed(job, schedule, self.application_id, since,
+                               now)
+            except Exception as exc:  # one job's bug must not stop others
+                self._reporter.failure(job.name, self.application_id,
+                                       'could not look for missed runs', exc)
+                continue
+            if not found.occurrences:
+                continue
+            first, last = found.occurrences[0], found.occurrences[-1]
+            claimed = self._history.read(lambda store: store.claimed(
+                self.application_id, job.name, first, last), None)
+            if claimed is None:
+                continue  # unknown, so nothing is run twice
+            unclaimed = [occurrence for occurrence in found.occurrences
+                         if occurrence not in claimed]
+            what = plan('skip' if self.held else job.misfire, unclaimed,
+                        now=now, grace=job.grace, schedule=schedule)
+            if found.older:
+                log.warning('job %s (%s): %d more occurrences were missed '
+                            'before %s; not recorded one by one', job.name,
+                            self.application_id, found.older,
+                            first.isoformat())
+            if unclaimed:
+                log.info('job %s (%s): %d occurrence(s) missed while no '
+                         'scheduler ran; running %d now (misfire=%r)',
+                         job.name, self.application_id, len(unclaimed),
+                         len(what.run), job.misfire)
+            for occurrence in what.missed:
+                key = uuid.uuid4().hex
+                if self._claim(job, occurrence, key):
+                    self._record(job, occurrence, key, Outcome.MISSED)
+            for occurrence in what.run:
+                key = uuid.uuid4().hex
+                if self._claim(job, occurrence, key):
+                    if self._should_run(job):
+                        self._due.append(self._call(job, occurrence, key,
+                                                    None))
+                    else:
+                        self._record(job, occurrence, key, Outcome.SKIPPED)
+        self._flush()
 
     def _should_run(self, job: Job) -> bool:
         """The job's pre-check; an error in it runs the job anyway."""
