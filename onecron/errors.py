@@ -29,3 +29,10 @@ class DuplicateJob(OnecronError, ValueError):
 
 class UnknownJob(OnecronError, KeyError):
     """A job name that is not registered."""
+
+
+class UntranslatableSchedule(OnecronError, ValueError):
+    """A schedule another scheduler (cron, Kubernetes, systemd) cannot
+    express: seconds in cron, Quartz's ``L``, ``W`` or ``#``, an interval
+    that does not divide a day. The message names the part and the reason.
+    """

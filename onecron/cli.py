@@ -1,0 +1,600 @@
+"""The ``onecron`` command: look at, run and export an application's jobs.
+
+``APP`` names a :class:`~onecron.CronApp` as gunicorn names an application,
+``module:attribute``, imported with the current directory on ``sys.path``::
+
+    onecron list example_app.app:app
+    onecron run example_app.app:app example_app.app.morning_report
+    onecron url example_app.app:app JOB --base-url https://example.org
+    onecron export kubernetes|systemd|crontab APP --base-url URL
+    onecron history APP [JOB]
+    onecron status APP [--json]
+
+Errors are one line on stderr, ``onecron: error: ...``, and the exit status
+is 2 for a malformed command line, 1 for everything else (an unknown
+module, attribute or job, a failing store, a job that failed) and 130 for
+Ctrl-C. ``--traceback`` shows the traceback behind an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import NoReturn, TextIO
+from urllib.parse import urlsplit
+
+from webob import Request
+
+from . import __version__, export
+from .app import CronApp
+from .errors import OnecronError, UnknownJob
+from .headers import TRIGGER_HEADER
+from .overview import as_json, collect
+from .store import Run, Store, Trigger
+
+__all__ = ['CommandError', 'load', 'main']
+
+log = logging.getLogger(__name__)
+
+
+class CommandError(Exception):
+    """What the command reports on one line before it exits with ``code``."""
+
+    code = 1
+
+
+class UsageError(CommandError):
+    """A malformed command line (exit status 2)."""
+
+    code = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error on one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f'{message} (see: {self.prog} --help)')
+
+
+class _OneLine(logging.Formatter):
+    """``onecron: warning: message``; tracebacks only when asked for."""
+
+    def __init__(self, tracebacks: bool) -> None:
+        super().__init__()
+        self.tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f'onecron: {record.levelname.lower()}: {record.getMessage()}'
+        if self.tracebacks and record.exc_info:
+            text += '\n' + self.formatException(record.exc_info)
+        return text
+
+
+# -- loading the application -------------------------------------------------
+
+def load(spec: str) -> CronApp:
+    """The :class:`~onecron.CronApp` that ``module:attribute`` names.
+
+    The current directory goes first on ``sys.path``, as gunicorn puts it;
+    the attribute may be dotted (``module:holder.app``).
+
+    :raises CommandError: naming what is missing or what went wrong
+    """
+    module_name, colon, attribute = spec.partition(':')
+    if not colon or not module_name or not attribute:
+        raise UsageError(f'APP must be module:attribute, such as '
+                         f'example_app.app:app, got {spec!r}')
+    here = os.getcwd()
+    if here not in sys.path and '' not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ''
+        if module_name == missing or module_name.startswith(missing + '.'):
+            raise CommandError(
+                f'no module named {missing!r} (APP {spec!r}): run onecron '
+                f'where the module is, or put it on PYTHONPATH') from exc
+        raise CommandError(f'importing {module_name!r} failed: '
+                           f'{_describe(exc)}') from exc
+    except (Exception, SystemExit) as exc:
+        raise CommandError(f'importing {module_name!r} failed: '
+                           f'{_describe(exc)}') from exc
+    found: object = module
+    for part in attribute.split('.'):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise CommandError(f'module {module_name!r} has no attribute '
+                               f'{attribute!r}') from None
+    if not isinstance(found, CronApp):
+        raise CommandError(f'{spec} is a {type(found).__name__}, not a '
+                           f'onecron.CronApp')
+    return found
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` on one line."""
+    if isinstance(exc, UnknownJob):
+        text = f'unknown job {exc.args[0]!r}' if exc.args else ''
+    else:
+        text = str(exc)
+    text = ' '.join(text.split())
+    return f'{type(exc).__name__}: {text}' if text else type(exc).__name__
+
+
+def _job_name(app: CronApp, spec: str, name: str) -> str:
+    """``name`` if ``app`` has such a job; else an error with suggestions."""
+    if name in app.jobs:
+        return name
+    names = sorted(app.jobs)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    # the function's name alone, without its module
+    tails = {job.rpartition('.')[2]: job for job in names}
+    close += [tails[tail] for tail in difflib.get_close_matches(
+        name.rpartition('.')[2], tails, n=3, cutoff=0.8)
+        if tails[tail] not in close]
+    hint = (f'; did you mean {" or ".join(map(repr, close[:3]))}?' if close
+            else f'; {spec} has {_count(len(names), "job")}'
+            + (f': {", ".join(names[:5])}' + (', ...' if len(names) > 5
+                                              else '') if names else ''))
+    raise CommandError(f'no job named {name!r}{hint}')
+
+
+def _count(n: int, noun: str) -> str:
+    return f'{n} {noun}{"s" * (n != 1)}'
+
+
+def _default_id(app: CronApp) -> str:
+    return app.application_id if isinstance(app.application_id,
+                                            str) else 'default'
+
+
+def _store(app: CronApp, spec: str) -> Store:
+    if app.store is None:
+        raise CommandError(f'{spec} keeps no history: configure '
+                           f'CronApp(store=...)')
+    return app.store
+
+
+def _base_url(text: str) -> str:
+    if not text.startswith(('http://', 'https://')):
+        raise argparse.ArgumentTypeError(
+            f'must be an http(s) URL, got {text!r}')
+    return text.rstrip('/')
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f'must be a whole number of at least 1, got {text!r}')
+    return value
+
+
+def _not_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(
+            f'must be a whole number of 0 or more, got {text!r}')
+    return int(text)
+
+
+# -- output -------------------------------------------------------------------
+
+def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    """Columns padded to their widest cell; the last one is not."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths)]
+        out.write('  '.join([*cells, row[-1]]).rstrip() + '\n')
+
+
+def _when(moment: datetime | None, empty: str = '-') -> str:
+    return empty if moment is None else moment.isoformat(' ', 'seconds')
+
+
+def _duration(seconds: float | None) -> str:
+    return '-' if seconds is None else f'{seconds:.2f}s'
+
+
+def _last(run: Run | None) -> str:
+    if run is None:
+        return 'never'
+    outcome = 'running' if run.outcome is None else run.outcome.value
+    took = '' if run.duration is None else f', {_duration(run.duration)}'
+    return f'{_when(run.started)} ({outcome}{took})'
+
+
+# -- the commands -------------------------------------------------------------
+
+def _list(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
+    application_id = args.application_id or _default_id(app)
+    status = collect(app, application_id)
+    rows = [['JOB', 'SCHEDULE', 'ZONE', 'NEXT RUN', 'DESCRIPTION']]
+    for job in status.jobs:
+        if job.manual and job.schedule is None:
+            rows.append([job.name, 'manual', '-', '-',
+                         'manual only: onecron run, its URL or the status '
+                         'page'])
+            continue
+        if job.next_run is not None:
+            nexts = [_when(job.next_run)]
+        else:
+            nexts = ['held' if status.held else
+                     'disabled' if not job.enabled else '-']
+        schedule = app.schedule_of(job.name, application_id)
+        moment = job.next_run
+        for _ in range(args.next - 1):
+            if moment is None or schedule is None:
+                break
+            moment = app.jobs[job.name].next_runtime(moment, application_id,
+                                                     schedule)
+            nexts.append(_when(moment))
+        words = (job.description or '') + (' (overridden)'
+                                           if job.overridden else '')
+        rows.append([job.name, job.schedule or '', job.timezone or '',
+                     nexts[0], words])
+        rows += [['', '', '', moment_text, ''] for moment_text in nexts[1:]]
+    if len(rows) == 1:
+        out.write(f'{args.app} has no jobs\n')
+        return 0
+    _table(rows, out)
+    return 0
+
+
+def _run(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
+    name = _job_name(app, args.app, args.job)
+    # a request must not start a scheduler in this short-lived process
+    app.stop()
+    url = app.url_for(name, args.base_url or app.base_url
+                      or 'http://localhost')
+    # the Host header as a client sends it: no default port added, so
+    # an application id taken from the host is the one of real requests
+    request = Request.blank(url, method='POST', headers={
+        TRIGGER_HEADER: Trigger.MANUAL.value, 'Host': urlsplit(url).netloc})
+    application_id = app.application_id_of(request)
+    response = request.get_response(app)
+    if response.status_code == 409:
+        raise CommandError(f'job {name!r} is already running '
+                           f'({application_id}): not run again')
+    if not 200 <= response.status_code < 300:
+        raise CommandError(f'job {name!r} failed: HTTP {response.status}')
+    out.write(response.text)
+    job = app.jobs[name]
+    if job.then:
+        # the chained jobs are called over HTTP: wait for those calls
+        log.info('waiting for the chained jobs %s', ', '.join(job.then))
+        pool = app.pool_for(application_id)
+        deadline = time.monotonic() + app.trigger_timeout
+        while (pool.running or pool.queued) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return 0
+
+
+def _url(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
+    name = _job_name(app, args.app, args.job)
+    if not (args.base_url or app.base_url):
+        raise UsageError('no base URL: pass --base-url (or configure '
+                         'CronApp(base_url=...))')
+    out.write(app.url_for(name, args.base_url,
+                          occurrence=args.occurrence) + '\n')
+    return 0
+
+
+def _export(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
+    base_url = args.base_url or app.base_url
+    if not base_url:
+        raise UsageError('no base URL: pass --base-url, the URL the jobs '
+                         'are reachable at from where they are called')
+    occurrence = None if args.occurrence == 'none' else args.occurrence
+    if occurrence is not None and app.store is None:
+        log.warning('%s keeps no store: a URL with occurrence=nearest needs '
+                    'one to refuse a second call of an occurrence',
+                    args.app)
+    calls = []
+    for name in sorted(app.jobs):
+        job = app.jobs[name]
+        timeout = args.max_time or job.timeout or app.trigger_timeout
+        url = None if job.manual else app.url_for(name, base_url,
+                                                  occurrence=occurrence)
+        calls.append(export.JobCall(name, job.schedule, url,
+                                    max(1, math.ceil(timeout))))
+    result = args.render(args, calls)
+    for skipped in result.skipped:
+        if skipped.manual:
+            continue  # nothing to export: the comments say so
+        if args.strict:
+            raise CommandError(f'cannot export job {skipped.job!r}: '
+                               f'{skipped.reason}')
+        log.warning('left out job %r: %s', skipped.job, skipped.reason)
+    if args.output is None:
+        out.write(result.text())
+        return 0
+    os.makedirs(args.output, exist_ok=True)
+    for file_name, text in result.files:
+        path = os.path.join(args.output, file_name)
+        # the files hold the job URLs, which are their keys
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                             0o600)
+        os.fchmod(descriptor, 0o600)  # also when the file was there
+        with open(descriptor, 'w', encoding='utf-8') as file:
+            file.write(text)
+        out.write(path + '\n')
+    return 0
+
+
+def _kubernetes(args: argparse.Namespace,
+                calls: list[export.JobCall]) -> export.Export:
+    return export.kubernetes(
+        calls, source=args.app, image=args.image,
+        starting_deadline=args.starting_deadline,
+        history_limit=args.history_limit, backoff_limit=args.backoff_limit)
+
+
+def _systemd(args: argparse.Namespace,
+             calls: list[export.JobCall]) -> export.Export:
+    return export.systemd(calls, source=args.app,
+                          randomized_delay=args.randomized_delay)
+
+
+def _crontab(args: argparse.Namespace,
+             calls: list[export.JobCall]) -> export.Export:
+    return export.crontab(calls, source=args.app)
+
+
+def _history(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
+    store = _store(app, args.app)
+    name = None if args.job is None else _job_name(app, args.app, args.job)
+    application_id = args.application_id or _default_id(app)
+    runs = store.runs(application_id, name, limit=args.limit)
+    if not runs:
+        which = 'no runs' if name is None else f'no runs of {name}'
+        out.write(f'{which} in application {application_id!r}\n')
+        return 0
+    rows = [['STARTED', 'JOB', 'TRIGGER', 'OUTCOME', 'DURATION',
+             'SCHEDULED']]
+    rows += [[_when(run.started), run.job, run.trigger.value,
+              'running' if run.outcome is None else run.outcome.value,
+              _duration(run.duration), _when(run.scheduled)]
+             for run in runs]
+    _table(rows, out)
+    return 0
+
+
+def _status(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
+    if app.store is not None:
+        # application_ids() logs a failing store and carries on: a
+        # command should stop at it, with one line
+        app.store.schedulers()
+    statuses = [collect(app, application_id)
+                for application_id in app.application_ids()]
+    if not statuses and not args.json:
+        out.write('no application ids yet: a computed application_id is '
+                  'known once a request or the store has seen it\n')
+        return 0
+    if args.json:
+        out.write(json.dumps({'applications': [
+            as_json(status) for status in statuses]}, indent=2) + '\n')
+        return 0
+    for i, status in enumerate(statuses):
+        info = status.scheduler
+        out.write(('\n' if i else '') + f'application {status.id}\n')
+        out.write('  scheduler: ' + (
+            'none seen' if info is None else
+            f'{info.host} pid {info.pid}, alive since '
+            f'{_when(info.alive_since)}, last heartbeat '
+            f'{_when(info.heartbeat)}') + '\n')
+        if status.held and status.hold is not None:
+            out.write(f'  held since {_when(status.hold.since)}\n')
+        if not status.stored:
+            out.write('  no store: runs, switches and holds are not kept\n')
+        out.write(f'  calls: {status.calls_running} running, '
+                  f'{status.queued} queued\n')
+        rows = [['  JOB', 'STATE', 'ENABLED', 'NEXT RUN', 'LAST RUN']]
+        rows += [[f'  {job.name}', job.state, 'yes' if job.enabled else 'no',
+                  _when(job.next_run, 'manual' if job.manual else '-'),
+                  _last(job.last_run)] for job in status.jobs]
+        _table(rows, out)
+    return 0
+
+
+# -- the command line ---------------------------------------------------------
+
+Command = Callable[[CronApp, argparse.Namespace, TextIO], int]
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
+        prog='onecron', description='Look at, run and export the cron jobs '
+        'of a onecron application.',
+        epilog='APP is module:attribute, as for gunicorn; the current '
+        'directory is on the module path.')
+    parser.add_argument('--version', action='version',
+                        version=f'onecron {__version__}')
+    parser.add_argument('--traceback', action='store_true',
+                        help='show the traceback behind an error')
+    parser.add_argument('-v', '--verbose', action='store_true',
+                        help='show informational log lines too')
+    commands = parser.add_subparsers(dest='command', required=True,
+                                     metavar='COMMAND')
+
+    def command(name: str, handler: Command, text: str) -> _Parser:
+        sub: _Parser = commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=handler)
+        sub.add_argument('app', metavar='APP',
+                         help='the CronApp, as module:attribute')
+        return sub
+
+    def application_id(sub: _Parser) -> None:
+        sub.add_argument('--application-id', metavar='ID',
+                         help="the application id (default: the app's own, "
+                         "or 'default')")
+
+    sub = command('list', _list, 'List the jobs, their schedules and when '
+                  'they run next.')
+    application_id(sub)
+    sub.add_argument('--next', type=_positive, default=1, metavar='N',
+                     help='show the next N runs of each job (default 1)')
+
+    sub = command('run', _run, 'Run a job once now, in this process, '
+                  "through the job's URL.")
+    sub.add_argument('job', metavar='JOB')
+    sub.add_argument('--base-url', type=_base_url, metavar='URL',
+                     help='the URL the request appears to come to, which '
+                     'multi-tenant apps take the application id from, and '
+                     "where chained jobs are called (default: the app's "
+                     'base_url, else http://localhost)')
+
+    sub = command('url', _url, "Print a job's signed URL.")
+    sub.add_argument('job', metavar='JOB')
+    sub.add_argument('--base-url', type=_base_url, metavar='URL',
+                     help="the application's URL (default: the app's "
+                     'base_url)')
+    sub.add_argument('--occurrence', choices=['nearest'],
+                     help="'nearest': the URL stands for the occurrence "
+                     'nearest the call, which runs once however often it '
+                     'is called')
+
+    sub = command('history', _history, 'Show the newest runs from the '
+                  'store.')
+    sub.add_argument('job', metavar='JOB', nargs='?',
+                     help='only the runs of this job')
+    application_id(sub)
+    sub.add_argument('--limit', type=_positive, default=20, metavar='N',
+                     help='show at most N runs (default 20)')
+
+    sub = command('status', _status, 'Show the scheduler and the state of '
+                  'each job, per application id.')
+    sub.add_argument('--json', action='store_true',
+                     help='print what status.json gives')
+
+    exporter = commands.add_parser(
+        'export', help='Write the jobs as Kubernetes CronJobs, systemd '
+        'timers or crontab lines.',
+        description='Write the jobs as Kubernetes CronJobs, systemd timers '
+        'or crontab lines that call their URLs with curl. Jobs without a '
+        'schedule, or with one the target cannot express, are left out '
+        'with a comment.')
+    formats = exporter.add_subparsers(dest='format', required=True,
+                                      metavar='FORMAT')
+
+    def target(name: str, render: Callable[..., export.Export], text: str,
+               occurrence: str) -> _Parser:
+        sub: _Parser = formats.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=_export, render=render)
+        sub.add_argument('app', metavar='APP',
+                         help='the CronApp, as module:attribute')
+        sub.add_argument('--base-url', type=_base_url, metavar='URL',
+                         help='where the jobs are reachable from the '
+                         "caller (default: the app's base_url)")
+        sub.add_argument('--max-time', type=_positive, metavar='SECONDS',
+                         help="curl's time limit (default: the job's "
+                         "timeout, else the app's trigger_timeout)")
+        sub.add_argument('--occurrence', choices=['nearest', 'none'],
+                         default=occurrence,
+                         help="'nearest': a URL that runs each occurrence "
+                         f"once, however often it is called (default "
+                         f"{occurrence})")
+        sub.add_argument('--strict', action='store_true',
+                         help='fail on a schedule the target cannot '
+                         'express instead of leaving the job out')
+        sub.add_argument('--output', metavar='DIR',
+                         help='write the files into DIR instead of stdout')
+        return sub
+
+    sub = target('kubernetes', _kubernetes, 'batch/v1 CronJobs, as YAML.',
+                 'nearest')
+    sub.add_argument('--image', default='curlimages/curl:8.10.1',
+                     help='the image with curl (default %(default)s)')
+    sub.add_argument('--starting-deadline', type=_positive, default=300,
+                     metavar='SECONDS', help='startingDeadlineSeconds '
+                     '(default %(default)s)')
+    sub.add_argument('--history-limit', type=_not_negative, default=3,
+                     metavar='N', help='successful and failed jobs kept '
+                     '(default %(default)s)')
+    sub.add_argument('--backoff-limit', type=_not_negative, default=0,
+                     metavar='N', help='retries of a failed call (default '
+                     '%(default)s: onecron reports a failed run itself)')
+    sub = target('systemd', _systemd, 'A .service and a .timer per job.',
+                 'none')
+    sub.add_argument('--randomized-delay', type=_positive,
+                     metavar='SECONDS', help='RandomizedDelaySec= of the '
+                     'timers (default: none)')
+    target('crontab', _crontab, 'Crontab lines, with CRON_TZ= per zone.',
+           'none')
+    return parser
+
+
+def _log_to_stderr(tracebacks: bool, verbose: bool) -> logging.Handler:
+    """Log records as one line each on stderr; the handler added."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine(tracebacks))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    return handler
+
+
+def _fail(exc: BaseException, tracebacks: bool) -> None:
+    if tracebacks:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, CommandError):
+        message = str(exc)
+    elif isinstance(exc, OnecronError) and not isinstance(exc, UnknownJob):
+        message = str(exc)  # says what went wrong, as the user should read it
+    else:
+        message = f'unexpected {_describe(exc)} (see it with --traceback)'
+    sys.stderr.write(f'onecron: error: {" ".join(message.split())}\n')
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``onecron`` command; the exit status."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    tracebacks = False
+    root = logging.getLogger()
+    level = root.level
+    handler = None
+    try:
+        args = _parser().parse_args(arguments)
+        tracebacks = args.traceback
+        handler = _log_to_stderr(tracebacks, args.verbose)
+        app = load(args.app)
+        code: int = args.handler(app, args, sys.stdout)
+        sys.stdout.flush()
+        return code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # the reader went away (onecron ... | head): say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except CommandError as exc:
+        _fail(exc, tracebacks)
+        return exc.code
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except Exception as exc:
+        _fail(exc, tracebacks)
+        return 1
+    finally:
+        if handler is not None:
+            root.removeHandler(handler)
+            root.setLevel(level)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,624 @@
+"""The ``onecron`` command, run as a real process on a real application."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import croniter
+import pytest
+import yaml
+from webob import Request
+
+from onecron import Schedule, __version__
+from onecron.cli import load, main
+from onecron.lock import JobLocks
+
+from .conftest import wait_for
+
+APP = '''
+import time
+from datetime import timedelta
+from onecron import CronApp
+from onecron.sqlite import SqliteStore
+from onecron.store import StoreError
+
+HERE = {here!r}
+
+app = CronApp(None, secret='cli secret', store=HERE + '/runs.sqlite',
+              lock_dir=HERE)
+
+@app.cronjob(hour=8, minute=30, timezone='Europe/Zurich', name='report')
+def report(request):
+    with open(HERE + '/report.ran', 'a') as file:
+        file.write(request.host + '\\n')
+    return 'report sent'
+
+@app.cronjob('*/15 * * * MON-FRI', name='feed')
+def feed(request):
+    return 'fed'
+
+@app.cronjob('*/5 * * * * *', name='ticker')
+def ticker(request):
+    pass
+
+@app.cronjob('0 9 L * *', timezone='Europe/Zurich', name='month_end')
+def month_end(request):
+    pass
+
+@app.cronjob(every=timedelta(hours=1), name='hourly')
+def hourly(request):
+    pass
+
+@app.cronjob('0 3 * * *', name='boom')
+def boom(request):
+    raise RuntimeError('the job broke')
+
+@app.cronjob('0 4 * * *', name='slow')
+def slow(request):
+    open(HERE + '/slow.started', 'w').close()
+    time.sleep(60)
+
+@app.cronjob(name='rebuild')
+def rebuild(request):
+    return 'rebuilt'
+
+NOT_AN_APP = 42
+
+bare = CronApp(None, secret='no store')
+
+@bare.cronjob(minute=0, name='tick')
+def tick(request):
+    pass
+
+class BrokenStore(SqliteStore):
+    def _broken(self, *args, **kwargs):
+        raise StoreError(f'SQLite store {{self.path}}: disk I/O error')
+    runs = last_runs = running = job_settings = hold = schedulers = _broken
+
+broken_store = CronApp(None, secret='x', store=BrokenStore(HERE + '/b.db'))
+
+@broken_store.cronjob(minute=0, name='tick')
+def tick2(request):
+    pass
+'''
+
+
+@dataclass
+class Project:
+    """A directory holding an application module, and a way to run the
+    command there."""
+
+    path: Path
+    module: str
+
+    def run(self, *args: str,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """``python -m onecron.cli ARGS`` in the directory, as a user would
+        run ``onecron``; ``{app}`` in ARGS is the module's ``app``."""
+        return subprocess.run(
+            [sys.executable, '-m', 'onecron.cli',
+             *(arg.format(m=self.module) for arg in args)],
+            cwd=self.path, capture_output=True, text=True, timeout=timeout,
+            env=self.env())
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, 'PYTHONPATH': str(self.path)}
+
+    def app(self, attribute: str = 'app') -> str:
+        return f'{self.module}:{attribute}'
+
+
+@pytest.fixture
+def project(tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+    """The application module in tmp_path, under a name no other test uses
+    (in-process tests import it)."""
+    module = f'cliapp_{uuid.uuid4().hex[:8]}'
+    (tmp_path / f'{module}.py').write_text(APP.format(here=str(tmp_path)))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'path', list(sys.path))
+    yield Project(tmp_path, module)
+    loaded = sys.modules.pop(module, None)
+    for name in ('app', 'bare', 'broken_store'):
+        cron = getattr(loaded, name, None)
+        if cron is not None:
+            cron.stop()
+
+
+def one_error_line(stderr: str) -> str:
+    """The only line of ``stderr``, checked to be an error without a
+    traceback."""
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith('onecron: error: ')
+    assert 'Traceback' not in stderr
+    return lines[0]
+
+
+# -- the script ---------------------------------------------------------------
+
+def test_the_console_script_is_installed() -> None:
+    """pip install puts an ``onecron`` script next to the interpreter."""
+    script = shutil.which('onecron', path=os.path.dirname(sys.executable))
+    assert script is not None
+    result = subprocess.run([script, '--version'], capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == f'onecron {__version__}'
+
+
+def test_the_console_script_runs_from_the_current_directory(
+        project: Project) -> None:
+    """Like gunicorn, onecron finds APP's module in the current directory
+    without PYTHONPATH."""
+    script = shutil.which('onecron', path=os.path.dirname(sys.executable))
+    assert script is not None
+    env = {key: value for key, value in os.environ.items()
+           if key != 'PYTHONPATH'}
+    result = subprocess.run([script, 'list', project.app()],
+                            cwd=project.path, capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert 'report' in result.stdout
+
+
+# -- list ---------------------------------------------------------------------
+
+def test_list_shows_schedules_in_words_and_next_runs(project: Project) -> None:
+    """list gives each job's schedule as written, its zone, its next run
+    and the schedule in words; manual jobs say so."""
+    result = project.run('list', project.app())
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ''
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert lines['JOB'].split() == ['JOB', 'SCHEDULE', 'ZONE', 'NEXT', 'RUN',
+                                    'DESCRIPTION']
+    report = lines['report']
+    assert '30 8 * * *' in report and 'Europe/Zurich' in report
+    assert 'at 08:30 every day, Europe/Zurich' in report
+    match = re.search(r'(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d)', report)
+    assert match is not None
+    moment = datetime.fromisoformat(match[1])
+    assert (moment.hour, moment.minute) == (8, 30)
+    assert moment > datetime.now(timezone.utc)
+    assert 'every 15 minutes' in lines['feed']
+    assert 'manual only' in lines['rebuild']
+
+
+def test_list_next_shows_several_runs(
+        project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--next 3`` lists three runs of each scheduled job, a day apart for
+    a daily one."""
+    assert main(['list', project.app(), '--next', '3']) == 0
+    out = capsys.readouterr().out
+    block = out[out.index('\nreport'):].splitlines()[1:4]
+    moments = [datetime.fromisoformat(re.search(
+        r'\d{4}-\S+ \S+', line)[0]) for line in block]  # type: ignore[index]
+    assert [b - a for a, b in zip(moments, moments[1:])] == [
+        moments[1] - moments[0]] * 2
+    assert (moments[1] - moments[0]).days in (0, 1)
+
+
+# -- run ----------------------------------------------------------------------
+
+def test_run_runs_the_job_and_prints_its_answer(project: Project) -> None:
+    """run calls the job through its URL in-process: it really runs, its
+    answer is printed, the exit status is 0 and the run is recorded."""
+    result = project.run('run', project.app(), 'report')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'report sent'
+    assert (project.path / 'report.ran').read_text() == 'localhost\n'
+    history = project.run('history', project.app(), 'report')
+    assert history.returncode == 0, history.stderr
+    rows = history.stdout.splitlines()
+    assert rows[0].split() == ['STARTED', 'JOB', 'TRIGGER', 'OUTCOME',
+                               'DURATION', 'SCHEDULED']
+    assert rows[1].split()[2:5] == ['report', 'manual', 'ok']
+
+
+def test_run_uses_the_base_url_host(project: Project) -> None:
+    """``--base-url`` decides the host the job's request comes to."""
+    result = project.run('run', project.app(), 'report',
+                         '--base-url', 'https://tenant.example.org')
+    assert result.returncode == 0, result.stderr
+    assert (project.path / 'report.ran').read_text() == (
+        'tenant.example.org\n')
+
+
+def test_run_exits_1_when_the_job_fails(project: Project) -> None:
+    """A job that raises makes run exit 1 saying it failed, with no
+    traceback unless asked for."""
+    result = project.run('run', project.app(), 'boom')
+    assert result.returncode == 1
+    assert result.stdout == ''
+    assert 'Traceback' not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "onecron: error: job 'boom' failed: HTTP 500 Internal Server Error")
+    verbose = project.run('--traceback', 'run', project.app(), 'boom')
+    assert 'RuntimeError: the job broke' in verbose.stderr
+
+
+def test_run_exits_1_when_the_job_is_already_running(
+        project: Project) -> None:
+    """A job still running on this host is not run again: 409, exit 1."""
+    locks = JobLocks(str(project.path))
+    assert locks.acquire('default', 'report', blocking=False)
+    try:
+        result = project.run('run', project.app(), 'report')
+    finally:
+        locks.release('default', 'report')
+    assert result.returncode == 1
+    assert 'already running' in one_error_line(result.stderr)
+    assert not (project.path / 'report.ran').exists()
+
+
+def test_run_starts_no_scheduler(project: Project) -> None:
+    """Running a job does not start a scheduler in the command's process."""
+    assert project.run('run', project.app(), 'report').returncode == 0
+    status = project.run('status', project.app(), '--json')
+    assert json.loads(status.stdout)['applications'][0]['scheduler'] is None
+
+
+def test_ctrl_c_exits_130_quietly(project: Project) -> None:
+    """Ctrl-C during a run ends the command with 130 and no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'onecron.cli', 'run', project.app(), 'slow'],
+        cwd=project.path, env=project.env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (project.path / 'slow.started').exists())
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert 'Traceback' not in err and out == ''
+
+
+# -- url ----------------------------------------------------------------------
+
+def test_url_prints_a_url_that_runs_the_job(project: Project) -> None:
+    """The printed URL is the job's: a GET on it runs the job (200)."""
+    result = project.run('url', project.app(), 'report', '--base-url',
+                         'https://example.org/')
+    assert result.returncode == 0, result.stderr
+    url = result.stdout.strip()
+    assert url.startswith('https://example.org/cronjobs/')
+    app = load(project.app())
+    app.stop()  # no scheduler in the test process
+    response = Request.blank(url).get_response(app)
+    assert response.status_code == 200
+    assert response.text.strip() == 'report sent'
+
+
+def test_url_occurrence_nearest(
+        project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--occurrence nearest`` gives the URL that claims its occurrence."""
+    assert main(['url', project.app(), 'report', '--base-url',
+                 'https://example.org', '--occurrence', 'nearest']) == 0
+    url = capsys.readouterr().out.strip()
+    assert url == load(project.app()).url_for(
+        'report', 'https://example.org', occurrence='nearest')
+    assert url.endswith('?occurrence=nearest')
+
+
+# -- export -------------------------------------------------------------------
+
+def test_export_kubernetes_gives_cronjobs(project: Project) -> None:
+    """One batch/v1 CronJob per translatable job: schedule, zone, Forbid,
+    deadline, history limits and a curl that fails on non-2xx; the others
+    are named in comments and warnings."""
+    result = project.run('export', 'kubernetes', project.app(),
+                         '--base-url', 'http://web.default.svc:8080',
+                         '--starting-deadline', '120')
+    assert result.returncode == 0, result.stderr
+    assert 'Traceback' not in result.stderr
+    assert "left out job 'ticker'" in result.stderr
+    assert "left out job 'month_end'" in result.stderr
+    assert '# skipped rebuild: manual only' in result.stdout
+    assert '# skipped month_end: ' in result.stdout
+    documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    by_job = {doc['metadata']['annotations']['onecron/job']: doc
+              for doc in documents}
+    assert sorted(by_job) == ['boom', 'feed', 'hourly', 'report', 'slow']
+    app = load(project.app())
+    for name, doc in by_job.items():
+        assert doc['apiVersion'] == 'batch/v1'
+        assert doc['kind'] == 'CronJob'
+        assert re.fullmatch(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?',
+                            doc['metadata']['name'])
+        spec = doc['spec']
+        assert spec['concurrencyPolicy'] == 'Forbid'
+        assert spec['startingDeadlineSeconds'] == 120
+        assert spec['successfulJobsHistoryLimit'] == 3
+        assert spec['failedJobsHistoryLimit'] == 3
+        pod = spec['jobTemplate']['spec']['template']['spec']
+        assert pod['restartPolicy'] == 'Never'
+        (container,) = pod['containers']
+        assert container['image'] == 'curlimages/curl:8.10.1'
+        command = container['command']
+        assert command[0] == 'curl' and '--fail-with-body' in command
+        assert command[command.index('--max-time') + 1] == '3600'
+        assert command[-1] == app.url_for(
+            name, 'http://web.default.svc:8080', occurrence='nearest')
+    assert by_job['report']['spec']['schedule'] == '30 8 * * *'
+    assert by_job['report']['spec']['timeZone'] == 'Europe/Zurich'
+    assert by_job['feed']['spec']['schedule'] == '*/15 * * * 1-5'
+    assert by_job['hourly']['spec']['schedule'] == '0 * * * *'
+    assert by_job['hourly']['spec']['timeZone'] == 'UTC'
+
+
+def test_export_strict_fails_on_an_untranslatable_schedule(
+        project: Project) -> None:
+    """``--strict`` turns a left-out job into an error naming it."""
+    result = project.run('export', 'crontab', project.app(), '--base-url',
+                         'http://x.org', '--strict')
+    assert result.returncode == 1
+    line = one_error_line(result.stderr)
+    assert "job 'month_end'" in line or "job 'ticker'" in line
+
+
+def unit_file(text: str) -> dict[str, list[tuple[str, str]]]:
+    """An ini-style unit file as sections of (key, value) pairs."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith('#'):
+            continue
+        if line.startswith('['):
+            current = sections.setdefault(line.strip('[]'), [])
+        else:
+            key, _, value = line.partition('=')
+            current.append((key, value))
+    return sections
+
+
+def test_export_systemd_writes_units(project: Project) -> None:
+    """systemd gives a oneshot curl service and a timer per job, written
+    to --output with private modes; systemd-analyze accepts them."""
+    out = project.path / 'units'
+    result = project.run('export', 'systemd', project.app(), '--base-url',
+                         'http://127.0.0.1:8080', '--output', str(out))
+    assert result.returncode == 0, result.stderr
+    written = sorted(Path(line).name for line in result.stdout.splitlines())
+    assert written == sorted(f'onecron-{job}.{kind}' for job in (
+        'boom', 'feed', 'hourly', 'month_end', 'report', 'slow', 'ticker')
+        for kind in ('service', 'timer'))
+    app = load(project.app())
+    calendars = {}
+    for job in ('report', 'ticker', 'month_end', 'hourly', 'feed'):
+        service = unit_file((out / f'onecron-{job}.service').read_text())
+        assert ('Type', 'oneshot') in service['Service']
+        (exec_start,) = [value for key, value in service['Service']
+                         if key == 'ExecStart']
+        assert exec_start.startswith('/usr/bin/curl -fsS ')
+        assert exec_start.endswith(' ' + app.url_for(
+            job, 'http://127.0.0.1:8080').replace('%', '%%'))
+        timer = unit_file((out / f'onecron-{job}.timer').read_text())
+        calendars[job] = [value for key, value in timer['Timer']
+                          if key == 'OnCalendar']
+        assert ('Persistent', 'true') in timer['Timer']
+        assert ('Unit', f'onecron-{job}.service') in timer['Timer']
+        mode = stat.S_IMODE((out / f'onecron-{job}.timer').stat().st_mode)
+        assert mode == 0o600
+    assert calendars == {
+        'report': ['*-*-* 08:30:00 Europe/Zurich'],
+        'ticker': ['*-*-* *:*:00/5 UTC'],
+        'month_end': ['*-*~01 09:00:00 Europe/Zurich'],
+        'hourly': ['*-*-* *:00:00 UTC'],
+        'feed': ['Mon..Fri *-*-* *:00/15:00 UTC'],
+    }
+    if shutil.which('systemd-analyze') is None:
+        return  # the rest needs systemd's own checker
+    verify = subprocess.run(
+        ['systemd-analyze', 'verify', '--man=no',
+         *map(str, sorted(out.iterdir()))],
+        capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr
+
+
+def test_export_systemd_to_stdout_names_each_file(project: Project) -> None:
+    """Without --output the units follow one another under ``# file:``."""
+    result = project.run('export', 'systemd', project.app(), '--base-url',
+                         'http://127.0.0.1:8080')
+    assert result.returncode == 0, result.stderr
+    assert '# file: onecron-report.timer\n' in result.stdout
+    assert '# skipped rebuild: manual only' in result.stdout
+
+
+def test_export_crontab_lines_fire_like_the_jobs(project: Project) -> None:
+    """Each crontab line has five valid fields that fire when the job does
+    (in its CRON_TZ) and a curl of the job's URL that fails on non-2xx."""
+    result = project.run('export', 'crontab', project.app(), '--base-url',
+                         'https://example.org')
+    assert result.returncode == 0, result.stderr
+    app = load(project.app())
+    zone = None
+    seen = []
+    for line in result.stdout.splitlines():
+        if not line or line.startswith('#'):
+            continue
+        if line.startswith('CRON_TZ='):
+            zone = line.partition('=')[2]
+            continue
+        fields, command = line.split()[:5], ' '.join(line.split()[5:])
+        expression = ' '.join(fields)
+        assert croniter.croniter.is_valid(expression)
+        job = next(name for name in app.jobs
+                   if app.url_for(name, 'https://example.org') in command)
+        seen.append(job)
+        assert command.startswith('curl -fsS ')
+        assert command.endswith('>/dev/null')
+        assert zone is not None
+        own = app.jobs[job].schedule
+        assert own is not None
+        translated = Schedule(expression, timezone=zone)
+        start = datetime(2024, 3, 1, tzinfo=timezone.utc)
+        a, b = start, start
+        for _ in range(20):
+            a, b = own.next_after(a), translated.next_after(b)
+            assert a == b
+    assert sorted(seen) == ['boom', 'feed', 'hourly', 'report', 'slow']
+
+
+# -- history and status -------------------------------------------------------
+
+def test_history_lists_the_newest_runs_first(
+        project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    """history shows runs newest first, at most --limit of them."""
+    project.run('run', project.app(), 'report')
+    project.run('run', project.app(), 'boom')
+    assert main(['history', project.app(), '--limit', '1']) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 2
+    assert rows[1].split()[2:5] == ['boom', 'manual', 'failed']
+    assert main(['history', project.app()]) == 0
+    jobs = [row.split()[2] for row in capsys.readouterr().out.splitlines()[1:]]
+    assert jobs == ['boom', 'report']
+
+
+def test_history_without_runs_says_so(
+        project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty history is a sentence, not an empty table."""
+    assert main(['history', project.app(), 'feed']) == 0
+    assert capsys.readouterr().out == (
+        "no runs of feed in application 'default'\n")
+
+
+def test_status_shows_each_job_after_a_run(project: Project) -> None:
+    """status shows the application, its scheduler and each job's state,
+    next and last run; --json has status.json's shape."""
+    assert project.run('run', project.app(), 'report').returncode == 0
+    result = project.run('status', project.app())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('application default\n')
+    assert '  scheduler: none seen\n' in result.stdout
+    report = next(line for line in result.stdout.splitlines()
+                  if line.split()[:1] == ['report'])
+    assert report.split()[1:3] == ['IDLE', 'yes']
+    assert '(ok, ' in report
+    as_json = json.loads(project.run('status', project.app(),
+                                     '--json').stdout)
+    (application,) = as_json['applications']
+    jobs = {job['name']: job for job in application['jobs']}
+    assert jobs['report']['last_run']['outcome'] == 'ok'
+    assert jobs['report']['last_run']['trigger'] == 'manual'
+    assert jobs['rebuild']['manual'] is True
+    assert jobs['feed']['next_run'] is not None
+
+
+# -- bad input ----------------------------------------------------------------
+
+BAD_INPUT = [
+    # (arguments, exit status, fragment of the message)
+    (['list', 'no_such_module:app'], 1, "no module named 'no_such_module'"),
+    (['list', '{m}'], 2, 'APP must be module:attribute'),
+    (['list', '{m}:nothing'], 1, "has no attribute 'nothing'"),
+    (['list', '{m}:NOT_AN_APP'], 1, 'is a int, not a onecron.CronApp'),
+    (['run', '{m}:app', 'reprot'], 1, "did you mean 'report'?"),
+    (['history', '{m}:app', 'nope'], 1, "no job named 'nope'"),
+    (['history', '{m}:bare'], 1, 'keeps no history'),
+    (['history', '{m}:broken_store'], 1, 'disk I/O error'),
+    (['status', '{m}:broken_store'], 1, 'disk I/O error'),
+    (['list', '{m}:broken_store'], 1, 'disk I/O error'),
+    (['url', '{m}:app', 'report'], 2, 'no base URL'),
+    (['url', '{m}:app', 'report', '--base-url', 'ftp://x'], 2,
+     "must be an http(s) URL, got 'ftp://x'"),
+    (['url', '{m}:app', 'rebuild', '--base-url', 'http://x',
+      '--occurrence', 'nearest'], 1, "job 'rebuild' has no schedule"),
+    (['export', 'helm', '{m}:app'], 2, "invalid choice: 'helm'"),
+    (['run', '{m}:app'], 2, 'required: JOB'),
+    (['launch'], 2, "invalid choice: 'launch'"),
+    ([], 2, 'required: COMMAND'),
+    (['list', '{m}:app', '--next', '0'], 2, "got '0'"),
+]
+
+
+@pytest.mark.parametrize('arguments, status, fragment', BAD_INPUT,
+                         ids=[' '.join(row[0]) or 'nothing'
+                              for row in BAD_INPUT])
+def test_bad_input_is_one_line_on_stderr(
+        project: Project, capsys: pytest.CaptureFixture[str],
+        arguments: list[str], status: int, fragment: str) -> None:
+    """Every bad input gives one line on stderr naming the bad value, no
+    traceback and a non-zero exit (2 for a malformed command line)."""
+    assert main([arg.format(m=project.module) for arg in arguments]) == status
+    captured = capsys.readouterr()
+    assert fragment in one_error_line(captured.err)
+    assert captured.out == ''
+
+
+@pytest.mark.parametrize('arguments, status, fragment', [
+    (['list', 'no_such_module:app'], 1, "no module named 'no_such_module'"),
+    (['run', '{m}:app', 'reprot'], 1, "did you mean 'report'?"),
+    (['list', '{m}'], 2, 'APP must be module:attribute'),
+])
+def test_bad_input_in_a_real_process(project: Project, arguments: list[str],
+                                     status: int, fragment: str) -> None:
+    """The real process exits with the same status and one line."""
+    result = project.run(*arguments)
+    assert result.returncode == status
+    assert fragment in one_error_line(result.stderr)
+
+
+def test_an_import_error_of_the_app_is_one_line(project: Project) -> None:
+    """A module that fails to import (a bad schedule) is one line naming
+    the module and the error; --traceback shows where."""
+    (project.path / 'badapp.py').write_text(textwrap.dedent('''
+        from onecron import CronApp
+        app = CronApp(None, secret='s')
+        @app.cronjob(hour=25)
+        def job(request):
+            pass
+    '''))
+    result = project.run('list', 'badapp:app')
+    assert result.returncode == 1
+    line = one_error_line(result.stderr)
+    assert "importing 'badapp' failed: InvalidSchedule: hour 25" in line
+    verbose = project.run('--traceback', 'list', 'badapp:app')
+    assert 'Traceback' in verbose.stderr and 'badapp.py' in verbose.stderr
+
+
+def test_a_store_that_cannot_open_is_one_line(project: Project) -> None:
+    """A store path that cannot be opened fails the import on one line."""
+    (project.path / 'nostore.py').write_text(textwrap.dedent(f'''
+        from onecron import CronApp
+        app = CronApp(None, secret='s', store={str(project.path)!r})
+    '''))
+    result = project.run('status', 'nostore:app')
+    assert result.returncode == 1
+    assert "importing 'nostore' failed: StoreError" in one_error_line(
+        result.stderr)
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help prints the commands and exits 0."""
+    assert main(['--help']) == 0
+    out = capsys.readouterr().out
+    for command in ('list', 'run', 'url', 'export', 'history', 'status'):
+        assert command in out
+
+
+def test_a_closed_pipe_ends_quietly(project: Project) -> None:
+    """Output into a reader that stops early ends without a traceback."""
+    # far more than a pipe holds, so writing fails once head has gone
+    command = (f'{sys.executable} -m onecron.cli list {project.app()} '
+               '--next 1000 | head -c 10; exit "${PIPESTATUS[0]}"')
+    result = subprocess.run(['bash', '-c', command], cwd=project.path,
+                            env=project.env(), capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stdout == 'JOB       '
+    assert result.stderr == ''
