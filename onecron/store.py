@@ -488,9 +488,11 @@ def open_store(target: str | os.PathLike[str] | Store | None) -> Store | None:
 
     None: no store. A :class:`Store`: itself. A file path, or an URL
     ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` (as in
-    SQLAlchemy): a :class:`~onecron.sqlite.SqliteStore`. ``postgresql://``
-    is not available yet (:class:`~onecron.errors.OnecronError`); anything
-    else is a ``ValueError``.
+    SQLAlchemy): a :class:`~onecron.sqlite.SqliteStore`. A
+    ``postgresql://`` or ``postgres://`` URL (``postgresql+driver://`` as
+    in SQLAlchemy too): a :class:`~onecron.postgres.PostgresStore`, which
+    needs psycopg (``pip install onecron[postgresql]``). Anything else is a
+    ``ValueError``.
     """
     if target is None or isinstance(target, Store):
         return target
@@ -505,10 +507,16 @@ def open_store(target: str | os.PathLike[str] | Store | None) -> Store | None:
         path = rest[1:]
     elif scheme in ('postgresql', 'postgres') or scheme.startswith(
             'postgresql+'):
-        raise OnecronError('the PostgreSQL store is not available yet')
+        try:  # psycopg is an extra, imported only when asked for
+            from .postgres import PostgresStore
+        except ImportError as error:
+            raise OnecronError('the PostgreSQL store needs psycopg: pip '
+                               'install onecron[postgresql]') from error
+        return PostgresStore(f'postgresql://{rest}')
     else:
         raise ValueError(f'not a store path or URL: {_redacted(target)!r} '
-                         '(use a file path, sqlite:///path or a Store)')
+                         '(use a file path, sqlite:///path, '
+                         'postgresql://... or a Store)')
     if path == ':memory:':
         raise ValueError('an in-memory SQLite store cannot be shared by '
                          'threads and processes: give a file path')

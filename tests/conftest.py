@@ -1,4 +1,5 @@
-"""Shared fixtures: a real WSGI server on loopback, captured Sentry events."""
+"""Shared fixtures: a real WSGI server on loopback, captured Sentry events,
+a throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 from waitress import wasyncore
 from waitress.server import create_server
+
+from .postgresql import Cluster, MissingServer
 
 
 class LiveServer:
@@ -78,6 +81,27 @@ def sentry_events() -> Iterator[list[dict[str, Any]]]:
                     transport=_Capture(events), default_integrations=False)
     yield events
     sentry_sdk.init()  # back to a client that sends nothing
+
+
+@pytest.fixture(scope='session')
+def postgresql_server() -> Iterator[Cluster]:
+    """A PostgreSQL cluster of its own for the session; fails (never
+    skips) when the server binaries are missing."""
+    try:
+        cluster = Cluster()
+    except MissingServer as error:
+        pytest.fail(str(error), pytrace=False)
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def postgresql_url(postgresql_server: Cluster) -> Iterator[str]:
+    """The URL of a new, empty database, dropped after the test."""
+    name = postgresql_server.create_database()
+    yield postgresql_server.url(name)
+    postgresql_server.start_if_stopped()
+    postgresql_server.drop_database(name)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0,

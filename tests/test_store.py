@@ -1,13 +1,14 @@
 """The contract of every run store, run against each backend.
 
-A backend joins by adding an entry to ``BACKENDS``: a function of pytest's
-``tmp_path`` that returns a way to open the same store again, as another
-process would.
+A backend joins by adding an entry to ``BACKENDS``: a function of the
+test's ``pytest.FixtureRequest`` (to get the fixtures it needs) that returns
+a way to open the same store again, as another process would.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,30 +16,37 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from onecron.errors import OnecronError
+from onecron.postgres import PostgresStore
 from onecron.sqlite import SqliteStore
 from onecron.store import (CLAIM_DAYS, MAX_OUTPUT, Hold, JobSettings,
-                           Outcome, Run, SchedulerInfo, Store, Trigger,
-                           bounded, open_store)
+                           Outcome, Run, SchedulerInfo, Store, StoreError,
+                           Trigger, bounded, open_store)
+
+from .postgresql import free_port
 
 T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
 ZURICH = ZoneInfo('Europe/Zurich')
 MARKER = '\n[… output truncated: '
 
 
-def sqlite_backend(tmp_path: Path) -> Callable[[], Store]:
-    path = tmp_path / 'onecron.sqlite'
+def sqlite_backend(request: pytest.FixtureRequest) -> Callable[[], Store]:
+    path = request.getfixturevalue('tmp_path') / 'onecron.sqlite'
     return lambda: SqliteStore(path)
 
 
-BACKENDS = {'sqlite': sqlite_backend}
+def postgresql_backend(
+        request: pytest.FixtureRequest) -> Callable[[], Store]:
+    url = request.getfixturevalue('postgresql_url')
+    return lambda: PostgresStore(url)
+
+
+BACKENDS = {'sqlite': sqlite_backend, 'postgresql': postgresql_backend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def reopen(request: pytest.FixtureRequest,
-           tmp_path: Path) -> Iterator[Callable[[], Store]]:
+def reopen(request: pytest.FixtureRequest) -> Iterator[Callable[[], Store]]:
     """Opens the store under test anew; every instance is closed after."""
-    factory = BACKENDS[request.param](tmp_path)
+    factory = BACKENDS[request.param](request)
     opened: list[Store] = []
 
     def open_again() -> Store:
@@ -490,12 +498,27 @@ def test_open_store_opens_sqlite_from_a_path_or_url(
     store.close()
 
 
-def test_open_store_postgresql_is_not_there_yet() -> None:
-    """A PostgreSQL URL says that store is not available, without the
-    password."""
-    with pytest.raises(OnecronError, match='PostgreSQL') as error:
-        open_store('postgresql://onecron:s3cret@db/onecron')
+@pytest.mark.parametrize('scheme', ['postgresql', 'postgres',
+                                    'postgresql+psycopg'])
+def test_open_store_opens_postgresql_from_a_url(postgresql_url: str,
+                                               scheme: str) -> None:
+    """postgresql://, postgres:// and SQLAlchemy's postgresql+driver://
+    open the PostgreSQL store."""
+    url = postgresql_url.replace('postgresql://', f'{scheme}://')
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    assert store.version() == 2
+    store.close()
+
+
+def test_open_store_postgresql_fails_at_once_without_the_password() -> None:
+    """A PostgreSQL URL nobody answers is a StoreError naming the URL but
+    not its password."""
+    url = f'postgresql://onecron:s3cret@127.0.0.1:{free_port()}/onecron'
+    with pytest.raises(StoreError, match='PostgreSQL') as error:
+        open_store(url)
     assert 's3cret' not in str(error.value)
+    assert error.value.location == url.replace('s3cret', '***')
 
 
 @pytest.mark.parametrize('target', [
@@ -604,11 +627,14 @@ def test_a_renewal_keeps_acquired_and_moves_expiry(store: Store) -> None:
 
 def test_an_expired_lease_is_taken_over(store: Store) -> None:
     """Once it expires, another node takes it and learns the old one."""
-    store.take_lease('app', holder='h1', node='n1', ttl=30, now=T0)
+    # real time passes: a store may measure expiry by its server's clock
+    start = datetime.now(timezone.utc)
+    store.take_lease('app', holder='h1', node='n1', ttl=0.1, now=start)
+    time.sleep(0.2)
     taken, before = store.take_lease('app', holder='h2', node='n2', ttl=30,
-                                     now=T0 + timedelta(seconds=31))
+                                     now=datetime.now(timezone.utc))
     assert taken
-    assert before is not None and before.renewed == T0
+    assert before is not None and before.renewed == start
     assert store.lease('app').holder == 'h2'  # type: ignore[union-attr]
 
 
