@@ -544,11 +544,13 @@ class Scheduler:
     def _catch_up(self, before: Lease, now: datetime) -> None:
         """Run or record what fell due since ``before`` was last renewed.
 
-        The window starts a lease's length before that renewal; the
-        claims tell what ran in it.
+        The window starts a lease's length before that renewal (but not
+        before that holder took over: what fell due earlier was its own
+        catch-up's business); the claims tell what ran in it. A job's
+        replays run one after another, never beside each other.
         """
         since = max(before.renewed - timedelta(seconds=self._lease_ttl),
-                    now - timedelta(days=CLAIM_DAYS))
+                    before.acquired, now - timedelta(days=CLAIM_DAYS))
         for job in list(self._jobs.values()):
             schedule = self.schedule_of(job)
             settings = self.settings.get(job.name)
@@ -587,15 +589,34 @@ class Scheduler:
                 key = uuid.uuid4().hex
                 if self._claim(job, occurrence, key):
                     self._record(job, occurrence, key, Outcome.MISSED)
+            calls = []
             for occurrence in what.run:
                 key = uuid.uuid4().hex
                 if self._claim(job, occurrence, key):
                     if self._should_run(job):
-                        self._due.append(self._call(job, occurrence, key,
-                                                    None))
+                        calls.append(self._call(job, occurrence, key, None))
                     else:
                         self._record(job, occurrence, key, Outcome.SKIPPED)
+            if calls:
+                self._due.append(self._in_turn(calls))
         self._flush()
+
+    def _in_turn(self, calls: list[CallRequest]) -> CallRequest:
+        """The first of ``calls``; each hands over the next when done."""
+        head, *rest = calls
+        if not rest:
+            return head
+        follow = self._in_turn(rest)
+        report = head.on_done
+
+        def done(result: CallResult) -> None:
+            try:
+                report(result)
+            finally:
+                if not self._halted:
+                    self._pool.submit([follow])
+
+        return head._replace(on_done=done)
 
     def _should_run(self, job: Job) -> bool:
         """The job's pre-check; an error in it runs the job anyway."""

@@ -1,0 +1,342 @@
+"""Taking over: claims, the lease and missed runs, with a real SQLite store,
+real servers and real processes.
+
+Two CronApps with their own lock directories are two hosts (nodes) sharing
+one store. The PostgreSQL version of these, across several hosts, is in
+``test_multihost.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from webob import Request
+
+from onecron import CronApp
+from onecron.sqlite import SqliteStore
+from onecron.store import Outcome, Run, Trigger
+
+from .conftest import wait_for
+from .host import Hosts
+
+EVERY_SECOND = '* * * * * *'
+
+
+class Ticks:
+    """A per-second job that notes which app ran which occurrence."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, datetime]] = []
+
+    def job_for(self, label: str) -> Any:
+        def tick(request: Request) -> None:
+            self.seen.append((label, datetime.fromisoformat(
+                request.headers['X-Onecron-Occurrence'])))
+        return tick
+
+    def by(self, label: str) -> list[datetime]:
+        return [occurrence for who, occurrence in self.seen if who == label]
+
+    @property
+    def occurrences(self) -> list[datetime]:
+        return [occurrence for _, occurrence in self.seen]
+
+
+@pytest.fixture
+def node(tmp_path: Path, live_server: Any) -> Iterator[Any]:
+    """Makes started CronApps on nodes of their own, sharing one store."""
+    apps: list[CronApp] = []
+    store = str(tmp_path / 'runs.sqlite')
+
+    def make(label: str, ticks: Ticks, start: bool = True,
+             **options: Any) -> CronApp:
+        lock_dir = tmp_path / label
+        lock_dir.mkdir(exist_ok=True)
+        options.setdefault('store', store)
+        app = CronApp(secret='s', lock_dir=str(lock_dir), **options)
+        app.cronjob(EVERY_SECOND, name='tick', jitter=False)(
+            ticks.job_for(label))
+        apps.append(app)
+        if start:
+            app.start(base_url=live_server(app).url)
+        return app
+
+    yield make
+    for app in apps:
+        app.stop()
+
+
+def active(app: CronApp) -> bool:
+    scheduler = app.schedulers.get('default')
+    return scheduler is not None and scheduler.active
+
+
+def runs(app: CronApp) -> list[Run]:
+    assert app.store is not None
+    app.history.read(lambda store: None, None)
+    return app.store.runs('default', 'tick', limit=1000)
+
+
+def by_occurrence(app: CronApp) -> dict[datetime, list[Run]]:
+    table: dict[datetime, list[Run]] = {}
+    for run in runs(app):
+        assert run.scheduled is not None
+        table.setdefault(run.scheduled, []).append(run)
+    return table
+
+
+# --- one active scheduler across nodes ------------------------------------
+
+
+def test_one_node_fires_while_the_other_stands_by(node: Any) -> None:
+    """Of two nodes sharing a store, one holds the lease and fires; the
+    other stands by, and no occurrence runs twice."""
+    ticks = Ticks()
+    first = node('a', ticks, lease_time=3)
+    wait_for(lambda: active(first))
+    second = node('b', ticks, lease_time=3)
+    wait_for(lambda: len(ticks.by('a')) >= 4)
+    assert not active(second)
+    assert ticks.by('b') == []
+    assert len(ticks.occurrences) == len(set(ticks.occurrences))
+
+
+def test_a_clean_stop_hands_over_at_once(node: Any) -> None:
+    """Stopping the active node releases its lease: the standby takes
+    over within a retry, and every occurrence runs once or is missed."""
+    ticks = Ticks()
+    first = node('a', ticks, lease_time=12, misfire='all')
+    wait_for(lambda: len(ticks.by('a')) >= 2)
+    second = node('b', ticks, lease_time=12, misfire='all')
+    time.sleep(0.5)
+    stopped = time.monotonic()
+    first.stop()
+    wait_for(lambda: active(second), timeout=5)
+    took = time.monotonic() - stopped
+    assert took < 12 - 2, 'it waited for the lease to expire'
+    wait_for(lambda: len(ticks.by('b')) >= 3)
+    occurrences = sorted(ticks.occurrences)
+    assert len(occurrences) == len(set(occurrences))
+    # misfire='all' replays the gap: none lost
+    steps = {b - a for a, b in zip(occurrences, occurrences[1:])}
+    assert steps == {timedelta(seconds=1)}
+
+
+def test_claimed_occurrences_do_not_run(node: Any,
+                                        tmp_path: Path) -> None:
+    """An occurrence already claimed in the store (by another host, a
+    retried external call) does not run again."""
+    ticks = Ticks()
+    store = SqliteStore(tmp_path / 'runs.sqlite')
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    taken = {now + timedelta(seconds=second) for second in range(2, 5)}
+    for occurrence in taken:
+        assert store.claim('default', 'tick', occurrence, key='elsewhere',
+                           now=now)
+    node('a', ticks)
+    wait_for(lambda: any(occurrence > max(taken)
+                         for occurrence in ticks.by('a')), timeout=15)
+    assert not taken & set(ticks.by('a'))
+    assert ticks.by('a'), 'the others ran'
+    store.close()
+
+
+# --- restarts: missed runs --------------------------------------------------
+
+
+def restart_after_a_gap(node: Any, ticks: Ticks, gap: float,
+                        **options: Any) -> tuple[CronApp, datetime]:
+    """Run, stop for ``gap`` seconds, start again on the same node."""
+    first = node('a', ticks, **options)
+    wait_for(lambda: len(ticks.by('a')) >= 2)
+    first.stop()
+    stopped = datetime.now(timezone.utc)
+    time.sleep(gap)
+    return node('a', ticks, **options), stopped
+
+
+def test_a_restart_within_grace_runs_the_missed_occurrence_once(
+        node: Any) -> None:
+    """misfire='once': the newest occurrence missed while stopped runs
+    once at start; the older ones are recorded as missed."""
+    ticks = Ticks()
+    second, stopped = restart_after_a_gap(node, ticks, 3.5, grace=30)
+    wait_for(lambda: len(ticks.by('a')) >= 6)
+    table = wait_for(lambda: by_occurrence(second))
+    assert all(len(rows) == 1 for rows in table.values()), table
+    gap = [occurrence for occurrence, [run] in table.items()
+           if run.outcome is Outcome.MISSED]
+    assert len(gap) >= 2
+    newest_missed = max(gap)
+    caught_up = [occurrence for occurrence, [run] in table.items()
+                 if occurrence > newest_missed
+                 and occurrence < stopped + timedelta(seconds=3.5)]
+    assert len(caught_up) == 1, 'the newest missed ran once, at start'
+    [run] = table[caught_up[0]]
+    assert run.outcome is Outcome.OK and run.trigger is Trigger.SCHEDULER
+
+
+def test_a_restart_past_grace_records_missed_only(node: Any) -> None:
+    """Past grace, the missed occurrences are recorded and none runs."""
+    ticks = Ticks()
+    second, stopped = restart_after_a_gap(node, ticks, 3.5, grace=1)
+    first_new = wait_for(lambda: [occurrence for occurrence
+                                  in ticks.by('a') if occurrence > stopped])
+    table = by_occurrence(second)
+    gap = sorted(occurrence for occurrence, [run] in table.items()
+                 if run.outcome is Outcome.MISSED)
+    assert len(gap) >= 2
+    assert not set(gap) & set(ticks.occurrences)
+    # nothing ran between the stop and the new start's first regular run
+    ran = sorted(occurrence for occurrence in ticks.occurrences
+                 if occurrence > stopped)
+    assert ran[0] == min(first_new) and ran[0] > max(gap)
+
+
+def test_skip_records_every_missed_occurrence(node: Any) -> None:
+    """misfire='skip': even within grace nothing is caught up."""
+    ticks = Ticks()
+    second, stopped = restart_after_a_gap(node, ticks, 2.5, grace=30,
+                                          misfire='skip')
+    wait_for(lambda: any(o > stopped for o in ticks.by('a')))
+    table = by_occurrence(second)
+    gap = [occurrence for occurrence, [run] in table.items()
+           if run.outcome is Outcome.MISSED]
+    assert len(gap) >= 1
+    assert min(o for o in ticks.occurrences if o > stopped) > max(gap)
+
+
+def test_all_replays_every_missed_occurrence(node: Any) -> None:
+    """misfire='all': each missed occurrence runs once; none is lost."""
+    ticks = Ticks()
+    restart_after_a_gap(node, ticks, 2.5, misfire='all')
+    wait_for(lambda: len(ticks.by('a')) >= 8)
+    occurrences = sorted(ticks.occurrences)
+    assert len(occurrences) == len(set(occurrences))
+    steps = {b - a for a, b in zip(occurrences, occurrences[1:])}
+    assert steps == {timedelta(seconds=1)}
+
+
+# --- a shared store that fails ---------------------------------------------
+
+
+class FlakySharedStore(SqliteStore):
+    """An SQLite store that says hosts share it, and that cannot be
+    reached while ``down`` is set, as a database server gone away."""
+
+    coordinates = True
+    down = False
+
+    def _connection(self, shared: bool = False) -> sqlite3.Connection:
+        if self.down:
+            raise sqlite3.OperationalError('the database went away')
+        return super()._connection(shared)
+
+
+def test_no_run_without_a_claim_on_a_shared_store(
+        node: Any, tmp_path: Path, caplog: Any) -> None:
+    """A store shared by hosts that cannot be reached: nothing runs, the
+    outage is reported once; when it is back, jobs run again."""
+    ticks = Ticks()
+    store = FlakySharedStore(tmp_path / 'shared.sqlite')
+    first = node('a', ticks, store=store)
+    wait_for(lambda: ticks.by('a'))
+    with caplog.at_level(logging.ERROR, logger='onecron'):
+        store.down = True
+        time.sleep(0.5)  # calls already handed over may still arrive
+        count = len(ticks.seen)
+        time.sleep(2.5)
+    assert len(ticks.seen) == count, 'ran without a claim'
+    outages = [record for record in caplog.records
+               if 'run store failed' in record.getMessage()]
+    assert len(outages) == 1
+    store.down = False
+    wait_for(lambda: len(ticks.seen) > count + 1)
+    assert active(first)
+
+
+# --- real processes ---------------------------------------------------------
+
+
+def test_a_killed_host_is_replaced_after_its_lease(tmp_path: Path) -> None:
+    """kill -9 of the active host: another host takes over within the
+    lease time, and no occurrence runs twice."""
+    hosts = Hosts(tmp_path, tmp_path / 'runs.log')
+    options = ('--store', str(tmp_path / 'runs.sqlite'), '--lease-time',
+               '3', '--misfire', 'all')
+    try:
+        first = hosts.start(tmp_path / 'host-a', *options)
+        wait_for(lambda: hosts.runs(), timeout=15)
+        second = hosts.start(tmp_path / 'host-b', *options)
+        time.sleep(1.5)
+        assert {pid for pid, _ in hosts.runs()} == {first.pid}
+        hosts.kill(first)
+        killed = time.monotonic()
+        wait_for(lambda: second.pid in {pid for pid, _ in hosts.runs()},
+                 timeout=15)
+        assert time.monotonic() - killed < 3 + 2.5
+        count = len(hosts.runs())
+        wait_for(lambda: len(hosts.runs()) >= count + 2)
+    finally:
+        hosts.kill_all()
+    occurrences = sorted(datetime.fromisoformat(occurrence)
+                         for _, occurrence in hosts.runs())
+    assert len(occurrences) == len(set(occurrences)), 'ran twice'
+    steps = {b - a for a, b in zip(occurrences, occurrences[1:])}
+    assert steps == {timedelta(seconds=1)}, 'misfire=all lost none'
+
+
+def test_a_stopped_host_restarted_within_grace_catches_up(
+        tmp_path: Path) -> None:
+    """All processes stopped across due times and started again: within
+    grace the newest missed occurrence runs once, the older are recorded
+    missed; past grace (the second restart) they are only recorded."""
+    hosts = Hosts(tmp_path, tmp_path / 'runs.log')
+    path = tmp_path / 'runs.sqlite'
+    lock_dir = tmp_path / 'host'
+    pids = []
+    try:
+        for grace in ('30', '30', '0.001'):
+            process = hosts.start(lock_dir, '--store', str(path),
+                                  '--grace', grace)
+            pids.append(process.pid)
+            wait_for(lambda: len([1 for pid, _ in hosts.runs()
+                                  if pid == process.pid]) >= 2, timeout=15)
+            hosts.stop(process)
+            time.sleep(3)
+    finally:
+        hosts.kill_all()
+    with SqliteStore(path) as store:
+        stored = store.runs('default', 'tick', limit=1000)
+    outcome: dict[datetime, Outcome | None] = {}
+    for run in stored:
+        assert run.scheduled is not None
+        assert run.scheduled not in outcome, 'two records of one occurrence'
+        outcome[run.scheduled] = run.outcome
+    ran = {datetime.fromisoformat(o): pid for pid, o in hosts.runs()}
+    assert len(ran) == len(hosts.runs()), 'an occurrence ran twice'
+
+    def first_run_of(pid: int) -> datetime:
+        return min(o for o, who in ran.items() if who == pid)
+
+    def last_run_of(pid: int) -> datetime:
+        return max(o for o, who in ran.items() if who == pid)
+
+    for before, after in ((pids[0], pids[1]), (pids[1], pids[2])):
+        gap = [o for o in outcome if last_run_of(before) < o
+               < first_run_of(after)]
+        assert len(gap) >= 2 and all(
+            outcome[o] is Outcome.MISSED for o in gap), gap
+    # the second process caught up one run, the third none
+    logs = [(tmp_path / f'host-{number}.err').read_text()
+            for number in range(3)]
+    assert 'running 1 now' in logs[1]
+    assert 'running 0 now' in logs[2]
+    assert outcome[first_run_of(pids[1])] is Outcome.OK
