@@ -21,11 +21,40 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from waitress.server import create_server
 from webob import Request
 
 from onecron import CronApp
+
+
+def build_app(lock_dir: str, run_log: str, **options: Any) -> CronApp:
+    """The host's CronApp: a job every second that logs its runs."""
+    app = CronApp(secret='multi-process', lock_dir=lock_dir, **options)
+
+    @app.cronjob('* * * * * *', name='tick', jitter=False)
+    def tick(request: Request) -> None:
+        line = f'{os.getpid()} {request.headers["X-Onecron-Occurrence"]}\n'
+        with open(run_log, 'a') as log:
+            log.write(line)
+
+    return app
+
+
+def gunicorn_app() -> CronApp:
+    """For ``gunicorn 'tests.host:gunicorn_app()'``: the settings come from
+    ONECRON_TEST_* variables; the scheduler starts at import (in the
+    master with ``--preload``, else in each worker)."""
+    environ = os.environ
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f'%(asctime)s {os.getpid()} %(name)s %(message)s')
+    app = build_app(environ['ONECRON_TEST_LOCK_DIR'],
+                    environ['ONECRON_TEST_RUN_LOG'],
+                    store=environ.get('ONECRON_TEST_STORE') or None)
+    app.start(base_url=environ['ONECRON_TEST_BASE_URL'])
+    return app
 
 
 def main() -> None:
@@ -41,15 +70,9 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO,
         format=f'%(asctime)s {os.getpid()} %(name)s %(message)s')
-    app = CronApp(secret='multi-process', lock_dir=options.lock_dir,
-                  store=options.store, misfire=options.misfire,
-                  grace=options.grace, lease_time=options.lease_time)
-
-    @app.cronjob('* * * * * *', name='tick', jitter=False)
-    def tick(request: Request) -> None:
-        line = f'{os.getpid()} {request.headers["X-Onecron-Occurrence"]}\n'
-        with open(options.run_log, 'a') as log:
-            log.write(line)
+    app = build_app(options.lock_dir, options.run_log, store=options.store,
+                    misfire=options.misfire, grace=options.grace,
+                    lease_time=options.lease_time)
 
     server = create_server(app, host='127.0.0.1', port=0, threads=4)
     threading.Thread(target=server.run, daemon=True).start()
