@@ -523,6 +523,20 @@ class PostgresStore(Store):
                               (application_id, job, since, until)).fetchall()
         return {utc(row[0]) for row in rows}
 
+    def _unstarted_claims(self, application_id: str, job: str,
+                          since: datetime, until: datetime,
+                          claimed_before: datetime) -> dict[str, datetime]:
+        with self._db() as db:
+            rows = db.execute('''SELECT c.run_key, c.scheduled
+                FROM onecron_claims AS c WHERE c.application_id = %s
+                AND c.job = %s AND c.scheduled BETWEEN %s AND %s
+                AND c.claimed < %s AND NOT EXISTS (
+                    SELECT 1 FROM onecron_runs AS r
+                    WHERE r.run_key = c.run_key)''',
+                              (application_id, job, since, until,
+                               claimed_before)).fetchall()
+        return {key: utc(scheduled) for key, scheduled in rows}
+
     # --- leases ---------------------------------------------------------
 
     def _take_lease(self, application_id: str, holder: str, node: str,

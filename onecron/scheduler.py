@@ -1,11 +1,13 @@
-"""The scheduler: a thread per application id that fires its jobs on time.
+"""The scheduler of one application id: fires its jobs on time.
 
 It first takes the host lock of its application id (standing by and retrying
 while another process holds it) and, with a store, the application id's
 lease, which makes it the one active scheduler of all hosts sharing the
 store (standing by while another holds it and renews it). Then it keeps
-every job's next fire time in a :mod:`sched` queue and, when one is due,
-claims the occurrence in the store and hands the job URL to the
+every job's next fire time on the CronApp's one
+:class:`~onecron.clockwork.Clockwork` queue, shared by all application
+ids, and, when one is due, claims the occurrence in the store and hands
+the job URL to the
 :class:`~onecron.caller.Caller`, which calls it concurrently with all
 others. Each job is rescheduled right away, so a failed, slow or hung run
 never delays the next one.
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sched
 import socket
 import threading
 import time
@@ -30,6 +31,7 @@ from functools import partial
 
 from .caller import CallRequest, CallResult
 from .clock import Clock, utcnow
+from .clockwork import Clockwork, Ticket
 from .headers import OCCURRENCE_HEADER, RUN_HEADER, TRIGGER_HEADER
 from .history import History
 from .job import Job
@@ -44,20 +46,43 @@ from .store import (CLAIM_DAYS, JobSettings, Lease, Outcome, SchedulerInfo,
 
 log = logging.getLogger(__name__)
 
-#: the longest single sleep: after a wall-clock jump we notice within this
-MAX_SLEEP = 60.0
-
-UrlFor = Callable[[str, str], str]
+#: ``url_for(job_name, base_url, application_id, occurrence)``: the URL
+#: a fire calls (static, or made for that one occurrence)
+UrlFor = Callable[[str, str, str, datetime], str]
 
 #: how long before its time a call is handed, armed, to the caller, which
 #: starts it on time (the scheduler's own wake-up is less precise)
 ARM_AHEAD = 0.05
 
+#: how old a claim without a run must be to count as lost: its call may
+#: still be on its way until then
+CLAIM_SETTLE = timedelta(seconds=3)
+
 #: seconds between looks at the store: switches, overrides, holds, and the
-#: scheduler's heartbeat
+#: schedulers' heartbeats (see :mod:`onecron.housekeeping`)
 POLL_INTERVAL = 2.0
-#: seconds between retention passes over the store
-PRUNE_INTERVAL = 600.0
+
+
+def holder_name(host: str) -> str:
+    """A process's name in the leases: unique even across pid reuse."""
+    return f'{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}'
+
+
+def node_name(host: str, lock_path: str) -> str:
+    """The scope of a host lock: the host and the lock's directory."""
+    return f'{host}:{os.path.dirname(lock_path)}'
+
+
+def lease_times(lease_time: float) -> tuple[float, float, float]:
+    """(standby retry, lease ttl, renewal interval) for ``lease_time``.
+
+    A standby looks every retry seconds, so a lease that is not renewed is
+    taken over within ttl + retry = lease_time; the holder renews three
+    times per ttl.
+    """
+    retry = min(2.0, lease_time / 6)
+    ttl = lease_time - retry
+    return retry, ttl, ttl / 3
 
 
 def report_result(reporter: Reporter, history: History, job: Job,
@@ -96,10 +121,14 @@ def report_result(reporter: Reporter, history: History, job: Job,
 class Scheduler:
     """Fires the jobs of one application id while holding its host lock.
 
+    It owns no thread: its steps run on the CronApp's
+    :class:`~onecron.clockwork.Clockwork`, shared by all application ids.
+
     :param application_id: whose jobs these are
     :param base_url: the application URL the job URLs are built on
+    :param clockwork: runs the steps
     :param jobs: the registered jobs by name, read when the lock is taken
-    :param url_for: ``url_for(job_name, base_url)`` gives a job's URL
+    :param url_for: gives the URL a fire calls, see :data:`UrlFor`
     :param lock: the host lock for this application id
     :param pool: makes the HTTP calls, within the application's pool
     :param reporter: where failed calls are reported
@@ -112,40 +141,35 @@ class Scheduler:
     """
 
     def __init__(self, application_id: str, base_url: str, *,
-                 jobs: Mapping[str, Job], url_for: UrlFor, lock: HostLock,
-                 pool: Pool, reporter: Reporter, history: History,
+                 clockwork: Clockwork, jobs: Mapping[str, Job],
+                 url_for: UrlFor, lock: HostLock, pool: Pool,
+                 reporter: Reporter, history: History,
                  clock: Clock = utcnow, trigger_timeout: float = 3600.0,
                  standby_interval: float = 0.5,
-                 keep_runs: int | None = None,
-                 keep_days: float | None = None,
                  notify: Notify | None = None,
-                 lease_time: float = 30.0) -> None:
+                 lease_time: float = 30.0,
+                 holder: str | None = None) -> None:
         self.application_id = application_id
         self.base_url = base_url
         self.lock = lock
         self.pid = os.getpid()
         self.active_since: datetime | None = None
+        self._clockwork = clockwork
         self._jobs = jobs
         self._url_for = url_for
         self._pool = pool
         self._reporter = reporter
         self._history = history
         self._notify = notify
-        self._keep = (keep_runs, keep_days)
-        self._pruned = 0.0
         self.host = socket.gethostname()
-        #: who this scheduler is, in the store's lease
-        self.holder = f'{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}'
+        #: who this scheduler is, in the store's lease (a process's
+        #: schedulers share one name: the housekeeper renews them at once)
+        self.holder = holder or holder_name(self.host)
         #: the scope of the host lock: its host and directory
-        self.node = f'{self.host}:{os.path.dirname(lock.path)}'
-        # a standby looks every retry seconds, so a lease that is not
-        # renewed is taken over within ttl + retry = lease_time
-        self._lease_retry = min(2.0, lease_time / 6)
-        self._lease_ttl = lease_time - self._lease_retry
-        self._renew_every = self._lease_ttl / 3
-        self._poll_interval = min(POLL_INTERVAL, self._renew_every)
+        self.node = node_name(self.host, lock.path)
+        self._lease_retry, self._lease_ttl, _ = lease_times(lease_time)
         self._renewed = 0.0  # time.monotonic() of the last renewal
-        self._demoted = False
+        self._said_standby = False
         #: the operator's switches, as last read from the store
         self.settings: dict[str, JobSettings] = {}
         #: whether the operator holds all jobs
@@ -153,49 +177,66 @@ class Scheduler:
         self._clock = clock
         self._trigger_timeout = trigger_timeout
         self._standby_interval = standby_interval
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._mutex = threading.Lock()
-        self._queue = sched.scheduler(self._timestamp, self._sleep)
-        #: calls due now, handed over together by _flush
+        self._stopped = False
+        #: held while a step of this scheduler runs, and by stop()
+        self.busy = threading.RLock()
+        #: the next step that is not a fire: take the lock or lease, poll
+        self._timer: Ticket | None = None
+        #: each queued job's next fire: (runtime, step)
+        self._next: dict[str, tuple[datetime, Ticket]] = {}
+        #: calls due now, handed over together by flush()
         self._due: list[CallRequest] = []
-        #: jobs fired since the last _reschedule, with their fire times
+        #: jobs fired since the last reschedule(), with their fire times
         self._fired: list[tuple[Job, datetime]] = []
-        self._thread = threading.Thread(
-            target=self._run, daemon=True,
-            name=f'onecron-scheduler[{application_id}]')
 
     # -- control --------------------------------------------------------
 
     def start(self) -> None:
-        """Start the thread; it stands by until it holds the lock."""
-        self._thread.start()
+        """Start: stand by until the lock (and the lease) are ours."""
+        with self.busy:  # the step must not run before _timer is set
+            self._later(0, self._take_lock)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop firing, release the lock and wait for the thread to end."""
-        self._stopping.set()
-        with self._mutex:
+        """Stop firing, release the lease and the lock.
+
+        Waits up to ``timeout`` for a step of this scheduler that runs.
+        """
+        got = self.busy.acquire(timeout=timeout)
+        try:
+            if self._stopped:
+                return
+            self._stopped = True
             self._cancel_all()
-        self._wake.set()
-        if self._thread.is_alive() and (
-                self._thread is not threading.current_thread()):
-            self._thread.join(timeout)
+            self._deactivate()
+            self._history.read(lambda store: store.release_lease(
+                self.application_id, self.holder), None)
+            if self.pid == os.getpid():
+                self.lock.release()
+        finally:
+            if got:
+                self.busy.release()
 
     def forget(self) -> None:
         """In a forked child: drop the inherited lock without releasing it."""
-        self._stopping.set()
+        self._stopped = True
         self.lock.forget()
 
     def add_job(self, job: Job) -> None:
         """Schedule a job registered after the scheduler became active."""
-        with self._mutex:
-            if self.active_since is not None and not self._stopping.is_set():
+        with self.busy:
+            if self.active_since is not None and not self._stopped:
                 self._enter(job, self._clock())
 
     @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` (or a fork) ended this scheduler."""
+        return self._stopped
+
+    @property
     def alive(self) -> bool:
-        """Whether the thread runs in this process (not a pre-fork copy)."""
-        return self.pid == os.getpid() and self._thread.is_alive()
+        """Whether it runs in this process (not a pre-fork copy)."""
+        return (self.pid == os.getpid() and not self._stopped
+                and self._clockwork.alive)
 
     @property
     def active(self) -> bool:
@@ -206,26 +247,18 @@ class Scheduler:
 
     @property
     def _halted(self) -> bool:
-        """Whether firing must stop: stopping, or stepped down."""
-        return self._demoted or self._stopping.is_set()
-
-    def _cancel_all(self) -> None:
-        """Empty the queue (the caller holds ``_mutex`` or is the thread)."""
-        for event in self._queue.queue:
-            try:
-                self._queue.cancel(event)
-            except ValueError:
-                pass  # fired meanwhile
+        """Whether firing must stop: stopped, or stepped down."""
+        return self._stopped or self.active_since is None
 
     def upcoming(self) -> list[tuple[datetime, str]]:
         """The queued fire times with job names, soonest first."""
-        return [(event.argument[1], event.argument[0].name)
-                for event in self._queue.queue if event.argument]
+        return sorted((runtime, name)
+                      for name, (runtime, _) in list(self._next.items()))
 
     def next_run(self, name: str) -> datetime | None:
         """When the job called ``name`` fires next (None: not queued)."""
-        runs = [runtime for runtime, job in self.upcoming() if job == name]
-        return runs[0] if runs else None
+        queued = self._next.get(name)
+        return queued[0] if queued is not None else None
 
     def __repr__(self) -> str:
         state = ('active' if self.active else
@@ -233,164 +266,146 @@ class Scheduler:
         return (f'<Scheduler {self.application_id!r} {state} '
                 f'pid={self.pid} {self.base_url}>')
 
-    # -- the thread -----------------------------------------------------
+    # -- what the clockwork calls ------------------------------------------
 
-    def _timestamp(self) -> float:
-        return self._clock().timestamp()
-
-    def _sleep(self, seconds: float) -> None:
-        # sched calls this with 0 after each fire, and with the time to the
-        # next event once nothing more is due: the moment to hand over the
-        # calls gathered so far (one batch for a burst), and only then to
-        # compute the fired jobs' next runs. sched re-reads its queue after
-        # every call, so returning early (after rescheduling, for a new
-        # job, to stop) is always safe.
-        if seconds <= 0:
-            return
-        self._flush()
-        if self._fired:
-            self._reschedule()
-            return
-        self._wake.wait(min(seconds, MAX_SLEEP))
-        self._wake.clear()
-
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Hand the calls gathered since the last flush to the pool."""
         due, self._due = self._due, []
         if due and not self._halted:
             self._pool.submit(due)
 
-    def _reschedule(self) -> None:
+    def reschedule(self) -> bool:
+        """Queue the next run of each job fired since the last time."""
         fired, self._fired = self._fired, []
+        if not fired or self._halted:
+            return False
         now = self._clock()
-        with self._mutex:
-            if self._halted:
-                return
-            for job, runtime in fired:
-                if log.isEnabledFor(logging.DEBUG):
-                    log.debug('fired %s (%s), due %s, %.4fs before now',
-                              job.name, self.application_id,
-                              runtime.isoformat(),
-                              (now - runtime).total_seconds())
-                if not job.once:
-                    # from now, not from the due time: after a long stall
-                    # (suspend, clock jump) run once, not once per slot.
-                    # (Compared as instants: aware datetimes of one zone
-                    # compare by wall time and ignore fold.)
-                    late = now.timestamp() > runtime.timestamp()
-                    self._enter(job, now if late else runtime)
+        for job, runtime in fired:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug('fired %s (%s), due %s, %.4fs before now',
+                          job.name, self.application_id,
+                          runtime.isoformat(),
+                          (now - runtime).total_seconds())
+            if not job.once:
+                # from now, not from the due time: after a long stall
+                # (suspend, clock jump) run once, not once per slot.
+                # (Compared as instants: aware datetimes of one zone
+                # compare by wall time and ignore fold.)
+                late = now.timestamp() > runtime.timestamp()
+                self._enter(job, now if late else runtime)
+        return True
 
-    def _run(self) -> None:
-        try:
-            if not self._take_lock():
-                return
-            while True:
-                taken, before = self._take_lease()
-                if not taken:
-                    break
-                self._activate(before)
-                self._serve()
-                self._deactivate()
-                if self._stopping.is_set():
-                    break
-        except Exception:  # never silent: the model's thread died quietly
-            log.exception('scheduler for %r crashed', self.application_id)
-            self._reporter.failure('*', self.application_id,
-                                   'scheduler crashed')
-        finally:
-            self._deactivate()
-            self._history.read(lambda store: store.release_lease(
-                self.application_id, self.holder), None)
-            if self.pid == os.getpid():
-                self.lock.release()
+    def crashed(self, error: Exception) -> None:
+        """A step raised: never silent (the model's thread died quietly)."""
+        log.error('scheduler for %r: a step failed', self.application_id,
+                  exc_info=error)
+        self._reporter.failure('*', self.application_id,
+                               'scheduler step failed', error)
+
+    # -- steps ------------------------------------------------------------
+
+    def _later(self, delay: float, step: Callable[[], object]) -> None:
+        """Make ``step`` this scheduler's next non-fire step."""
+        self._clockwork.cancel(self._timer)
+        self._timer = self._clockwork.enter(
+            self._clock().timestamp() + delay, 1, self, step)
+
+    def _cancel_all(self) -> None:
+        """Take every step of this scheduler off the queue."""
+        self._clockwork.cancel(self._timer)
+        self._timer = None
+        for _, event in self._next.values():
+            self._clockwork.cancel(event)
+        self._next.clear()
+
+    def _take_lock(self) -> None:
+        """Standing by for the host lock: try, and try again later."""
+        if self.lock.acquire():
+            self._take_lease()
+        else:
+            self._later(self._standby_interval, self._take_lock)
 
     def _activate(self, before: Lease | None) -> None:
         """Become the active scheduler: catch up, then queue every job."""
         log.info('scheduler for %r is active in process %d',
                  self.application_id, self.pid)
-        with self._mutex:
-            now = self._clock()
-            self.active_since = now
-            self._poll(reschedule=False)
-            if before is not None:
-                self._catch_up(before, now)
-            for job in list(self._jobs.values()):
-                self._enter(job, now)
-
-    def _serve(self) -> None:
-        """Fire jobs until stopped or stepped down."""
-        while True:
-            self._queue.run()
-            self._flush()
-            if self._halted:
-                break
-            if self._fired:
-                self._reschedule()
-                continue
-            # nothing queued (all jobs were once=True): wait for more
-            self._wake.wait()
-            self._wake.clear()
+        now = self._clock()
+        self.active_since = now
+        self._said_standby = False
+        self._read_switches()
+        if before is not None:
+            # claims of the last moments may belong to calls still on
+            # their way: look at those once more, a little later
+            self._catch_up(before, now, now - CLAIM_SETTLE)
+            self._later(CLAIM_SETTLE.total_seconds(),
+                        lambda: self._catch_up(before, now, now))
+        for job in list(self._jobs.values()):
+            self._enter(job, now)
 
     def _deactivate(self) -> None:
         """Stop being the active scheduler (stopping, or stepped down)."""
-        with self._mutex:
-            self._cancel_all()
-            self._due, self._fired = [], []
-            self._demoted = False
-            if self.active_since is None:
-                return
-            self.active_since = None
+        for _, event in self._next.values():
+            self._clockwork.cancel(event)
+        self._next.clear()
+        self._due, self._fired = [], []
+        if self.active_since is None:
+            return
+        self.active_since = None
         self._history.read(lambda store: store.forget_scheduler(
             self.application_id, self.host, self.pid), None)
 
-    def _take_lock(self) -> bool:
-        """Stand by until the lock is ours; False when stopped first."""
-        while not self._stopping.is_set():
-            if self.lock.acquire():
-                return True
-            self._stopping.wait(self._standby_interval)
-        return False
-
-    def _poll(self, reschedule: bool = True) -> None:
-        """Read the operator's switches, renew the lease, beat the heart,
-        prune; repeat."""
-        if self._halted or self._history.store is None:
-            return  # without a store there is nothing to look at
-        now = self._clock()
+    def _read_switches(self) -> None:
+        """Read this id's switches and hold now (the housekeeper reads
+        them for all ids every few seconds after this)."""
+        store = self._history.store
+        if store is None:
+            return
         app_id = self.application_id
-        history = self._history
-        settings = history.read(lambda store: store.job_settings(app_id),
-                                self.settings)
-        self.held = history.read(lambda store: store.hold(app_id).held,
-                                 self.held)
+        self.settings = self._history.read(
+            lambda store: store.job_settings(app_id), self.settings)
+        self.held = self._history.read(
+            lambda store: store.hold(app_id).held, self.held)
+
+    def refresh(self, settings: dict[str, JobSettings] | None,
+                held: bool | None, now: datetime) -> None:
+        """Take the switches and the hold the housekeeper read (None: it
+        could not; keep the last known); reschedule changed jobs."""
+        if held is not None:
+            self.held = held
+        if settings is None:
+            return
         changed = {name for name in set(settings) | set(self.settings)
                    if settings.get(name) != self.settings.get(name)}
         self.settings = settings
-        since = self.active_since or now
-        self._renew()
-        if self._demoted:
-            return
-        history.read(lambda store: store.heartbeat(SchedulerInfo(
-            app_id, self.host, self.pid, since, now)), None)
-        if time.monotonic() - self._pruned > PRUNE_INTERVAL:
-            self._pruned = time.monotonic()
-            keep_runs, keep_days = self._keep
-            history.read(lambda store: store.prune(
-                now=now, keep_runs=keep_runs, keep_days=keep_days), 0)
-        if reschedule:
-            for name in changed:
-                job = self._jobs.get(name)
-                if job is not None:
-                    self._replace(job, now)
-        self._queue.enter(self._poll_interval, 1, self._poll)
+        for name in changed:
+            job = self._jobs.get(name)
+            if job is not None:
+                self._replace(job, now)
+
+    def lease_renewed(self, renewed: bool | None) -> bool:
+        """The housekeeper renewed the lease (True), found it taken over
+        (False) or could not reach the store (None). Steps down when it
+        is lost or may be; returns whether this scheduler is still
+        active."""
+        store = self._history.store
+        if renewed:
+            self._renewed = time.monotonic()
+            return True
+        if renewed is False:
+            self._demote('another scheduler took over the lease')
+            return False
+        if store is not None and store.coordinates and (
+                time.monotonic() - self._renewed
+                > self._lease_ttl - self._lease_retry):
+            self._demote('the lease could not be renewed in time')
+            return False
+        return True
 
     def _replace(self, job: Job, now: datetime) -> None:
         """Schedule ``job`` anew (its override changed)."""
-        for event in self._queue.queue:
-            if event.argument and event.argument[0] is job:
-                try:
-                    self._queue.cancel(event)
-                except ValueError:
-                    pass  # fired meanwhile
+        queued = self._next.pop(job.name, None)
+        if queued is not None:
+            self._clockwork.cancel(queued[1])
         self._enter(job, now)
 
     def schedule_of(self, job: Job) -> Schedule | None:
@@ -413,11 +428,14 @@ class Scheduler:
                                    'could not compute the next run', exc)
             return
         # fired a little early: the caller starts the call at runtime
-        self._queue.enterabs(runtime.timestamp() - ARM_AHEAD, 0, self._fire,
-                             (job, runtime))
-        self._wake.set()
+        self._next[job.name] = (runtime, self._clockwork.enter(
+            runtime.timestamp() - ARM_AHEAD, 0, self, self._fire,
+            (job, runtime)))
 
     def _fire(self, job: Job, runtime: datetime) -> None:
+        queued = self._next.get(job.name)
+        if queued is not None and queued[0] is runtime:
+            del self._next[job.name]
         if self._halted:
             return
         self._fired.append((job, runtime))
@@ -440,7 +458,8 @@ class Scheduler:
         """The call that runs ``occurrence``: at ``runtime``, or at once."""
         started = runtime or self._clock()
         return CallRequest(
-            self._url_for(job.name, self.base_url),
+            self._url_for(job.name, self.base_url, self.application_id,
+                          occurrence),
             job.timeout or self._trigger_timeout,
             partial(report_result, self._reporter, self._history, job,
                     self.application_id, key, occurrence, started,
@@ -485,69 +504,54 @@ class Scheduler:
 
     # -- taking over --------------------------------------------------------
 
-    def _take_lease(self) -> tuple[bool, Lease | None]:
-        """Stand by until this scheduler holds the application id's lease.
+    def _take_lease(self) -> None:
+        """Standing by for the application id's lease: try, and try again
+        later; activate once it is ours.
 
-        Returns (False, None) when stopped first, else True and the lease
-        as it was before (None: never held, or no store to hold it in).
-        A host-local store that fails does not keep the jobs from running.
+        Without a store there is no lease to take; a host-local store that
+        fails does not keep the jobs from running.
         """
         store = self._history.store
         if store is None:
-            return True, None
-        said = False
-        while not self._stopping.is_set():
-            result = self._history.read(lambda store: store.take_lease(
-                self.application_id, holder=self.holder, node=self.node,
-                ttl=self._lease_ttl, now=self._clock()), None)
-            if result is None and not store.coordinates:
-                return True, None
-            if result is not None:
-                taken, before = result
-                if taken:
-                    self._renewed = time.monotonic()
-                    return True, before
-                if not said and before is not None:
-                    said = True
-                    log.info('scheduler for %r stands by: %s holds the '
-                             'lease until %s', self.application_id,
-                             before.holder, before.expires.isoformat())
-            self._stopping.wait(self._lease_retry)
-        return False, None
-
-    def _renew(self) -> None:
-        """Renew the lease; step down if another scheduler took it over,
-        or if the store failed for so long that one may have."""
-        store = self._history.store
-        if store is None or (
-                time.monotonic() - self._renewed < self._renew_every):
+            self._activate(None)
             return
         result = self._history.read(lambda store: store.take_lease(
             self.application_id, holder=self.holder, node=self.node,
             ttl=self._lease_ttl, now=self._clock()), None)
-        if result is not None and result[0]:
-            self._renewed = time.monotonic()
-        elif result is not None:
-            holder = result[1].holder if result[1] else '?'
-            self._demote(f'{holder} took over the lease')
-        elif store.coordinates and (time.monotonic() - self._renewed
-                                    > self._lease_ttl - self._lease_retry):
-            self._demote('the lease could not be renewed in time')
+        if result is None and not store.coordinates:
+            self._activate(None)
+            return
+        if result is not None:
+            taken, before = result
+            if taken:
+                self._renewed = time.monotonic()
+                self._activate(before)
+                return
+            if not self._said_standby and before is not None:
+                self._said_standby = True
+                log.info('scheduler for %r stands by: %s holds the lease '
+                         'until %s', self.application_id, before.holder,
+                         before.expires.isoformat())
+        self._later(self._lease_retry, self._take_lease)
 
     def _demote(self, why: str) -> None:
         """Stop firing and stand by again: another scheduler is active."""
         log.warning('scheduler for %r steps down: %s', self.application_id,
                     why)
-        self._demoted = True
-        self._cancel_all()
+        self._deactivate()
+        self._later(self._lease_retry, self._take_lease)
 
-    def _catch_up(self, before: Lease, now: datetime) -> None:
+    def _catch_up(self, before: Lease, now: datetime,
+                  claimed_before: datetime) -> None:
         """Run or record what fell due since ``before`` was last renewed.
 
         The window starts a lease's length before that renewal (but not
         before that holder took over: what fell due earlier was its own
-        catch-up's business); the claims tell what ran in it. A job's
-        replays run one after another, never beside each other.
+        catch-up's business) and ends ``now``. Occurrences nobody claimed
+        are missed; so are those claimed before ``claimed_before`` whose
+        run never started (the claimer died before its call arrived): they
+        run under their claim's key. A job's replays run one after
+        another, never beside each other.
         """
         since = max(before.renewed - timedelta(seconds=self._lease_ttl),
                     before.acquired, now - timedelta(days=CLAIM_DAYS))
@@ -569,10 +573,14 @@ class Scheduler:
             first, last = found.occurrences[0], found.occurrences[-1]
             claimed = self._history.read(lambda store: store.claimed(
                 self.application_id, job.name, first, last), None)
-            if claimed is None:
+            lost = self._history.read(lambda store: store.unstarted_claims(
+                self.application_id, job.name, first, last,
+                claimed_before=claimed_before), None)
+            if claimed is None or lost is None:
                 continue  # unknown, so nothing is run twice
+            keys = {occurrence: key for key, occurrence in lost.items()}
             unclaimed = [occurrence for occurrence in found.occurrences
-                         if occurrence not in claimed]
+                         if occurrence not in claimed or occurrence in keys]
             what = plan('skip' if self.held else job.misfire, unclaimed,
                         now=now, grace=job.grace, schedule=schedule)
             if found.older:
@@ -586,12 +594,12 @@ class Scheduler:
                          job.name, self.application_id, len(unclaimed),
                          len(what.run), job.misfire)
             for occurrence in what.missed:
-                key = uuid.uuid4().hex
+                key = keys.get(occurrence) or uuid.uuid4().hex
                 if self._claim(job, occurrence, key):
                     self._record(job, occurrence, key, Outcome.MISSED)
             calls = []
             for occurrence in what.run:
-                key = uuid.uuid4().hex
+                key = keys.get(occurrence) or uuid.uuid4().hex
                 if self._claim(job, occurrence, key):
                     if self._should_run(job):
                         calls.append(self._call(job, occurrence, key, None))
@@ -599,7 +607,6 @@ class Scheduler:
                         self._record(job, occurrence, key, Outcome.SKIPPED)
             if calls:
                 self._due.append(self._in_turn(calls))
-        self._flush()
 
     def _in_turn(self, calls: list[CallRequest]) -> CallRequest:
         """The first of ``calls``; each hands over the next when done."""

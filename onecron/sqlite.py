@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -115,6 +115,11 @@ _RUNNING = f'''
     SELECT {_COLUMNS} FROM runs AS r WHERE r.id IN (
         SELECT MAX(id) FROM runs
         WHERE application_id = ? AND outcome IS NULL GROUP BY job)'''
+
+_HEARTBEAT = '''INSERT INTO schedulers (application_id, host, pid,
+    alive_since, heartbeat) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (application_id, host, pid) DO UPDATE SET
+    alive_since = excluded.alive_since, heartbeat = excluded.heartbeat'''
 
 # see Store._finish for the rule; SET expressions read the old row
 _FINISH = '''
@@ -427,32 +432,36 @@ class SqliteStore(Store):
                                _text(until))).fetchall()
         return {_time(row[0]) for row in rows}
 
+    def _unstarted_claims(self, application_id: str, job: str,
+                          since: datetime, until: datetime,
+                          claimed_before: datetime) -> dict[str, datetime]:
+        with self._db() as db:
+            rows = db.execute('''SELECT c.run_key, c.scheduled
+                FROM claims AS c WHERE c.application_id = ? AND c.job = ?
+                AND c.scheduled BETWEEN ? AND ? AND c.claimed < ?
+                AND NOT EXISTS (SELECT 1 FROM runs AS r
+                                WHERE r.run_key = c.run_key)''',
+                              (application_id, job, _text(since),
+                               _text(until),
+                               _text(claimed_before))).fetchall()
+        return {key: _time(scheduled) for key, scheduled in rows}
+
     # --- leases ---------------------------------------------------------
 
     def _take_lease(self, application_id: str, holder: str, node: str,
                     ttl: float, now: datetime) -> tuple[bool, Lease | None]:
-        expires = now + timedelta(seconds=ttl)
         with self._transaction() as db:
-            before = _lease(db, application_id)
-            if before is None:
-                db.execute('''INSERT INTO leases (application_id, holder,
-                    node, acquired, renewed, expires)
-                    VALUES (?, ?, ?, ?, ?, ?)''', (
-                    application_id, holder, node, _text(now), _text(now),
-                    _text(expires)))
-                return True, None
-            if before.holder == holder:
-                acquired = before.acquired
-            elif before.node == node or before.expires < now:
-                acquired = now
-            else:
-                return False, before
-            db.execute('''UPDATE leases SET holder = ?, node = ?,
-                acquired = ?, renewed = ?, expires = ?
-                WHERE application_id = ?''', (
-                holder, node, _text(acquired), _text(now), _text(expires),
-                application_id))
-        return True, before
+            return _take_lease(db, application_id, holder, node, ttl, now)
+
+    def renew_leases(self, application_ids: Iterable[str], *, holder: str,
+                     node: str, ttl: float, now: datetime) -> set[str]:
+        if not ttl > 0:
+            raise ValueError(f'lease ttl must be positive, got {ttl!r}')
+        now = utc(now)
+        with self._transaction() as db:  # one commit for all
+            return {application_id for application_id in application_ids
+                    if _take_lease(db, application_id, holder, node, ttl,
+                                   now)[0]}
 
     def release_lease(self, application_id: str, holder: str) -> None:
         with self._write() as db:
@@ -465,6 +474,37 @@ class SqliteStore(Store):
             return _lease(db, application_id)
 
     # --- the operators' switches -------------------------------------------
+
+    def job_settings_of(self, application_ids: Iterable[str],
+                        ) -> dict[str, dict[str, JobSettings]]:
+        wanted = set(application_ids)
+        found: dict[str, dict[str, JobSettings]] = {}
+        with self._db() as db:  # only switched jobs have rows: read all
+            rows = db.execute('''SELECT application_id, job, enabled,
+                schedule, timezone FROM job_settings''').fetchall()
+        for application_id, job, enabled, schedule, timezone in rows:
+            if application_id in wanted:
+                found.setdefault(application_id, {})[job] = JobSettings(
+                    bool(enabled), schedule, timezone)
+        return found
+
+    def holds_of(self, application_ids: Iterable[str]) -> dict[str, Hold]:
+        wanted = set(application_ids)
+        with self._db() as db:
+            rows = db.execute(
+                'SELECT application_id, held, since FROM holds').fetchall()
+        return {application_id: Hold(bool(held), _time_or_none(since))
+                for application_id, held, since in rows
+                if application_id in wanted}
+
+    def heartbeats(self, infos: Iterable[SchedulerInfo]) -> None:
+        values = [(info.application_id, info.host, info.pid,
+                   _text(info.alive_since), _text(info.heartbeat))
+                  for info in infos]
+        if not values:
+            return
+        with self._transaction() as db:
+            db.executemany(_HEARTBEAT, values)
 
     def job_settings(self, application_id: str) -> dict[str, JobSettings]:
         with self._db() as db:
@@ -514,14 +554,7 @@ class SqliteStore(Store):
     # --- schedulers -------------------------------------------------------
 
     def heartbeat(self, info: SchedulerInfo) -> None:
-        values = (info.application_id, info.host, info.pid,
-                  _text(info.alive_since), _text(info.heartbeat))
-        with self._write() as db:
-            db.execute('''INSERT INTO schedulers (application_id, host, pid,
-                alive_since, heartbeat) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (application_id, host, pid) DO UPDATE SET
-                alive_since = excluded.alive_since,
-                heartbeat = excluded.heartbeat''', values)
+        self.heartbeats([info])
 
     def schedulers(self,
                    application_id: str | None = None) -> list[SchedulerInfo]:
@@ -610,6 +643,29 @@ def _hold(db: sqlite3.Connection, application_id: str) -> Hold:
     if row is None:
         return Hold(False, None)
     return Hold(bool(row[0]), _time_or_none(row[1]))
+
+
+def _take_lease(db: sqlite3.Connection, application_id: str, holder: str,
+                node: str, ttl: float,
+                now: datetime) -> tuple[bool, Lease | None]:
+    """Store.take_lease, inside the caller's write transaction."""
+    expires = _text(now + timedelta(seconds=ttl))
+    before = _lease(db, application_id)
+    if before is None:
+        db.execute('''INSERT INTO leases (application_id, holder, node,
+            acquired, renewed, expires) VALUES (?, ?, ?, ?, ?, ?)''', (
+            application_id, holder, node, _text(now), _text(now), expires))
+        return True, None
+    if before.holder == holder:
+        acquired = before.acquired
+    elif before.node == node or before.expires < now:
+        acquired = now
+    else:
+        return False, before
+    db.execute('''UPDATE leases SET holder = ?, node = ?, acquired = ?,
+        renewed = ?, expires = ? WHERE application_id = ?''', (
+        holder, node, _text(acquired), _text(now), expires, application_id))
+    return True, before
 
 
 def _lease(db: sqlite3.Connection, application_id: str) -> Lease | None:

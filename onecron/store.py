@@ -17,6 +17,7 @@ import enum
 import logging
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
@@ -365,6 +366,25 @@ class Store(abc.ABC):
                  until: datetime) -> set[datetime]:
         """:meth:`claimed`, with UTC times."""
 
+    def unstarted_claims(self, application_id: str, job: str,
+                         since: datetime, until: datetime, *,
+                         claimed_before: datetime) -> dict[str, datetime]:
+        """Claims of a job's occurrences from ``since`` to ``until``, made
+        before ``claimed_before``, whose run never started: by key.
+
+        A scheduler that claimed and died before its call arrived leaves
+        such a claim; whoever takes over may run the occurrence under the
+        same key (:meth:`claim` gives it to that key again).
+        """
+        return self._unstarted_claims(application_id, job, utc(since),
+                                      utc(until), utc(claimed_before))
+
+    @abc.abstractmethod
+    def _unstarted_claims(self, application_id: str, job: str,
+                          since: datetime, until: datetime,
+                          claimed_before: datetime) -> dict[str, datetime]:
+        """:meth:`unstarted_claims`, with UTC times."""
+
     # --- leases: one active scheduler per application id -----------------
 
     def take_lease(self, application_id: str, *, holder: str, node: str,
@@ -387,6 +407,18 @@ class Store(abc.ABC):
                     ttl: float, now: datetime) -> tuple[bool, Lease | None]:
         """:meth:`take_lease`, atomically, with ``now`` in UTC."""
 
+    def renew_leases(self, application_ids: Iterable[str], *, holder: str,
+                     node: str, ttl: float, now: datetime) -> set[str]:
+        """Renew (or take) the leases of many application ids at once.
+
+        What :meth:`take_lease` does for each; returns the ids ``holder``
+        holds now. Backends override this with one statement: a process
+        with a thousand tenants renews them all in one round trip.
+        """
+        return {application_id for application_id in application_ids
+                if self.take_lease(application_id, holder=holder, node=node,
+                                   ttl=ttl, now=now)[0]}
+
     @abc.abstractmethod
     def release_lease(self, application_id: str, holder: str) -> None:
         """Let the lease go at once, if ``holder`` has it.
@@ -407,6 +439,22 @@ class Store(abc.ABC):
 
         A job without an entry has the defaults, ``JobSettings()``.
         """
+
+    def job_settings_of(self, application_ids: Iterable[str],
+                        ) -> dict[str, dict[str, JobSettings]]:
+        """:meth:`job_settings` of many application ids, by id.
+
+        Ids without stored settings may be missing. Backends override this
+        with one query.
+        """
+        return {application_id: self.job_settings(application_id)
+                for application_id in application_ids}
+
+    def holds_of(self, application_ids: Iterable[str]) -> dict[str, Hold]:
+        """:meth:`hold` of many application ids, by id (missing: never
+        held). Backends override this with one query."""
+        return {application_id: self.hold(application_id)
+                for application_id in application_ids}
 
     @abc.abstractmethod
     def set_enabled(self, application_id: str, job: str,
@@ -441,6 +489,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def heartbeat(self, info: SchedulerInfo) -> None:
         """Insert or update the scheduler (application id, host, pid)."""
+
+    def heartbeats(self, infos: Iterable[SchedulerInfo]) -> None:
+        """:meth:`heartbeat` for many schedulers; backends batch it."""
+        for info in infos:
+            self.heartbeat(info)
 
     @abc.abstractmethod
     def schedulers(self,
