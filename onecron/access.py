@@ -1,6 +1,10 @@
-"""Who may see and use the status page, and the CSRF tokens of its forms.
+"""Who may see and use the status page and the job URLs, and the CSRF
+tokens of the page's forms.
 
-Three checks, in this order:
+The job URLs (:class:`JobAccess`, ``job_access``) take one check: ``'any'``
+(the default: the token is the key), ``'loopback'`` or a callable
+``(request) -> bool``. The status page (:class:`Access`) takes three, in
+this order:
 
 1. ``status_access``: ``'loopback'`` (the default) lets in only clients on
    this machine; ``'any'`` lets in everyone, and needs basic auth; a
@@ -10,11 +14,11 @@ Three checks, in this order:
 3. On POST: the form's ``csrf`` field must be the HMAC of the client's
    random cookie, keyed with a secret derived from the app's first secret.
 
-The client's address is ``REMOTE_ADDR``. ``X-Forwarded-For`` is read only
-when ``REMOTE_ADDR`` is one of ``trusted_proxies``; a request that names a
-forwarded client but comes from a peer not in that list is never taken for
-a loopback one — a reverse proxy on the same host would otherwise make
-every visitor look local.
+For both, the client's address is ``REMOTE_ADDR``. ``X-Forwarded-For``
+is read only when ``REMOTE_ADDR`` is one of ``trusted_proxies``; a request
+that names a forwarded client but comes from a peer not in that list is
+never taken for a loopback one — a reverse proxy on the same host would
+otherwise make every visitor look local.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from webob import Request, Response
 
 log = logging.getLogger(__name__)
 
-#: ``status_access=``: a policy name, or a callable deciding per request
+#: ``status_access=`` and ``job_access=``: a policy name, or a callable
+#: deciding per request
 Policy = Union[str, Callable[[Request], bool]]
 POLICIES = ('loopback', 'any')
 
@@ -154,6 +159,39 @@ def _networks(proxies: Iterable[str]) -> tuple[_Network, ...]:
         raise ValueError(f'trusted_proxies: {exc}') from None
 
 
+def _trusted(address: _Address | None,
+             proxies: tuple[_Network, ...]) -> bool:
+    return address is not None and any(
+        address in network for network in proxies)
+
+
+def _client_address(request: Request,
+                    proxies: tuple[_Network, ...]) -> str | None:
+    """The client's IP address behind ``proxies``, or None if it cannot
+    be told (see :meth:`Access.client_address`)."""
+    peer = _address(request.remote_addr or '')
+    if not _trusted(peer, proxies):
+        if any(name in request.headers for name in _FORWARDED_HEADERS):
+            return None
+        return None if peer is None else str(peer)
+    # WSGI joins repeated headers with commas: one list of hops
+    hops = [hop for hop in request.headers.get(
+        'X-Forwarded-For', '').split(',') if hop.strip()]
+    client = peer
+    for hop in reversed(hops):
+        client = _address(hop)
+        if not _trusted(client, proxies):
+            break
+    return None if client is None else str(client)
+
+
+def _is_loopback(request: Request, proxies: tuple[_Network, ...]) -> bool:
+    """Whether the client behind ``proxies`` is on this machine."""
+    client = _client_address(request, proxies)
+    address = None if client is None else _address(client)
+    return address is not None and address.is_loopback
+
+
 class Denied(NamedTuple):
     """Why a request may not see the page: 403, or 401 asking to log in."""
 
@@ -202,10 +240,6 @@ class Access:
 
     # --- who is asking ------------------------------------------------
 
-    def _trusted(self, address: _Address | None) -> bool:
-        return address is not None and any(
-            address in network for network in self.trusted_proxies)
-
     def client_address(self, request: Request) -> str | None:
         """The client's IP address, or None if it cannot be told.
 
@@ -214,20 +248,7 @@ class Access:
         trusted proxy. A peer that is not trusted but sends forwarding
         headers is a proxy onecron was not told about: None.
         """
-        peer = _address(request.remote_addr or '')
-        if not self._trusted(peer):
-            if any(name in request.headers for name in _FORWARDED_HEADERS):
-                return None
-            return None if peer is None else str(peer)
-        # WSGI joins repeated headers with commas: one list of hops
-        hops = [hop for hop in request.headers.get(
-            'X-Forwarded-For', '').split(',') if hop.strip()]
-        client = peer
-        for hop in reversed(hops):
-            client = _address(hop)
-            if not self._trusted(client):
-                break
-        return None if client is None else str(client)
+        return _client_address(request, self.trusted_proxies)
 
     def denied(self, request: Request) -> Denied | None:
         """Why ``request`` may not use the page, or None if it may."""
@@ -240,9 +261,7 @@ class Access:
             if not allowed:
                 return Denied(403, 'You may not see this page.')
         elif self.policy == 'loopback':
-            client = self.client_address(request)
-            address = None if client is None else _address(client)
-            if address is None or not address.is_loopback:
+            if not _is_loopback(request, self.trusted_proxies):
                 return Denied(403, 'The status page answers only clients '
                               'on this machine (status_access=loopback); '
                               'behind a reverse proxy, list it in '
@@ -302,6 +321,46 @@ class Access:
         policy = ('callable' if callable(self.policy) else self.policy)
         auth = f' user={self.user!r}' if self.user is not None else ''
         return f'<Access {policy}{auth} proxies={len(self.trusted_proxies)}>'
+
+
+class JobAccess:
+    """Decides who may call the job URLs (``job_access``).
+
+    :param policy: ``'any'`` (the default: whoever holds a valid token),
+        ``'loopback'`` (clients on this machine, behind ``trusted_proxies``
+        as for the status page) or a callable ``(request) -> bool``
+    :param trusted_proxies: addresses or networks of reverse proxies
+        whose ``X-Forwarded-For`` is believed
+    """
+
+    def __init__(self, policy: Policy = 'any', *,
+                 trusted_proxies: Sequence[str] = ()) -> None:
+        if not callable(policy) and policy not in POLICIES:
+            raise ValueError(f'job_access must be one of '
+                             f'{", ".join(POLICIES)} or a callable, '
+                             f'got {policy!r}')
+        self.policy = policy
+        self.trusted_proxies = _networks(trusted_proxies)
+
+    def allows(self, request: Request) -> bool:
+        """Whether ``request`` may call a job URL.
+
+        The callable's exceptions propagate: the caller refuses the
+        request and reports them.
+        """
+        if callable(self.policy):
+            return bool(self.policy(request))
+        if self.policy == 'loopback':
+            return _is_loopback(request, self.trusted_proxies)
+        return True
+
+    def client_address(self, request: Request) -> str | None:
+        """The client's IP address, as :meth:`Access.client_address`."""
+        return _client_address(request, self.trusted_proxies)
+
+    def __repr__(self) -> str:
+        policy = 'callable' if callable(self.policy) else self.policy
+        return f'<JobAccess {policy} proxies={len(self.trusted_proxies)}>'
 
 
 def _usable_cookie(value: str) -> bool:

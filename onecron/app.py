@@ -11,19 +11,22 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import socket
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from webob import Request
 
+from .access import JobAccess
 from .caller import Caller
 from .clock import Clock, utcnow
+from .clockwork import Clockwork
 from .controls import Controls
-from .endpoint import JobEndpoint
+from .endpoint import OCCURRENCE_PATH, JobEndpoint
 from .errors import DuplicateJob, OnecronError, UnknownJob
 from .job import Job, ShouldRun
 from .lock import HostLock, lock_path
@@ -31,7 +34,9 @@ from .pool import Pool
 from .reporting import Reporter
 from .schedule import Schedule
 from .history import History
-from .scheduler import Scheduler
+from .housekeeping import Housekeeper
+from .scheduler import (POLL_INTERVAL, Scheduler, holder_name, lease_times,
+                        node_name)
 from .signing import JobSigner, secrets_list
 from .mail import Mailer, SmtpSettings
 from .misfire import check_policy
@@ -81,6 +86,15 @@ class CronApp(Controls):
     :param status_password_hash: that user's password hash, made with
         :func:`onecron.access.hash_password`
     :param trusted_proxies: addresses whose ``X-Forwarded-For`` is believed
+    :param job_access: who may call the job URLs: ``'any'`` (whoever has
+        a valid token), ``'loopback'`` or ``callable(request) -> bool``
+    :param occurrence_tokens: the scheduler calls per-occurrence URLs,
+        valid near their occurrence and, with a store, once
+    :param occurrence_window: seconds around its occurrence (and its
+        making) an occurrence URL is accepted
+    :param static_urls: False: the static job URLs run nothing (404), so
+        only the scheduler's occurrence URLs do; needs
+        ``occurrence_tokens``
     :param smtp: where run reports are mailed (see the jobs' ``notify``)
     :param misfire: the jobs' default ``misfire`` policy (``'once'``,
         ``'skip'`` or ``'all'``), see :mod:`onecron.misfire`
@@ -109,6 +123,10 @@ class CronApp(Controls):
                  status_user: str | None = None,
                  status_password_hash: str | None = None,
                  trusted_proxies: Sequence[str] = (),
+                 job_access: StatusAccess = 'any',
+                 occurrence_tokens: bool = False,
+                 occurrence_window: float = 300.0,
+                 static_urls: bool = True,
                  smtp: SmtpSettings | None = None,
                  misfire: str = 'once',
                  grace: float | timedelta | None = None,
@@ -175,6 +193,27 @@ class CronApp(Controls):
         self.status_user = status_user
         self.status_password_hash = status_password_hash
         self.trusted_proxies = tuple(trusted_proxies)
+        for label, flag in (('occurrence_tokens', occurrence_tokens),
+                            ('static_urls', static_urls)):
+            if not isinstance(flag, bool):
+                raise TypeError(f'{label} must be True or False, '
+                                f'got {flag!r}')
+        if (isinstance(occurrence_window, bool)
+                or not isinstance(occurrence_window, (int, float))
+                or not 0 < occurrence_window < float('inf')):
+            raise ValueError(f'occurrence_window must be a positive number '
+                             f'of seconds, got {occurrence_window!r}')
+        if not static_urls and not occurrence_tokens:
+            raise ValueError('static_urls=False needs occurrence_tokens=True'
+                             ': without either, no URL could run a job')
+        if occurrence_tokens and self.store is None:
+            log.warning('occurrence_tokens without a store: an occurrence '
+                        'URL is refused outside its window, but can run '
+                        'more than once within it')
+        self.occurrence_tokens = occurrence_tokens
+        self.occurrence_window = float(occurrence_window)
+        self.static_urls = static_urls
+        self.job_access = job_access
         #: the secrets: the first signs, all verify
         self.secrets = secrets_list(secret)
         self._signer = JobSigner(secret)
@@ -182,6 +221,11 @@ class CronApp(Controls):
         #: the registered jobs by name (read-only)
         self.jobs: Mapping[str, Job] = MappingProxyType(self._jobs)
         self._schedulers: dict[str, Scheduler] = {}
+        #: the one thread that drives every application id's scheduler
+        self._clockwork = Clockwork(clock)
+        #: this process's name in the store's leases
+        self._holder = holder_name(socket.gethostname())
+        self._keeper: Housekeeper | None = None
         self._mutex = threading.Lock()
         self._pid = os.getpid()
         # whether requests start schedulers: off when disabled or stopped
@@ -192,7 +236,11 @@ class CronApp(Controls):
             reporter=self.reporter, history=self.history,
             slow_after=slow_after, lock_dir=lock_dir, chain=self._chain,
             notify=self._notify, clock=clock,
-            schedule_of=self._schedule_in_force)
+            schedule_of=self._schedule_in_force,
+            occurrence_window=self.occurrence_window,
+            static_urls=static_urls,
+            access=JobAccess(job_access,
+                             trusted_proxies=self.trusted_proxies))
         # the operator's page under the prefix; checks its settings now
         self._status = StatusPage(self)
         _instances.add(self)
@@ -278,9 +326,16 @@ class CronApp(Controls):
         occurrence, so a second call for it (another replica of an
         external scheduler, a retried ``curl``) is refused with 409
         instead of running the job again. It needs a store.
+
+        Raises :class:`~onecron.OnecronError` with ``static_urls=False``:
+        there are no static URLs then.
         """
         if name not in self._jobs:
             raise UnknownJob(name)
+        if not self.static_urls:
+            raise OnecronError(
+                'static URLs are off (CronApp(static_urls=False)): only the '
+                "scheduler's occurrence URLs run jobs")
         base = base_url or self.base_url
         if not base:
             raise OnecronError(
@@ -299,6 +354,22 @@ class CronApp(Controls):
     def _job_url(self, name: str, base_url: str) -> str:
         token = self._signer.token_for(name)
         return f'{base_url.rstrip("/")}{self.prefix}/{token}'
+
+    def _fire_url(self, name: str, base_url: str, application_id: str,
+                  occurrence: datetime) -> str:
+        """The URL the scheduler calls to run ``occurrence`` (aware, the
+        nominal time) of the job ``name`` for ``application_id``.
+
+        With ``occurrence_tokens`` a URL for this one occurrence, made
+        now: build it when the call is made, so the window counts from
+        then; else the job's static URL.
+        """
+        if not self.occurrence_tokens:
+            return self._job_url(name, base_url)
+        token = self._signer.occurrence_token(
+            name, application_id, occurrence, issued=self.clock())
+        return (f'{base_url.rstrip("/")}{self.prefix}/'
+                f'{OCCURRENCE_PATH}/{token}')
 
     def _notify(self, job: Job, application_id: str, outcome: Outcome, *,
                 output: str = '', error: str | None = None,
@@ -350,8 +421,11 @@ class CronApp(Controls):
             self._schedulers.clear()
             # the caller drops what it had queued: so do the pools
             self._pools.clear()
+        if self._keeper is not None:
+            self._keeper.stop()
         for scheduler in schedulers:
             scheduler.stop(timeout)
+        self._clockwork.stop(timeout)
         self.caller.close(timeout)
         if self.mailer is not None:
             self.mailer.close(timeout)
@@ -368,17 +442,35 @@ class CronApp(Controls):
             if scheduler is not None and scheduler.alive:
                 return scheduler
             scheduler = Scheduler(
-                application_id, base_url, jobs=self._jobs,
-                url_for=self._job_url,
+                application_id, base_url, clockwork=self._clockwork,
+                jobs=self._jobs,
+                url_for=self._fire_url,
                 lock=HostLock(lock_path(self.lock_dir, application_id)),
                 pool=self.pool_for(application_id), reporter=self.reporter,
                 history=self.history, clock=self.clock,
                 trigger_timeout=self.trigger_timeout,
-                keep_runs=self.keep_runs, keep_days=self.keep_days,
-                notify=self._notify, lease_time=self.lease_time)
+                notify=self._notify, lease_time=self.lease_time,
+                holder=self._holder)
+            if self.store is not None:
+                self._housekeeper().add(scheduler)
             self._schedulers[application_id] = scheduler
             scheduler.start()
             return scheduler
+
+    def _housekeeper(self) -> Housekeeper:
+        """The store's rounds for all this app's schedulers (the caller
+        holds ``_mutex``)."""
+        if self._keeper is None or self._keeper.stopped:
+            retry, ttl, renew_every = lease_times(self.lease_time)
+            self._keeper = Housekeeper(
+                self._clockwork, self.history, clock=self.clock,
+                reporter=self.reporter,
+                interval=min(POLL_INTERVAL, renew_every),
+                renew_every=renew_every, holder=self._holder,
+                node=node_name(socket.gethostname(),
+                               lock_path(self.lock_dir, 'any')),
+                ttl=ttl, keep_runs=self.keep_runs, keep_days=self.keep_days)
+        return self._keeper
 
     def _notice(self, environ: WSGIEnvironment) -> None:
         """Start the scheduler of the request's application id if needed."""
@@ -409,6 +501,9 @@ class CronApp(Controls):
         for scheduler in self._schedulers.values():
             scheduler.forget()
         self._schedulers.clear()
+        self._clockwork = Clockwork(self.clock)
+        self._holder = holder_name(socket.gethostname())
+        self._keeper = None
         self.caller.after_fork()
 
     # -- WSGI -----------------------------------------------------------

@@ -5,11 +5,19 @@ and the answer is 200 (409 when it is still running on this host and its
 ``overlap`` is ``'skip'``). With ``?occurrence=nearest`` the call stands
 for the job's occurrence nearest to now: it claims that occurrence in the
 store first, and a second call for it gets 409 and runs nothing (another
-replica of an external scheduler, a retried ``curl``). Other methods get 405 and nothing runs (a link
-previewer's HEAD must not run a job); a token that is bad, truncated,
-forged, signed with a foreign secret, or names no registered job gets a
-plain 404 that does not say which. A job that raises gets a generic 500; the
-traceback goes to the log and Sentry, never to the response.
+replica of an external scheduler, a retried ``curl``). Other methods get
+405 and nothing runs (a link previewer's HEAD must not run a job); a token
+that is bad, truncated, forged, signed with a foreign secret, or names no
+registered job gets a plain 404 that does not say which. A job that raises
+gets a generic 500; the traceback goes to the log and Sentry, never to the
+response.
+
+``{prefix}/o/{token}`` takes an occurrence token, made by the scheduler
+for one occurrence of one job of one application id: outside its window
+it gets 403, for another application id 404, and once the occurrence is
+claimed by another run 409; otherwise it runs as a scheduled run of that
+occurrence. ``static_urls=False`` refuses the static tokens (404), and
+``job_access`` refuses clients before any token is looked at (403).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from webob import Request, Response
 from webob.exc import HTTPMethodNotAllowed
 
 from .clock import Clock, utcnow
+from .access import JobAccess
 from .headers import RUN_HEADER, trigger_of as _trigger_of
 from .history import History
 from .job import Job
@@ -35,8 +44,8 @@ from .misfire import nearest
 from .schedule import Schedule
 from .output import captured
 from .reporting import Reporter
-from .signing import JobSigner
-from .store import Outcome
+from .signing import JobSigner, OccurrenceToken
+from .store import Outcome, Trigger
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -45,6 +54,8 @@ log = logging.getLogger(__name__)
 
 #: the methods that run a job
 RUN_METHODS = ('GET', 'POST')
+#: the path segment under the prefix before an occurrence token
+OCCURRENCE_PATH = 'o'
 
 #: triggers a job's ``then`` jobs after a successful run
 Chain = Callable[[Job, Request, str], None]
@@ -67,8 +78,14 @@ class JobEndpoint:
                  chain: Chain | None = None,
                  notify: Notify | None = None,
                  schedule_of: ScheduleOf = lambda job, app_id: job.schedule,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow,
+                 occurrence_window: float = 300.0,
+                 static_urls: bool = True,
+                 access: JobAccess | None = None) -> None:
         self.prefix = prefix
+        self._occurrence_window = occurrence_window
+        self._static_urls = static_urls
+        self._access = access or JobAccess()
         self._schedule_of = schedule_of
         self._clock = clock
         self._notify = notify
@@ -96,35 +113,76 @@ class JobEndpoint:
                  start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         token = request.path_info[len(self.prefix) + 1:]
+        kind, slash, rest = token.partition('/')
+        occurrence = bool(slash) and kind == OCCURRENCE_PATH
+        if occurrence:
+            token = rest
         if not token or '/' in token:
             return self.not_found(environ, start_response)
+        refused = self._refused(request)
+        if refused is not None:
+            return refused(environ, start_response)
         if request.method not in RUN_METHODS:
             response: Response = HTTPMethodNotAllowed(
                 headers={'Allow': ', '.join(RUN_METHODS)})
             return response(environ, start_response)
-        name = self._signer.name_for(token)
+        if occurrence:
+            said = self._signer.verify_occurrence(token)
+            name = None if said is None else said.name
+        elif self._static_urls:
+            said, name = None, self._signer.name_for(token)
+        else:
+            said, name = None, None  # static URLs are off: any token is bad
         job = self._jobs.get(name) if name is not None else None
         if job is None:
             return self.not_found(environ, start_response)
-        return self.run(job, request)(environ, start_response)
+        return self.run(job, request, said)(environ, start_response)
 
-    def run(self, job: Job, request: Request) -> Response:
-        """Run ``job`` inside ``request``, write the run down, answer."""
+    def _refused(self, request: Request) -> Response | None:
+        """403 if ``job_access`` refuses the client, else None."""
+        try:
+            allowed = self._access.allows(request)
+        except Exception as exc:  # the application's own code
+            self._reporter.failure('*', '*', 'the job_access callable '
+                                   'failed: the call is refused', exc)
+            allowed = False
+        if allowed:
+            return None
+        # never the path: it holds the token
+        log.info('a %s call of a job URL from %s refused by job_access',
+                 request.method, self._access.client_address(request))
+        return _plain(403, 'Forbidden')
+
+    def run(self, job: Job, request: Request,
+            token: OccurrenceToken | None = None) -> Response:
+        """Run ``job`` inside ``request``, write the run down, answer.
+
+        ``token``: the call came with this occurrence token (valid
+        signature, registered job); it must fit the application id and
+        the time, and wins the occurrence's claim, or nothing runs.
+        """
         try:
             application_id = self._application_id_of(request)
         except Exception:  # reported with the run, which still happens
             log.exception('application_id callable failed for %s',
-                          request.path)
+                          request.script_name + self.prefix)
             application_id = '?'
         trigger, scheduled = _trigger_of(request)
         key = request.headers.get(RUN_HEADER) or None
-        occurrence = request.GET.get('occurrence')
-        if occurrence is not None:
+        nominal: datetime | Response | None = None
+        if token is not None:
+            trigger = Trigger.SCHEDULER
+            nominal = self._admit(token, application_id)
+        elif (occurrence := request.GET.get('occurrence')) is not None:
+            nominal = self._nearest(job, application_id, occurrence)
+        if isinstance(nominal, Response):
+            return nominal
+        if nominal is not None:
             key = key or uuid.uuid4().hex
-            refused = self._claim(job, application_id, occurrence, key)
-            if isinstance(refused, Response):
+            refused = self._claim(job, application_id, nominal, key)
+            if refused is not None:
                 return refused
-            scheduled = refused
+            scheduled = nominal
         locked = job.overlap != 'allow'
         if locked:
             # one run of a job per host at a time, across processes
@@ -147,25 +205,48 @@ class JobEndpoint:
             if locked:
                 self._locks.release(application_id, job.name)
 
-    def _claim(self, job: Job, application_id: str, occurrence: str,
-               key: str) -> datetime | Response:
-        """Claim the occurrence a call names; the refusal if it cannot."""
+    def _admit(self, token: OccurrenceToken,
+               application_id: str) -> datetime | Response:
+        """The occurrence a token stands for, or why it may not run now."""
+        if token.application_id != application_id:
+            # as for a bad token: nothing says the token is good elsewhere
+            return _plain(404, 'Not Found')
+        if not token.valid_at(self._clock(), self._occurrence_window):
+            log.info('job %s (%s) at %s: the occurrence URL made at %s is '
+                     'out of its window, not run', token.name,
+                     application_id, token.occurrence.isoformat(),
+                     token.issued.isoformat())
+            return _plain(403, 'Forbidden: this job URL has expired')
+        return token.occurrence
+
+    def _nearest(self, job: Job, application_id: str,
+                 occurrence: str) -> datetime | Response:
+        """The occurrence ``?occurrence=`` names, or why there is none."""
         if occurrence != 'nearest':
             return _plain(400, "Bad Request: occurrence must be 'nearest'")
         schedule = self._schedule_of(job, application_id)
         if schedule is None:
             return _plain(400, 'Bad Request: the job has no schedule, so '
                           'no occurrences')
-        now = self._clock()
-        nominal = nearest(schedule, now)
+        nominal = nearest(schedule, self._clock())
         if nominal is None:
             return _plain(400, 'Bad Request: no occurrence of the job '
                           'within an hour of now')
+        return nominal
+
+    def _claim(self, job: Job, application_id: str, nominal: datetime,
+               key: str) -> Response | None:
+        """Claim the occurrence ``nominal`` for the run ``key``; the
+        refusal if another run holds it, None if it may run.
+
+        Without a store nothing is claimed: it just runs.
+        """
         store = self._history.store
         if store is None:
-            return nominal  # nothing to claim in: it just runs
+            return None
         won = self._history.read(lambda store: store.claim(
-            application_id, job.name, nominal, key=key, now=now), None)
+            application_id, job.name, nominal, key=key, now=self._clock()),
+            None)
         if won is None and store.coordinates:
             return _plain(503, 'Service Unavailable: the run store cannot '
                           'be reached, so the run cannot be claimed')
@@ -174,7 +255,7 @@ class JobEndpoint:
                      job.name, application_id, nominal.isoformat())
             return _plain(409, f'Conflict: the occurrence '
                           f'{nominal.isoformat()} has run already')
-        return nominal
+        return None
 
     def _run(self, job: Job, request: Request, application_id: str,
              run_id: int | None) -> Response:

@@ -1,19 +1,32 @@
 """Signed job tokens: the unguessable last segment of a job's URL.
 
-The token is the job name signed with :mod:`itsdangerous` (salt
-``'cronjob-id'``, as in the model), so it is the same in every process that
-shares the secret and cannot be forged without it. This is the only module
-that imports :mod:`itsdangerous`.
+Two kinds, signed with :mod:`itsdangerous` under different salts, so that
+one is never taken for the other:
+
+* the *static* token is the job name (salt ``'cronjob-id'``, as in the
+  model): the same in every process that shares the secret, valid until
+  the secret is retired;
+* an *occurrence* token (salt ``'cronjob-occurrence'``) names a job, an
+  application id, one nominal occurrence and the moment it was made: the
+  endpoint accepts it only near that occurrence (:meth:`OccurrenceToken.
+  valid_at`) and, with a store, only once.
+
+This is the only module that imports :mod:`itsdangerous`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 from itsdangerous import BadData, URLSafeSerializer
 
 #: a token longer than this is refused before any decoding is attempted
 MAX_TOKEN_LENGTH = 1024
+
+#: the salt of occurrence tokens: a static token is never one
+OCCURRENCE_SALT = 'cronjob-occurrence'
 
 #: verified tokens remembered (only valid ones: garbage cannot fill it
 #: without the secret)
@@ -43,6 +56,32 @@ def secrets_list(secret: str | Sequence[str]) -> list[str]:
     return secrets
 
 
+class OccurrenceToken(NamedTuple):
+    """What a valid occurrence token says."""
+
+    #: the job's name
+    name: str
+    #: the application id whose run it is
+    application_id: str
+    #: the nominal occurrence (before jitter), aware, UTC
+    occurrence: datetime
+    #: when the token was made, aware, UTC, to the second
+    issued: datetime
+
+    def valid_at(self, now: datetime, window: float) -> bool:
+        """Whether the token may be used at ``now``.
+
+        From ``window`` seconds before the earlier of its occurrence and
+        its making to ``window`` seconds after the later: a regular call
+        fires soon after both; a missed occurrence caught up later is made
+        long after its occurrence, and so is valid until ``window`` after
+        that.
+        """
+        slack = timedelta(seconds=window)
+        return (min(self.occurrence, self.issued) - slack <= now
+                <= max(self.occurrence, self.issued) + slack)
+
+
 class JobSigner:
     """Turns job names into URL tokens and back."""
 
@@ -50,6 +89,7 @@ class JobSigner:
         # itsdangerous signs with the *last* key; our contract is the first
         keys = list(reversed(secrets_list(secret)))
         self._serializer = URLSafeSerializer(keys, salt='cronjob-id')
+        self._occurrences = URLSafeSerializer(keys, salt=OCCURRENCE_SALT)
         self._tokens: dict[str, str] = {}
         self._names: dict[str, str] = {}
 
@@ -83,6 +123,52 @@ class JobSigner:
             self._names.clear()
         self._names[token] = name
         return name
+
+    def occurrence_token(self, name: str, application_id: str,
+                         occurrence: datetime, *, issued: datetime) -> str:
+        """A token for the run of ``name`` at its nominal ``occurrence``
+        for ``application_id``, made at ``issued``.
+
+        Both times must be aware. The occurrence is kept to the
+        microsecond (the run claims exactly it), the moment of making to
+        the second.
+        """
+        if occurrence.tzinfo is None or issued.tzinfo is None:
+            raise ValueError('occurrence and issued must be aware datetimes')
+        return str(self._occurrences.dumps([
+            name, application_id,
+            occurrence.astimezone(timezone.utc).isoformat(),
+            int(issued.timestamp())]))
+
+    def verify_occurrence(self, token: str) -> OccurrenceToken | None:
+        """What an occurrence token says, or None if it is not valid.
+
+        Only the signature and the shape are checked here, not the time:
+        see :meth:`OccurrenceToken.valid_at`. A static token, a token of a
+        foreign or retired secret, a truncated or tampered one: None.
+        """
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        try:
+            payload = self._occurrences.loads(token)
+        except (BadData, UnicodeError, ValueError):
+            return None
+        if not (isinstance(payload, list) and len(payload) == 4):
+            return None
+        name, application_id, occurrence, issued = payload
+        if not (isinstance(name, str) and isinstance(application_id, str)
+                and isinstance(occurrence, str)
+                and isinstance(issued, int) and not isinstance(issued, bool)):
+            return None
+        try:
+            nominal = datetime.fromisoformat(occurrence)
+            made = datetime.fromtimestamp(issued, timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            return None
+        if nominal.tzinfo is None:
+            return None
+        return OccurrenceToken(name, application_id,
+                               nominal.astimezone(timezone.utc), made)
 
     def __repr__(self) -> str:
         return f'<JobSigner with {len(self._serializer.secret_keys)} key(s)>'

@@ -171,3 +171,112 @@ def test_response_is_a_real_wsgi_response(app: CronApp) -> None:
     response: Response = Request.blank(path_of(app, 'job')).get_response(app)
     assert response.content_type == 'text/plain'
     assert response.content_length == len(response.body)
+
+
+# --- job_access -------------------------------------------------------------
+
+
+def access_app(tmp_path: Any, runs: list[int], **options: Any) -> CronApp:
+    app = CronApp(secret=SECRET, enabled=False, base_url='http://example.org',
+                  store=str(tmp_path / 'runs.sqlite'), **options)
+    app.cronjob(minute=0, name='job')(lambda request: runs.append(1))
+    return app
+
+
+def call_from(app: CronApp, remote_addr: str,
+              headers: dict[str, str] | None = None) -> int:
+    request = Request.blank(path_of(app, 'job'), method='POST',
+                            remote_addr=remote_addr, headers=headers or {})
+    status: int = request.get_response(app).status_int
+    return status
+
+
+@pytest.mark.parametrize('remote_addr, headers, proxies, status', [
+    ('127.0.0.1', {}, (), 200),
+    ('::1', {}, (), 200),
+    ('10.0.0.5', {}, (), 403),
+    ('127.0.0.1', {'X-Forwarded-For': '203.0.113.9'}, (), 403),
+    ('127.0.0.1', {'X-Forwarded-For': '203.0.113.9'}, ('127.0.0.1',), 403),
+    ('127.0.0.1', {'X-Forwarded-For': '127.0.0.1'}, ('127.0.0.1',), 200),
+    ('10.0.0.1', {'X-Forwarded-For': '127.0.0.1'}, ('10.0.0.0/8',), 200),
+    ('10.0.0.1', {'X-Forwarded-For': '127.0.0.1'}, (), 403),
+], ids=['v4', 'v6', 'remote', 'untrusted-proxy', 'proxy-for-remote',
+        'proxy-for-local', 'trusted-net', 'spoofed'])
+def test_job_access_loopback(tmp_path: Any, remote_addr: str,
+                             headers: dict[str, str],
+                             proxies: tuple[str, ...], status: int) -> None:
+    """job_access='loopback' lets in clients on this machine, reading
+    X-Forwarded-For only from trusted_proxies, as the status page does;
+    a refused call runs and records nothing."""
+    runs: list[int] = []
+    app = access_app(tmp_path, runs, job_access='loopback',
+                     trusted_proxies=proxies)
+    assert call_from(app, remote_addr, headers) == status
+    assert len(runs) == (status == 200)
+    assert app.store is not None
+    assert len(app.store.runs('default')) == (status == 200)
+
+
+def test_job_access_any_is_the_default(tmp_path: Any) -> None:
+    """By default any client with a valid token runs the job."""
+    runs: list[int] = []
+    app = access_app(tmp_path, runs)
+    assert call_from(app, '203.0.113.9') == 200 and runs == [1]
+
+
+def test_job_access_callable(tmp_path: Any,
+                             caplog: pytest.LogCaptureFixture) -> None:
+    """A callable decides per request; a refusal is 403, logged at INFO
+    without the token."""
+    runs: list[int] = []
+    seen: list[Request] = []
+
+    def only_with_header(request: Request) -> bool:
+        seen.append(request)
+        return request.headers.get('X-Internal') == 'yes'
+
+    app = access_app(tmp_path, runs, job_access=only_with_header)
+    with caplog.at_level(logging.INFO, logger='onecron'):
+        assert call_from(app, '10.0.0.5') == 403
+    assert call_from(app, '10.0.0.5', {'X-Internal': 'yes'}) == 200
+    assert runs == [1] and len(seen) == 2
+    [record] = [r for r in caplog.records if 'job_access' in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert '10.0.0.5' in record.getMessage()
+    assert path_of(app, 'job').rsplit('/', 1)[1] not in record.getMessage()
+
+
+def test_job_access_callable_that_raises(
+        tmp_path: Any, sentry_events: list[dict[str, Any]]) -> None:
+    """A callable that raises refuses the call (403) and is reported."""
+    runs: list[int] = []
+
+    def broken(request: Request) -> bool:
+        raise RuntimeError('auth backend down')
+
+    app = access_app(tmp_path, runs, job_access=broken)
+    assert call_from(app, '127.0.0.1') == 403
+    assert runs == []
+    assert app.store is not None and app.store.runs('default') == []
+    [event] = sentry_events
+    assert event['exception']['values'][0]['value'] == 'auth backend down'
+
+
+def test_job_access_refuses_before_the_token_is_read(tmp_path: Any) -> None:
+    """A refused client gets 403 for a bad token and a wrong method alike:
+    it learns nothing about the URL."""
+    app = access_app(tmp_path, [], job_access='loopback')
+    for method, path in (('GET', '/cronjobs/garbage'),
+                         ('HEAD', path_of(app, 'job'))):
+        request = Request.blank(path, method=method, remote_addr='10.0.0.5')
+        assert request.get_response(app).status_int == 403
+
+
+def test_job_access_leaves_the_status_page_alone(tmp_path: Any) -> None:
+    """job_access does not decide who sees the status page, and
+    status_access does not decide who calls the jobs."""
+    app = access_app(tmp_path, [], job_access=lambda request: False,
+                     status_access=lambda request: True)
+    page = Request.blank('/cronjobs/status.json', remote_addr='10.0.0.5')
+    assert page.get_response(app).status_int == 200
+    assert call_from(app, '127.0.0.1') == 403

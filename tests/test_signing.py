@@ -1,10 +1,15 @@
-"""Job tokens: signed, stable, rotatable, and silent about why they fail."""
+"""Job tokens, static and per occurrence: signed, rotatable, bounded in
+time, and silent about why they fail."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
 import pytest
 
-from onecron.signing import MAX_TOKEN_LENGTH, JobSigner, secrets_list
+from onecron.signing import (MAX_TOKEN_LENGTH, OCCURRENCE_SALT, JobSigner,
+                             OccurrenceToken, secrets_list)
 
 
 def test_round_trip() -> None:
@@ -67,3 +72,122 @@ def test_bad_secrets_are_refused(secret: object) -> None:
     """An empty or non-str secret is an error at construction."""
     with pytest.raises((ValueError, TypeError), match='secret'):
         secrets_list(secret)  # type: ignore[arg-type]
+
+
+# --- occurrence tokens ------------------------------------------------------
+
+AT = datetime(2024, 3, 31, 1, 30, tzinfo=timezone.utc)
+
+
+def occurrence_token(signer: JobSigner, name: str = 'job',
+                     application_id: str = 'app', at: datetime = AT,
+                     issued: datetime = AT) -> str:
+    return signer.occurrence_token(name, application_id, at, issued=issued)
+
+
+def test_occurrence_round_trip() -> None:
+    """An occurrence token gives back its job, id, occurrence and making,
+    in UTC, the occurrence to the microsecond."""
+    zurich = datetime(2024, 3, 31, 3, 30, 0, 123456,
+                      tzinfo=ZoneInfo('Europe/Zurich'))
+    token = JobSigner('s').occurrence_token(
+        'pkg.job', 'tenant-1', zurich, issued=AT + timedelta(seconds=5.9))
+    said = JobSigner('s').verify_occurrence(token)
+    assert said == OccurrenceToken('pkg.job', 'tenant-1', zurich,
+                                   AT + timedelta(seconds=5))
+    assert said is not None and said.occurrence.tzinfo is timezone.utc
+    assert all(c.isalnum() or c in '-_.' for c in token)
+
+
+def test_occurrence_tokens_differ_per_occurrence_and_id() -> None:
+    """Another occurrence, application id or job makes another token."""
+    signer = JobSigner('s')
+    tokens = {occurrence_token(signer),
+              occurrence_token(signer, at=AT + timedelta(minutes=1)),
+              occurrence_token(signer, application_id='other'),
+              occurrence_token(signer, name='other')}
+    assert len(tokens) == 4
+
+
+def test_static_and_occurrence_tokens_are_not_interchangeable() -> None:
+    """The salts differ: neither kind verifies as the other."""
+    signer = JobSigner('s')
+    assert signer.verify_occurrence(signer.token_for('job')) is None
+    assert signer.name_for(occurrence_token(signer)) is None
+
+
+def test_tampered_truncated_and_foreign_occurrence_tokens() -> None:
+    """Any change to a token, or another secret, gives None."""
+    signer = JobSigner('s')
+    token = occurrence_token(signer)
+    payload, signature = token.rsplit('.', 1)
+    flipped = payload[:5] + ('A' if payload[5] != 'A' else 'B') + payload[6:]
+    assert signer.verify_occurrence(token[:-1]) is None
+    assert signer.verify_occurrence(flipped + '.' + signature) is None
+    assert signer.verify_occurrence(payload + '.' + signature[::-1]) is None
+    assert signer.verify_occurrence(occurrence_token(JobSigner('x'))) is None
+    assert signer.verify_occurrence('x' * (MAX_TOKEN_LENGTH + 1)) is None
+
+
+@pytest.mark.parametrize('payload', [
+    'job', ['job', 'app', AT.isoformat()], ['job', 'app', 'noon', 1],
+    ['job', 'app', '2024-03-31T01:30:00', 1],
+    ['job', 'app', AT.isoformat(), True], ['job', 'app', AT.isoformat(), 1.5],
+    ['job', 1, AT.isoformat(), 1], ['job', 'app', AT.isoformat(), 10 ** 20],
+], ids=['name-only', 'three', 'bad-time', 'naive', 'bool-issued',
+        'float-issued', 'int-id', 'huge-issued'])
+def test_signed_payloads_of_the_wrong_shape_are_refused(
+        payload: object) -> None:
+    """A validly signed occurrence payload of another shape gives None."""
+    from itsdangerous import URLSafeSerializer
+    token = URLSafeSerializer('s', salt=OCCURRENCE_SALT).dumps(payload)
+    assert JobSigner('s').verify_occurrence(token) is None
+
+
+def test_occurrence_token_other_application_id() -> None:
+    """The token says whose occurrence it is: another id is not it."""
+    said = JobSigner('s').verify_occurrence(
+        occurrence_token(JobSigner('s'), application_id='tenant-a'))
+    assert said is not None and said.application_id == 'tenant-a'
+
+
+def test_occurrence_rotation_and_retirement() -> None:
+    """The first secret signs, every listed one verifies, and a removed
+    secret's tokens are refused."""
+    old = occurrence_token(JobSigner('old'))
+    rotated = JobSigner(['new', 'old'])
+    assert rotated.verify_occurrence(old) is not None
+    assert occurrence_token(rotated) == occurrence_token(JobSigner('new'))
+    assert JobSigner(['new']).verify_occurrence(old) is None
+
+
+def test_naive_times_are_refused_when_signing() -> None:
+    """Occurrence tokens are made from aware datetimes only."""
+    with pytest.raises(ValueError, match='aware'):
+        JobSigner('s').occurrence_token('job', 'app', AT.replace(tzinfo=None),
+                                        issued=AT)
+
+
+@pytest.mark.parametrize('seconds, valid', [
+    (-300.001, False), (-300, True), (0, True), (300, True),
+    (300.001, False), (-86400, False), (86400, False),
+], ids=['just-before', 'first', 'on-time', 'last', 'just-after',
+        'day-before', 'day-after'])
+def test_window_edges(seconds: float, valid: bool) -> None:
+    """A token is valid from window before its occurrence to window after,
+    both edges included."""
+    said = JobSigner('s').verify_occurrence(occurrence_token(JobSigner('s')))
+    assert said is not None
+    assert said.valid_at(AT + timedelta(seconds=seconds), 300) is valid
+
+
+def test_window_counts_from_the_making_of_a_late_token() -> None:
+    """A missed occurrence caught up an hour late is valid until window
+    after the token was made, not after."""
+    made = AT + timedelta(hours=1)
+    said = JobSigner('s').verify_occurrence(
+        occurrence_token(JobSigner('s'), issued=made))
+    assert said is not None
+    assert said.valid_at(made + timedelta(seconds=60), 60)
+    assert not said.valid_at(made + timedelta(seconds=61), 60)
+    assert not said.valid_at(AT - timedelta(seconds=61), 60)
