@@ -33,7 +33,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -555,6 +555,30 @@ class PostgresStore(Store):
             taken = db.execute(_RENEW_LEASE, values).rowcount > 0
         return taken, _lease(application_id, row)
 
+    def renew_leases(self, application_ids: Iterable[str], *, holder: str,
+                     node: str, ttl: float, now: datetime) -> set[str]:
+        """One statement renews the leases ``holder`` still has; only the
+        rest (lost, expired or new) go through :meth:`take_lease`."""
+        if not ttl > 0:
+            raise ValueError(f'lease ttl must be positive, got {ttl!r}')
+        ids = list(application_ids)
+        now = utc(now)
+        with self._db() as db:
+            rows = db.execute('''UPDATE onecron_leases SET renewed = %s,
+                expires = %s,
+                deadline = clock_timestamp() + make_interval(
+                    secs => %s::float8)
+                WHERE holder = %s AND application_id = ANY(%s)
+                RETURNING application_id''', (
+                now, now + timedelta(seconds=ttl), float(ttl), holder,
+                ids)).fetchall()
+        renewed = {row[0] for row in rows}
+        return renewed | {
+            application_id for application_id in ids
+            if application_id not in renewed and self.take_lease(
+                application_id, holder=holder, node=node, ttl=ttl,
+                now=now)[0]}
+
     def release_lease(self, application_id: str, holder: str) -> None:
         with self._db() as db:
             db.execute('''UPDATE onecron_leases
@@ -576,6 +600,26 @@ class PostgresStore(Store):
                               (application_id,)).fetchall()
         return {job: JobSettings(enabled, schedule, timezone)
                 for job, enabled, schedule, timezone in rows}
+
+    def job_settings_of(self, application_ids: Iterable[str],
+                        ) -> dict[str, dict[str, JobSettings]]:
+        found: dict[str, dict[str, JobSettings]] = {}
+        with self._db() as db:
+            rows = db.execute('''SELECT application_id, job, enabled,
+                schedule, timezone FROM onecron_job_settings
+                WHERE application_id = ANY(%s)''',
+                              (list(application_ids),)).fetchall()
+        for application_id, job, enabled, schedule, timezone in rows:
+            found.setdefault(application_id, {})[job] = JobSettings(
+                enabled, schedule, timezone)
+        return found
+
+    def holds_of(self, application_ids: Iterable[str]) -> dict[str, Hold]:
+        with self._db() as db:
+            rows = db.execute('''SELECT application_id, held, since
+                FROM onecron_holds WHERE application_id = ANY(%s)''',
+                              (list(application_ids),)).fetchall()
+        return {row[0]: _hold(row[1:]) for row in rows}
 
     def set_enabled(self, application_id: str, job: str,
                     enabled: bool) -> None:
@@ -627,11 +671,17 @@ class PostgresStore(Store):
     # --- schedulers -------------------------------------------------------
 
     def heartbeat(self, info: SchedulerInfo) -> None:
-        values = (info.application_id, info.host, info.pid,
-                  utc(info.alive_since), utc(info.heartbeat))
-        with self._db() as db:
-            db.execute('''INSERT INTO onecron_schedulers (application_id,
-                host, pid, alive_since, heartbeat)
+        self.heartbeats([info])
+
+    def heartbeats(self, infos: Iterable[SchedulerInfo]) -> None:
+        values = [(info.application_id, info.host, info.pid,
+                   utc(info.alive_since), utc(info.heartbeat))
+                  for info in infos]
+        if not values:
+            return
+        with self._transaction() as db:
+            db.cursor().executemany('''INSERT INTO onecron_schedulers
+                (application_id, host, pid, alive_since, heartbeat)
                 VALUES (%s, %s, %s, %s, %s)
                 ON CONFLICT (application_id, host, pid) DO UPDATE SET
                 alive_since = excluded.alive_since,

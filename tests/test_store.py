@@ -667,3 +667,58 @@ def test_a_lease_needs_a_positive_ttl(store: Store) -> None:
     """ttl 0 is refused, naming the value."""
     with pytest.raises(ValueError, match='ttl must be positive, got 0'):
         store.take_lease('app', holder='h', node='n', ttl=0, now=T0)
+
+
+# --- many application ids at once ----------------------------------------
+
+
+def test_batched_reads_match_the_single_ones(store: Store) -> None:
+    """job_settings_of and holds_of give what job_settings and hold give,
+    for many ids in one call."""
+    store.set_enabled('a', 'job', False)
+    store.set_schedule('b', 'job', '*/5 * * * *', 'Europe/Zurich')
+    store.set_hold('b', True, now=T0)
+    ids = ['a', 'b', 'c']
+    settings = store.job_settings_of(ids)
+    assert {app: settings.get(app, {}) for app in ids} == {
+        app: store.job_settings(app) for app in ids}
+    holds = store.holds_of(ids)
+    assert {app: holds.get(app, Hold(False, None)) for app in ids} == {
+        app: store.hold(app) for app in ids}
+
+
+def test_renew_leases_renews_its_own_and_takes_free_ones(
+        store: Store) -> None:
+    """renew_leases: leases held are renewed, free ones taken, another
+    node's live lease left alone."""
+    store.take_lease('mine', holder='h1', node='n1', ttl=30, now=T0)
+    store.take_lease('theirs', holder='h2', node='n2', ttl=30, now=T0)
+    later = T0 + timedelta(seconds=10)
+    assert store.renew_leases(['mine', 'theirs', 'free'], holder='h1',
+                              node='n1', ttl=30, now=later) == {
+        'mine', 'free'}
+    lease = store.lease('mine')
+    assert lease is not None and lease.renewed == later
+    assert store.lease('theirs').holder == 'h2'  # type: ignore[union-attr]
+
+
+def test_heartbeats_write_many_schedulers(store: Store) -> None:
+    """heartbeats() inserts and updates several schedulers at once."""
+    infos = [SchedulerInfo(f'app-{n}', 'host', 1, T0, at(n))
+             for n in range(3)]
+    store.heartbeats(infos)
+    store.heartbeats([SchedulerInfo('app-0', 'host', 1, T0, at(9))])
+    assert [info.heartbeat for info in store.schedulers()] == [
+        at(9), at(1), at(2)]
+
+
+def test_unstarted_claims_are_those_without_a_run(store: Store) -> None:
+    """A claim whose key never started a run, made before the limit, is
+    unstarted; one with a run, or too recent, is not."""
+    store.claim('app', 'job', at(0), key='lost', now=at(0))
+    store.claim('app', 'job', at(1), key='ran', now=at(1))
+    store.start_run('app', 'job', trigger=Trigger.SCHEDULER, started=at(1),
+                    scheduled=at(1), key='ran')
+    store.claim('app', 'job', at(2), key='recent', now=at(5))
+    assert store.unstarted_claims('app', 'job', at(0), at(2),
+                                  claimed_before=at(3)) == {'lost': at(0)}
