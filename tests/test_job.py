@@ -86,3 +86,15 @@ def test_offset_is_added_in_elapsed_time_across_fall_back() -> None:
     assert all(r.tzinfo is zurich for r in runtimes)
     assert hourly.occurrence_of(runtimes[1], 'tenant').astimezone(
         timezone.utc) == first_two + timedelta(hours=1)
+
+
+def test_jitter_spreads_a_thousand_tenants_over_the_window() -> None:
+    """1,000 tenants' @hourly job (default max_offset 30 s) fire across the
+    whole window, no second holding more than twice its fair share."""
+    from collections import Counter
+    job = Job('hourly', lambda request: None, Schedule('@hourly'),
+              max_offset=30)
+    offsets = [job.offset_for(f'tenant-{number}') for number in range(1000)]
+    seconds = Counter(int(offset) for offset in offsets)
+    assert set(seconds) == set(range(30)), 'every second of the window'
+    assert max(seconds.values()) <= 2 * 1000 / 30
