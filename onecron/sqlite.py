@@ -159,7 +159,7 @@ class SqliteStore(Store):
         self._closed = False
         # closed again at once: a process that forks after this holds no
         # connection its children could inherit
-        with self._errors():
+        with _FORKS.inside(), self._errors():
             self._open().close()
 
     def __repr__(self) -> str:
@@ -282,7 +282,7 @@ class SqliteStore(Store):
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        with self._errors():
+        with _FORKS.inside(), self._errors():
             yield self._connection()
 
     @contextlib.contextmanager
@@ -296,8 +296,11 @@ class SqliteStore(Store):
         one per thread would find the others' writes first. Other
         processes still meet at SQLite's lock.
         """
-        with self._write_lock, self._errors():
-            yield self._connection(shared=True)
+        with _FORKS.inside():
+            if os.getpid() != self._pid:
+                self._after_fork()  # before the lock: it may be a copy
+            with self._write_lock, self._errors():
+                yield self._connection(shared=True)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -591,6 +594,59 @@ class SqliteStore(Store):
                     with contextlib.suppress(sqlite3.Error):
                         db.close()
             self._connections = []
+
+
+class _ForkGuard:
+    """Keeps ``os.fork`` out while any thread is inside SQLite.
+
+    A child forked while another thread holds one of SQLite's own mutexes,
+    or this module's write lock, inherits them held and blocks on its
+    first store call for good (gunicorn ``--preload`` forks its workers
+    while the scheduler thread writes). Store calls enter side by side;
+    a fork waits until none is inside and holds new ones at the door.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._door = threading.Condition(threading.Lock())
+        self._inside = 0
+        self._forking = False
+
+    @contextlib.contextmanager
+    def inside(self) -> Iterator[None]:
+        with self._door:
+            while self._forking:
+                self._door.wait()
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._door:
+                self._inside -= 1
+                if not self._inside:
+                    self._door.notify_all()
+
+    def before_fork(self) -> None:
+        self._door.acquire()  # held through the fork
+        self._forking = True
+        while self._inside:
+            self._door.wait()
+
+    def after_fork_in_parent(self) -> None:
+        self._forking = False
+        self._door.notify_all()
+        self._door.release()
+
+    def after_fork_in_child(self) -> None:
+        self._reset()  # the parent's threads are not here
+
+
+_FORKS = _ForkGuard()
+os.register_at_fork(before=_FORKS.before_fork,
+                    after_in_parent=_FORKS.after_fork_in_parent,
+                    after_in_child=_FORKS.after_fork_in_child)
 
 
 class _Owner(Protocol):

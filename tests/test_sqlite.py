@@ -7,6 +7,7 @@ and the query plans that keep the status page fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -338,3 +340,48 @@ def test_status_queries_use_indexes_with_100000_runs(
             plans
         assert any(re.search(r'USING (COVERING )?INDEX runs_', plan)
                    for plan in plans), plans
+
+
+def test_a_fork_during_writes_leaves_the_child_a_working_store(
+        store: SqliteStore) -> None:
+    """Forking while another thread writes (gunicorn --preload forks while
+    the scheduler writes) gives a child whose store works: no lock is
+    inherited held."""
+    writing = threading.Event()
+    done = threading.Event()
+
+    def writer() -> None:
+        while not done.is_set():
+            add(store)
+            writing.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    children = []
+    try:
+        writing.wait(5)
+        for _ in range(20):
+            pid = os.fork()
+            if pid == 0:  # the child: one write, then out, whatever happens
+                try:
+                    add(store)
+                    os._exit(0)
+                finally:
+                    os._exit(1)
+            children.append(pid)
+    finally:
+        done.set()
+        thread.join()
+    deadline = time.monotonic() + 20
+    for pid in children:
+        while True:
+            finished, status = os.waitpid(pid, os.WNOHANG)
+            if finished:
+                assert os.waitstatus_to_exitcode(status) == 0
+                break
+            if time.monotonic() > deadline:
+                for other in children:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(other, signal.SIGKILL)
+                pytest.fail('a forked child hung on its first write')
+            time.sleep(0.01)
