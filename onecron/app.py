@@ -427,6 +427,7 @@ class CronApp(Controls):
             scheduler.stop(timeout)
         self._clockwork.stop(timeout)
         self.caller.close(timeout)
+        self._endpoint.close()
         if self.mailer is not None:
             self.mailer.close(timeout)
 

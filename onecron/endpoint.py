@@ -290,5 +290,9 @@ class JobEndpoint:
             self._chain(job, request, application_id)
         return _plain(200, result if isinstance(result, str) else 'OK')
 
+    def close(self) -> None:
+        """Close the job lock files no run holds (they reopen on use)."""
+        self._locks.close()
+
     def __repr__(self) -> str:
         return f'<JobEndpoint {self.prefix!r}>'

@@ -1,8 +1,15 @@
-"""The per-host scheduler lock: a non-blocking ``fcntl.flock`` on a file.
+"""Host locks: one scheduler per host and application id, one run per job.
 
-One process per host and application id holds it and fires that id's jobs;
-the others stand by and retry. The kernel drops a flock when its holder
-dies, ``kill -9`` included, so a standby takes over without any cleanup.
+:class:`HostLock` is the scheduler's: one process per host and application
+id holds it and fires that id's jobs; the others stand by and retry. It is
+a POSIX record lock on one byte of a file the whole lock directory shares
+(``onecron-scheduler.locks``), the byte chosen by the application id, so a
+thousand tenants hold one file open, not a thousand. The kernel drops the
+lock when its holder dies, ``kill -9`` included, and a forked child never
+inherits it, so a standby takes over without any cleanup.
+
+:class:`JobLocks` keeps a job from running twice at once on a host
+(``overlap=``), with an ``flock`` per job.
 """
 
 from __future__ import annotations
@@ -17,20 +24,19 @@ import tempfile
 import threading
 import weakref
 
-
-#: held while a non-blocking lock is being taken, and around every fork
-_no_fork = threading.Lock()
-os.register_at_fork(before=_no_fork.acquire,
-                    after_in_parent=_no_fork.release,
-                    after_in_child=_no_fork.release)
+#: the file of a lock directory whose bytes are the schedulers' locks
+SCHEDULER_LOCKS = 'onecron-scheduler.locks'
 
 
 @functools.lru_cache(maxsize=4096)
 def lock_path(lock_dir: str | None, application_id: str) -> str:
-    """The lock file of ``application_id`` in ``lock_dir``.
+    """The name of ``application_id``'s lock in ``lock_dir``.
 
-    The readable part is sanitised and a digest keeps distinct ids apart,
-    so a tenant id can never name a path outside ``lock_dir``.
+    A path in ``lock_dir``: :class:`JobLocks` creates it as the job's lock
+    file; :class:`HostLock` locks the byte of the directory's shared file
+    that it names. The readable part is sanitised and a digest keeps
+    distinct ids apart, so a tenant id can never name a path outside
+    ``lock_dir``.
     """
     directory = lock_dir or tempfile.gettempdir()
     readable = re.sub(r'[^A-Za-z0-9_.-]', '_', application_id)[:40]
@@ -38,90 +44,130 @@ def lock_path(lock_dir: str | None, application_id: str) -> str:
     return os.path.join(directory, f'onecron-{readable}-{digest}.lock')
 
 
+# POSIX record locks belong to the process: they do not keep its own
+# threads apart (so these do), and closing *any* descriptor of the file
+# drops them all (so each file stays open for the process's life).
+_mutex = threading.Lock()
+_files: dict[str, int] = {}
+_held: dict[tuple[str, int], HostLock] = {}
+
+
+def _after_fork_in_child() -> None:
+    global _mutex
+    _mutex = threading.Lock()
+    _held.clear()  # a child holds none of its parent's record locks
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class HostLock:
-    """An exclusive flock on ``path``, taken without blocking."""
+    """An exclusive lock named ``path`` (see :func:`lock_path`), taken
+    without blocking: a byte of its directory's shared lock file."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._fd: int | None = None
+        self._file = os.path.join(os.path.dirname(path), SCHEDULER_LOCKS)
+        digest = hashlib.sha1(os.path.basename(path).encode()).digest()
+        # a byte far out in the file (which stays empty): 2**62 bytes of
+        # room make two ids meeting on one byte vanishingly unlikely
+        self._byte = int.from_bytes(digest[:8], 'big') >> 2
+        self._pid = 0
 
     @property
     def held(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._fd is not None
+        """Whether this object holds the lock, in this process."""
+        return (self._pid == os.getpid()
+                and _held.get((self._file, self._byte)) is self)
 
     def acquire(self) -> bool:
         """Take the lock if it is free; True when held afterwards."""
-        if self._fd is not None:
-            return True
-        # no fork between opening and noting the descriptor: a child would
-        # inherit a copy nobody knows of, holding the lock after we die
-        with _no_fork:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        key = (self._file, self._byte)
+        with _mutex:
+            holder = _held.get(key)
+            if holder is not None:
+                return holder is self
+            fd = _files.get(self._file)
+            if fd is None:
+                fd = _files[self._file] = os.open(
+                    self._file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1,
+                            self._byte)
             except OSError as error:
-                os.close(fd)
                 if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN,
                                    errno.EACCES):
                     return False
                 raise
-            self._fd = fd
-        # for people looking at the host: who holds it
-        os.ftruncate(fd, 0)
-        os.write(fd, f'{os.getpid()}\n'.encode())
+            _held[key] = self
+            self._pid = os.getpid()
         return True
 
     def release(self) -> None:
         """Release the lock (no-op when not held)."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+        key = (self._file, self._byte)
+        with _mutex:
+            if _held.get(key) is not self or self._pid != os.getpid():
+                return
+            del _held[key]
+            fcntl.lockf(_files[self._file], fcntl.LOCK_UN, 1, self._byte)
 
     def forget(self) -> None:
-        """Close an inherited descriptor in a forked child, keeping the lock.
-
-        Unlocking here would release the parent's lock, as parent and child
-        share the open file description; closing our copy only drops the
-        child's reference, so the lock goes away when the parent's does.
-        """
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
+        """In a forked child: nothing to drop, the lock stayed with the
+        parent (kept for callers written for inherited locks)."""
 
     def __repr__(self) -> str:
         state = 'held' if self.held else 'free'
         return f'<HostLock {self.path!r} {state}>'
 
 
+class _JobLock:
+    """A job's thread lock and its lock file, while open."""
+
+    __slots__ = ('local', 'fd')
+
+    def __init__(self) -> None:
+        self.local = threading.Lock()
+        self.fd: int | None = None
+
+
 class JobLocks:
     """One run at a time of each job on this host (``overlap=``).
 
     A thread lock per job gates the threads of this process without a
-    system call; a flock on the job's lock file, kept open, gates the other
-    processes. Fewer system calls matter here: each one hands the GIL
-    around, and under a burst of runs that costs far more than the call.
+    system call; a flock on the job's lock file gates the other processes.
+    The file stays open after a run, as opening it costs system calls and
+    each hands the GIL around, which under a burst of runs costs far more
+    than the call; but at most :attr:`keep_open` files stay open when no
+    run holds them, so a thousand tenants' jobs do not use up the
+    process's file descriptors (waitress's ``select()`` stops working
+    past descriptor 1023).
     """
+
+    #: files kept open between runs, at most
+    keep_open = 64
 
     def __init__(self, lock_dir: str | None) -> None:
         self.lock_dir = lock_dir
         self._mutex = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+        self._locks: dict[str, _JobLock] = {}
+        #: jobs whose file is open and not held, oldest first
+        self._idle: dict[str, None] = {}
         _job_locks.add(self)
 
     def acquire(self, application_id: str, name: str,
                 blocking: bool = False) -> bool:
         """Take the job's lock; False when it is taken (and not blocking)."""
-        local, fd = self._lock_of(application_id, name)
-        if not local.acquire(blocking):
+        key = f'{application_id}\x00job\x00{name}'
+        entry = self._entry(key)
+        if not entry.local.acquire(blocking):
             return False
         try:
+            fd = self._open(key, entry)
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except OSError as error:
-            local.release()
+            self._put_back(key, entry)
+            entry.local.release()
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 return False
             raise
@@ -129,32 +175,74 @@ class JobLocks:
 
     def release(self, application_id: str, name: str) -> None:
         """Release the job's lock taken with :meth:`acquire`."""
-        local, fd = self._lock_of(application_id, name)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        local.release()
-
-    def _lock_of(self, application_id: str,
-                 name: str) -> tuple[threading.Lock, int]:
         key = f'{application_id}\x00job\x00{name}'
+        entry = self._locks[key]
+        assert entry.fd is not None
+        try:
+            fcntl.flock(entry.fd, fcntl.LOCK_UN)
+        finally:
+            self._put_back(key, entry)
+            entry.local.release()
+
+    def close(self) -> None:
+        """Close the files no run holds (they reopen when needed)."""
+        with self._mutex:
+            for key in list(self._idle):
+                self._close(key)
+
+    def _entry(self, key: str) -> _JobLock:
         entry = self._locks.get(key)
         if entry is None:
             with self._mutex:
-                entry = self._locks.get(key)
-                if entry is None:
-                    fd = os.open(lock_path(self.lock_dir, key),
-                                 os.O_RDWR | os.O_CREAT, 0o600)
-                    entry = self._locks[key] = (threading.Lock(), fd)
+                entry = self._locks.setdefault(key, _JobLock())
         return entry
+
+    def _open(self, key: str, entry: _JobLock) -> int:
+        """The job's open file (the caller holds the job's thread lock)."""
+        with self._mutex:
+            self._idle.pop(key, None)
+            if entry.fd is None:
+                entry.fd = os.open(lock_path(self.lock_dir, key),
+                                   os.O_RDWR | os.O_CREAT, 0o600)
+            return entry.fd
+
+    def _put_back(self, key: str, entry: _JobLock) -> None:
+        """The run is over: keep the file open, unless too many are."""
+        with self._mutex:
+            if entry.fd is None:
+                return
+            self._idle[key] = None
+            while len(self._idle) > self.keep_open:
+                self._close(next(iter(self._idle)))
+
+    def _close(self, key: str) -> None:
+        """Close an idle file (the caller holds ``_mutex``)."""
+        del self._idle[key]
+        entry = self._locks[key]
+        fd, entry.fd = entry.fd, None
+        if fd is not None:
+            os.close(fd)
 
     def _after_fork_in_child(self) -> None:
         # the parent's descriptors share its locks: open our own anew
-        for _, fd in self._locks.values():
-            os.close(fd)
+        for entry in self._locks.values():
+            if entry.fd is not None:
+                os.close(entry.fd)
         self._locks = {}
+        self._idle = {}
         self._mutex = threading.Lock()
 
+    def __del__(self) -> None:
+        for entry in self._locks.values():
+            if entry.fd is not None:
+                try:
+                    os.close(entry.fd)
+                except OSError:
+                    pass
+
     def __repr__(self) -> str:
-        return f'<JobLocks {self.lock_dir!r} {len(self._locks)} job(s)>'
+        return (f'<JobLocks {self.lock_dir!r} {len(self._locks)} job(s), '
+                f'{len(self._idle)} idle open>')
 
 
 _job_locks: weakref.WeakSet[JobLocks] = weakref.WeakSet()

@@ -7,8 +7,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
-from onecron.lock import HostLock, lock_path
+from onecron.lock import HostLock, JobLocks, lock_path
 
 from .conftest import wait_for
 
@@ -57,8 +58,36 @@ def test_taken_over_after_kill_9(tmp_path) -> None:
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     assert wait_for(lock.acquire, timeout=5)
-    assert open(path).read().strip() == str(os.getpid())
     lock.release()
+
+
+def test_each_application_id_has_a_lock_of_its_own(tmp_path) -> None:
+    """Another process holding one id's lock leaves the others free."""
+    child = hold_in_child(lock_path(str(tmp_path), 'town-a'))
+    try:
+        other = HostLock(lock_path(str(tmp_path), 'town-b'))
+        assert other.acquire()
+        other.release()
+        assert not HostLock(lock_path(str(tmp_path), 'town-a')).acquire()
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_thousand_ids_hold_one_file_open(tmp_path) -> None:
+    """1,000 held scheduler locks cost one descriptor, not 1,000."""
+    def open_files() -> int:
+        return len(os.listdir('/proc/self/fd'))
+
+    before = open_files()
+    locks = [HostLock(lock_path(str(tmp_path), f'tenant-{n}'))
+             for n in range(1000)]
+    try:
+        assert all(lock.acquire() for lock in locks)
+        assert open_files() <= before + 1
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 def test_release_frees_it_for_others(tmp_path) -> None:
@@ -86,3 +115,26 @@ def test_forget_in_child_keeps_the_parents_lock(tmp_path) -> None:
     assert not HostLock(path).acquire()
     lock.release()
     assert HostLock(path).acquire()
+
+
+def test_job_locks_keep_only_a_few_files_open(tmp_path: Path) -> None:
+    """Runs of many (tenant, job) pairs leave at most keep_open lock files
+    open; close() closes those; a closed file reopens on the next run and
+    still excludes."""
+    locks = JobLocks(str(tmp_path))
+
+    def open_files() -> int:
+        return len(os.listdir('/proc/self/fd'))
+
+    before = open_files()
+    for tenant in range(300):
+        assert locks.acquire(f'tenant-{tenant}', 'job')
+        locks.release(f'tenant-{tenant}', 'job')
+    assert open_files() - before <= JobLocks.keep_open
+    locks.close()
+    assert open_files() <= before
+    assert locks.acquire('tenant-0', 'job')
+    try:
+        assert not locks.acquire('tenant-0', 'job')  # held: refused
+    finally:
+        locks.release('tenant-0', 'job')
