@@ -6,7 +6,9 @@
    and active, nothing due: the process's threads, the resident memory
    onecron adds (against the same process before the CronApp was built),
    and the CPU time used while idle over ``--idle`` seconds (default 60),
-   as a share of one core. Next to it, the same tenants with one thread
+   as a share of one core; also with an SQLite store, whose housekeeping
+   round (switches, leases, heartbeats) runs every two seconds. Next to
+   it, the same tenants with one thread
    per application id, as the model ran them (a thread holding its lock
    file and sleeping in its own ``sched`` queue). Each row is measured in
    a fresh process.
@@ -61,8 +63,9 @@ ids = [f'tenant-{{number}}' for number in range(tenants)]
 # yearly, at varied minutes: never due while we watch
 expressions = [f'{{minute}} 0 1 1 *' for minute in range(jobs)]
 started = time.perf_counter()
-if kind == 'onecron':
-    app = CronApp(secret='s', lock_dir=lock_dir,
+if kind in ('onecron', 'store'):
+    store = lock_dir + '/runs.sqlite' if kind == 'store' else None
+    app = CronApp(secret='s', lock_dir=lock_dir, store=store,
                   base_url='http://127.0.0.1:9')
     for expr in expressions:
         app.cronjob(expr, name=expr)(lambda request: None)
@@ -147,6 +150,7 @@ def resources(idle: float) -> None:
           f'{"idle CPU":>9} {"start s":>8}')
     for tenants in TENANTS:
         for kind, label in (('onecron', 'onecron (one scheduler)'),
+                            ('store', 'onecron + SQLite store'),
                             ('model', 'a thread per id (model)')):
             row = run_child(kind, tenants, idle)
             print(f'{tenants:>6} {label:<26} {row["threads"]:>7.0f} '

@@ -4,9 +4,9 @@ Every few seconds an active scheduler must read the operator's switches
 and hold, renew its lease and beat its heart. Done per application id, a
 process with a thousand tenants would talk to the store hundreds of times a
 second while nothing is due. The :class:`Housekeeper` does it for all the
-active schedulers of a CronApp at once, on the clockwork: two reads, one
-renewal, one heartbeat write per round, and a pass of retention now and
-then.
+active schedulers of a CronApp at once, on the clockwork: two reads per
+round, one renewal and one heartbeat write every third of a lease, and a
+pass of retention now and then.
 """
 
 from __future__ import annotations
@@ -97,8 +97,11 @@ class Housekeeper:
 
     def _round(self) -> None:
         try:
+            # (not .active, which asks the lock and the thread: this runs
+            # over every tenant every round)
             active = [scheduler for scheduler in self._schedulers.values()
-                      if scheduler.active and not scheduler.stopped]
+                      if scheduler.active_since is not None
+                      and not scheduler.stopped]
             if active:
                 self._look_after(active)
         finally:
@@ -125,7 +128,7 @@ class Housekeeper:
         for scheduler in active:
             app_id = scheduler.application_id
             with scheduler.busy:
-                if scheduler.stopped or not scheduler.active:
+                if scheduler.stopped or scheduler.active_since is None:
                     continue
                 if renewing and not scheduler.lease_renewed(
                         None if renewed is None else app_id in renewed):
@@ -134,10 +137,12 @@ class Housekeeper:
                     None if settings is None else settings.get(app_id, {}),
                     None if holds is None else holds.get(
                         app_id, Hold(False, None)).held, now)
-                since = scheduler.active_since or now
-                beating.append(SchedulerInfo(app_id, scheduler.host,
-                                             scheduler.pid, since, now))
-        history.read(lambda store: store.heartbeats(beating), None)
+                if renewing:
+                    beating.append(SchedulerInfo(
+                        app_id, scheduler.host, scheduler.pid,
+                        scheduler.active_since, now))
+        if renewing:  # a sign of life with each renewal is enough
+            history.read(lambda store: store.heartbeats(beating), None)
         if time.monotonic() - self._pruned > PRUNE_INTERVAL:
             self._pruned = time.monotonic()
             keep_runs, keep_days = self._keep

@@ -372,7 +372,7 @@ class Scheduler:
         could not; keep the last known); reschedule changed jobs."""
         if held is not None:
             self.held = held
-        if settings is None:
+        if settings is None or settings == self.settings:
             return
         changed = {name for name in set(settings) | set(self.settings)
                    if settings.get(name) != self.settings.get(name)}

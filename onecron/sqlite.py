@@ -461,10 +461,23 @@ class SqliteStore(Store):
         if not ttl > 0:
             raise ValueError(f'lease ttl must be positive, got {ttl!r}')
         now = utc(now)
+        ids = list(application_ids)
+        expires = _text(now + timedelta(seconds=ttl))
+        renewed: set[str] = set()
         with self._transaction() as db:  # one commit for all
-            return {application_id for application_id in application_ids
-                    if _take_lease(db, application_id, holder, node, ttl,
-                                   now)[0]}
+            for start in range(0, len(ids), 500):  # SQLite's variables
+                chunk = ids[start:start + 500]
+                renewed.update(row[0] for row in db.execute(
+                    f'''UPDATE leases SET renewed = ?, expires = ?
+                    WHERE holder = ? AND application_id IN
+                    ({", ".join("?" * len(chunk))})
+                    RETURNING application_id''',
+                    (_text(now), expires, holder, *chunk)))
+            # the rest (lost, expired, never held) one by one
+            return renewed | {
+                application_id for application_id in ids
+                if application_id not in renewed and _take_lease(
+                    db, application_id, holder, node, ttl, now)[0]}
 
     def release_lease(self, application_id: str, holder: str) -> None:
         with self._write() as db:
