@@ -75,7 +75,7 @@ from onecron import CronApp  # noqa: E402
 from onecron.job import Job  # noqa: E402
 from onecron.lock import HostLock, lock_path  # noqa: E402
 from onecron.schedule import Schedule  # noqa: E402
-from onecron.scheduler import Scheduler  # noqa: E402
+from onecron.scheduler import CLAIM_SETTLE, Scheduler  # noqa: E402
 from onecron.store import Outcome, Store  # noqa: E402
 from tests.host import Hosts  # noqa: E402
 from tests.postgresql import Cluster  # noqa: E402
@@ -296,7 +296,10 @@ def failover_trial(cluster: Cluster, across_hosts: bool, lease_time: float,
             hosts.kill(first if first.pid == victim else second)
             ran = first_other_run(hosts.run_log, offset, victim,
                                   killed + lease_time + 15)
-            time.sleep(1.5)  # the replays of the missed occurrences end
+            # the replays of the missed occurrences end, and of claims
+            # whose run never started, looked at again CLAIM_SETTLE after
+            # the takeover
+            time.sleep(1.5 + CLAIM_SETTLE.total_seconds())
         finally:
             watchdog.cancel()
             hosts.kill_all()

@@ -150,11 +150,15 @@ class Hosts:
 
     def runs(self) -> list[tuple[int, str]]:
         """(pid, occurrence) of each run so far."""
-        if not self.run_log.exists():
-            return []
-        return [(int(pid), occurrence) for pid, occurrence in
-                (line.split() for line in
-                 self.run_log.read_text().splitlines())]
+        return read_runs(self.run_log)
+
+
+def read_runs(run_log: Path) -> list[tuple[int, str]]:
+    """(pid, occurrence) of each run a host's job wrote to ``run_log``."""
+    if not run_log.exists():
+        return []
+    return [(int(pid), occurrence) for pid, occurrence in
+            (line.split() for line in run_log.read_text().splitlines())]
 
 
 ROOT = Path(__file__).parent.parent

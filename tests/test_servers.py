@@ -29,7 +29,7 @@ from onecron.sqlite import SqliteStore
 from onecron.store import Outcome, Trigger
 
 from .conftest import wait_for
-from .host import ROOT
+from .host import ROOT, read_runs
 
 #: how many runs each server makes before it is stopped, and how long it
 #: may take to make them (from its start)
@@ -101,11 +101,7 @@ class Running:
 
     def runs(self) -> list[tuple[int, str]]:
         """(pid, occurrence) of each run so far."""
-        if not self.run_log.exists():
-            return []
-        return [(int(pid), occurrence) for pid, occurrence in
-                (line.split() for line in
-                 self.run_log.read_text().splitlines())]
+        return read_runs(self.run_log)
 
     def wait_for_runs(self, count: int) -> None:
         try:
