@@ -99,7 +99,7 @@ class Clockwork:
 
     @property
     def queued(self) -> int:
-        """Steps waiting on the queue."""
+        """Steps waiting on the queue (cancelled ones until their time)."""
         return len(self._queue.queue)
 
     def stop(self, timeout: float = 5.0) -> None:

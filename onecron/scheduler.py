@@ -332,7 +332,7 @@ class Scheduler:
         now = self._clock()
         self.active_since = now
         self._said_standby = False
-        self._read_switches()
+        self._read_switches(now)
         if before is not None:
             # claims of the last moments may belong to calls still on
             # their way: look at those once more, a little later
@@ -354,9 +354,9 @@ class Scheduler:
         self._history.read(lambda store: store.forget_scheduler(
             self.application_id, self.host, self.pid), None)
 
-    def _read_switches(self) -> None:
-        """Read this id's switches and hold now (the housekeeper reads
-        them for all ids every few seconds after this)."""
+    def _read_switches(self, now: datetime) -> None:
+        """Read this id's switches and hold, and show a first sign of
+        life, now (the housekeeper does it for all ids after this)."""
         store = self._history.store
         if store is None:
             return
@@ -365,6 +365,8 @@ class Scheduler:
             lambda store: store.job_settings(app_id), self.settings)
         self.held = self._history.read(
             lambda store: store.hold(app_id).held, self.held)
+        self._history.read(lambda store: store.heartbeat(SchedulerInfo(
+            app_id, self.host, self.pid, now, now)), None)
 
     def refresh(self, settings: dict[str, JobSettings] | None,
                 held: bool | None, now: datetime) -> None:

@@ -340,3 +340,14 @@ def test_a_stopped_host_restarted_within_grace_catches_up(
     assert 'running 1 now' in logs[1]
     assert 'running 0 now' in logs[2]
     assert outcome[first_run_of(pids[1])] is Outcome.OK
+
+
+def test_a_new_active_scheduler_is_listed_at_once(node: Any) -> None:
+    """A scheduler that becomes active shows in the store's schedulers
+    at once, not only at the housekeeper's next renewal."""
+    import os
+    first = node('a', Ticks())
+    wait_for(lambda: active(first))
+    assert first.store is not None
+    listed = wait_for(lambda: first.store.schedulers('default'), timeout=1)
+    assert [info.pid for info in listed] == [os.getpid()]
