@@ -29,14 +29,13 @@ from .controls import Controls
 from .endpoint import OCCURRENCE_PATH, JobEndpoint
 from .errors import DuplicateJob, OnecronError, UnknownJob
 from .job import Job, ShouldRun
-from .lock import HostLock, lock_path
+from .lock import HostLock, lock_directory, lock_path
 from .pool import Pool
 from .reporting import Reporter
 from .schedule import Schedule
 from .history import History
 from .housekeeping import Housekeeper
-from .scheduler import (POLL_INTERVAL, Scheduler, holder_name, lease_times,
-                        node_name)
+from .scheduler import Scheduler, holder_name, node_name
 from .signing import JobSigner, secrets_list
 from .mail import Mailer, SmtpSettings
 from .misfire import check_policy
@@ -462,15 +461,13 @@ class CronApp(Controls):
         """The store's rounds for all this app's schedulers (the caller
         holds ``_mutex``)."""
         if self._keeper is None or self._keeper.stopped:
-            retry, ttl, renew_every = lease_times(self.lease_time)
             self._keeper = Housekeeper(
                 self._clockwork, self.history, clock=self.clock,
-                reporter=self.reporter,
-                interval=min(POLL_INTERVAL, renew_every),
-                renew_every=renew_every, holder=self._holder,
+                reporter=self.reporter, lease_time=self.lease_time,
+                holder=self._holder,
                 node=node_name(socket.gethostname(),
-                               lock_path(self.lock_dir, 'any')),
-                ttl=ttl, keep_runs=self.keep_runs, keep_days=self.keep_days)
+                               lock_directory(self.lock_dir)),
+                keep_runs=self.keep_runs, keep_days=self.keep_days)
         return self._keeper
 
     def _notice(self, environ: WSGIEnvironment) -> None:

@@ -60,7 +60,7 @@ OCCURRENCE_PATH = 'o'
 #: triggers a job's ``then`` jobs after a successful run
 Chain = Callable[[Job, Request, str], None]
 #: the schedule in force for a job and application id
-ScheduleOf = Callable[[Job, str], 'Schedule | None']
+ScheduleOf = Callable[[Job, str], Schedule | None]
 
 
 def _plain(status: int, text: str) -> Response:

@@ -20,6 +20,7 @@ from .clock import Clock
 from .clockwork import Clockwork, Ticket
 from .history import History
 from .reporting import Reporter
+from .scheduler import lease_times
 from .store import Hold, JobSettings, SchedulerInfo
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: seconds between rounds at most: switches and holds are read this often
+POLL_INTERVAL = 2.0
 #: seconds between retention passes over the store
 PRUNE_INTERVAL = 600.0
 
@@ -34,17 +37,14 @@ PRUNE_INTERVAL = 600.0
 class Housekeeper:
     """Keeps the active schedulers of one CronApp in touch with the store.
 
-    :param interval: seconds between rounds (switches and holds)
-    :param renew_every: seconds between lease renewals
+    :param lease_time: the CronApp's, see :func:`~onecron.scheduler.lease_times`
     :param holder: this process's name in the leases
     :param node: the scope of this process's host locks
-    :param ttl: seconds a renewed lease lasts
     """
 
     def __init__(self, clockwork: Clockwork, history: History, *,
-                 clock: Clock, reporter: Reporter, interval: float,
-                 renew_every: float, holder: str, node: str, ttl: float,
-                 keep_runs: int | None, keep_days: float | None) -> None:
+                 clock: Clock, reporter: Reporter, lease_time: float,
+                 holder: str, node: str, keep_runs: int | None, keep_days: float | None) -> None:
         self.busy = threading.RLock()
         self.stopped = False
         self.holder = holder
@@ -52,10 +52,9 @@ class Housekeeper:
         self._history = history
         self._clock = clock
         self._reporter = reporter
-        self._interval = interval
-        self._renew_every = renew_every
+        _, self._ttl, self._renew_every = lease_times(lease_time)
+        self._interval = min(POLL_INTERVAL, self._renew_every)
         self._node = node
-        self._ttl = ttl
         self._keep = (keep_runs, keep_days)
         self._schedulers: dict[str, Scheduler] = {}
         self._timer: Ticket | None = None

@@ -28,6 +28,12 @@ import weakref
 SCHEDULER_LOCKS = 'onecron-scheduler.locks'
 
 
+def lock_directory(lock_dir: str | None) -> str:
+    """Where the locks of ``CronApp(lock_dir=...)`` live (None: the temp
+    directory)."""
+    return lock_dir or tempfile.gettempdir()
+
+
 @functools.lru_cache(maxsize=4096)
 def lock_path(lock_dir: str | None, application_id: str) -> str:
     """The name of ``application_id``'s lock in ``lock_dir``.
@@ -38,7 +44,7 @@ def lock_path(lock_dir: str | None, application_id: str) -> str:
     distinct ids apart, so a tenant id can never name a path outside
     ``lock_dir``.
     """
-    directory = lock_dir or tempfile.gettempdir()
+    directory = lock_directory(lock_dir)
     readable = re.sub(r'[^A-Za-z0-9_.-]', '_', application_id)[:40]
     digest = hashlib.sha1(application_id.encode('utf-8')).hexdigest()[:10]
     return os.path.join(directory, f'onecron-{readable}-{digest}.lock')

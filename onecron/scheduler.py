@@ -58,19 +58,14 @@ ARM_AHEAD = 0.05
 #: still be on its way until then
 CLAIM_SETTLE = timedelta(seconds=3)
 
-#: seconds between looks at the store: switches, overrides, holds, and the
-#: schedulers' heartbeats (see :mod:`onecron.housekeeping`)
-POLL_INTERVAL = 2.0
-
-
 def holder_name(host: str) -> str:
     """A process's name in the leases: unique even across pid reuse."""
     return f'{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}'
 
 
-def node_name(host: str, lock_path: str) -> str:
-    """The scope of a host lock: the host and the lock's directory."""
-    return f'{host}:{os.path.dirname(lock_path)}'
+def node_name(host: str, directory: str) -> str:
+    """The scope of a host lock: the host and the locks' directory."""
+    return f'{host}:{directory}'
 
 
 def lease_times(lease_time: float) -> tuple[float, float, float]:
@@ -166,7 +161,7 @@ class Scheduler:
         #: schedulers share one name: the housekeeper renews them at once)
         self.holder = holder or holder_name(self.host)
         #: the scope of the host lock: its host and directory
-        self.node = node_name(self.host, lock.path)
+        self.node = node_name(self.host, os.path.dirname(lock.path))
         self._lease_retry, self._lease_ttl, _ = lease_times(lease_time)
         self._renewed = 0.0  # time.monotonic() of the last renewal
         self._said_standby = False
