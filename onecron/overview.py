@@ -72,12 +72,10 @@ def collect(app: CronApp, application_id: str) -> ApplicationStatus:
     """
     store = app.store
     last: dict[str, Run] = {}
-    unfinished: dict[str, Run] = {}
     settings: dict[str, JobSettings] = {}
     hold = None
     if store is not None:
         last = store.last_runs(application_id)
-        unfinished = store.running(application_id)
         settings = store.job_settings(application_id)
         hold = store.hold(application_id)
     jobs = []
@@ -86,7 +84,6 @@ def collect(app: CronApp, application_id: str) -> ApplicationStatus:
         schedule = app.schedule_of(name, application_id)
         setting = settings.get(name, JobSettings())
         last_run = last.get(name)
-        running = unfinished.get(name)
         jobs.append(JobStatus(
             name=name,
             schedule=None if schedule is None else str(schedule),
@@ -95,10 +92,9 @@ def collect(app: CronApp, application_id: str) -> ApplicationStatus:
             overridden=setting.schedule is not None,
             manual=job.manual,
             enabled=setting.enabled,
-            # an unfinished run older than the newest one was left by a
-            # crash: the job is not running now
-            running=running is not None and (
-                last_run is None or running.id >= last_run.id),
+            # by the newest run: an older unfinished one was left by a
+            # crash, or is a concurrent run of an overlap='allow' job
+            running=last_run is not None and last_run.running,
             next_run=app.next_run(name, application_id),
             last_run=last_run))
     pool = app.pool_for(application_id)

@@ -46,7 +46,7 @@ from .store import (Hold, JobSettings, Lease, Outcome, Run, SchedulerInfo,
 log = logging.getLogger(__name__)
 
 #: the schema version this code writes (in ``onecron_schema``)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: seconds before the first reconnection, doubled after each failed one
 FIRST_RETRY = 0.5
@@ -130,8 +130,15 @@ _SCHEMA_2 = (
         deadline timestamptz NOT NULL)''',
 )
 
+# version 3: running() is gone (the status page tells a running job from
+# its newest run), and so is the index that served it, which every run
+# wrote twice
+_SCHEMA_3 = (
+    'DROP INDEX onecron_runs_unfinished',
+)
+
 #: what brings a store of version n (the index) to version n + 1
-_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2)
+_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3)
 
 _SESSION = '''SELECT set_config('TimeZone', 'UTC', false),
     set_config('statement_timeout', %(ms)s, false),
@@ -169,11 +176,6 @@ _LAST_RUNS = f'''
         ORDER BY id DESC LIMIT 1) AS r'''
 
 # the partial index onecron_runs_unfinished, read backwards
-_RUNNING = f'''
-    SELECT DISTINCT ON (r.job) {_COLUMNS} FROM onecron_runs AS r
-    WHERE r.application_id = %(app)s AND r.outcome IS NULL
-    ORDER BY r.job DESC, r.id DESC'''
-
 # see Store._finish for the rule; SET expressions read the old row
 _FINISH = '''
     UPDATE onecron_runs SET
@@ -464,11 +466,6 @@ class PostgresStore(Store):
     def last_runs(self, application_id: str) -> dict[str, Run]:
         with self._db() as db:
             rows = db.execute(_LAST_RUNS, {'app': application_id}).fetchall()
-        return {run.job: run for run in map(_run, rows)}
-
-    def running(self, application_id: str) -> dict[str, Run]:
-        with self._db() as db:
-            rows = db.execute(_RUNNING, {'app': application_id}).fetchall()
         return {run.job: run for run in map(_run, rows)}
 
     def get_run(self, run_id: int) -> Run | None:

@@ -6,8 +6,11 @@ Each thread of each process has its own connection: a forked child opens
 new ones rather than touch its parent's.
 
 Times are stored as UTC ISO 8601 text of fixed width, which sorts in time
-order; run ids never repeat (``AUTOINCREMENT``), so they page and order
-runs.
+order; run ids never repeat, so they page and order runs.
+
+A run costs two short write transactions, and each page a transaction
+changes costs a WAL frame: so ``runs`` has just the indexes that reads
+need (see schema version 3).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from .store import (Hold, JobSettings, Lease, Outcome, Run, SchedulerInfo,
 log = logging.getLogger(__name__)
 
 #: the schema version this code writes (``PRAGMA user_version``)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # version 1: runs, switches, holds, schedulers
 _SCHEMA_1 = (
@@ -90,12 +93,46 @@ _SCHEMA_2 = (
         expires TEXT NOT NULL)''',
 )
 
-#: what brings a store of version n (the index) to version n + 1
-_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2)
+_RUN_COLUMNS = ('id, application_id, job, scheduled, triggered_by, started, '
+                'ended, outcome, http_status, output, error, run_key')
 
-_COLUMNS = ', '.join(f'r.{name}' for name in (
-    'id', 'application_id', 'job', 'scheduled', 'triggered_by', 'started',
-    'ended', 'outcome', 'http_status', 'output', 'error', 'run_key'))
+# version 3: a run writes 3 pages, not 8. Ids come from the highest one
+# and the floor in run_ids (which prune raises before deleting the newest
+# runs), not from AUTOINCREMENT, which wrote sqlite_sequence on every run;
+# only keyed runs enter the run_key index; the per-application and the
+# unfinished-runs indexes go (runs() of an id reads each job's newest
+# through runs_by_job, and the status page tells a running job from its
+# newest run).
+_SCHEMA_3 = (
+    '''CREATE TABLE runs_3 (
+        id INTEGER PRIMARY KEY,
+        application_id TEXT NOT NULL,
+        job TEXT NOT NULL,
+        scheduled TEXT,
+        triggered_by TEXT NOT NULL,
+        started TEXT NOT NULL,
+        ended TEXT,
+        outcome TEXT,
+        http_status INTEGER,
+        output TEXT NOT NULL DEFAULT '',
+        error TEXT,
+        run_key TEXT)''',
+    f'INSERT INTO runs_3 ({_RUN_COLUMNS}) SELECT {_RUN_COLUMNS} FROM runs',
+    'CREATE TABLE run_ids (floor INTEGER NOT NULL)',
+    '''INSERT INTO run_ids SELECT IFNULL((
+        SELECT seq FROM sqlite_sequence WHERE name = 'runs'), 0)''',
+    'DROP TABLE runs',
+    'ALTER TABLE runs_3 RENAME TO runs',
+    # last_runs, runs(): per job, newest first
+    'CREATE INDEX runs_by_job ON runs (application_id, job, id)',
+    '''CREATE UNIQUE INDEX runs_by_key ON runs (run_key)
+        WHERE run_key IS NOT NULL''',
+)
+
+#: what brings a store of version n (the index) to version n + 1
+_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3)
+
+_COLUMNS = ', '.join(f'r.{name}' for name in _RUN_COLUMNS.split(', '))
 
 # A loose index scan: hop from job to job through runs_by_job, then take
 # each job's MAX(id) from it too, so the cost grows with the number of jobs
@@ -111,10 +148,30 @@ _LAST_RUNS = f'''
         SELECT MAX(id) FROM runs
         WHERE application_id = :app AND job = jobs.job)'''
 
-_RUNNING = f'''
-    SELECT {_COLUMNS} FROM runs AS r WHERE r.id IN (
-        SELECT MAX(id) FROM runs
-        WHERE application_id = ? AND outcome IS NULL GROUP BY job)'''
+# runs() of a whole application id: each job's newest (hopping from job to
+# job as _LAST_RUNS does), then the newest of those
+_APPLICATION_RUNS = f'''
+    WITH RECURSIVE jobs(job) AS (
+        SELECT MIN(job) FROM runs WHERE application_id = :app
+        UNION ALL
+        SELECT (SELECT MIN(job) FROM runs
+                WHERE application_id = :app AND job > jobs.job)
+        FROM jobs WHERE jobs.job IS NOT NULL)
+    SELECT {_COLUMNS} FROM jobs JOIN runs AS r ON r.id IN (
+        SELECT id FROM runs
+        WHERE application_id = :app AND job = jobs.job AND id < :before
+        ORDER BY id DESC LIMIT :limit)
+    ORDER BY r.id DESC LIMIT :limit'''
+
+# a run gets one id above the highest there is or was (see _SCHEMA_3); a
+# run whose key is stored already is not written again
+_INSERT_RUN = f'''INSERT INTO runs ({_RUN_COLUMNS}) VALUES (
+    (SELECT MAX(IFNULL((SELECT MAX(id) FROM runs), 0), floor) + 1
+     FROM run_ids), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (run_key) WHERE run_key IS NOT NULL DO NOTHING'''
+
+#: above every run id (SQLite's rowids are signed 64-bit)
+_MAX_ID = 2 ** 63 - 1
 
 _HEARTBEAT = '''INSERT INTO schedulers (application_id, host, pid,
     alive_since, heartbeat) VALUES (?, ?, ?, ?, ?)
@@ -157,9 +214,11 @@ class SqliteStore(Store):
         self._abandoned: list[sqlite3.Connection] = []
         self._file: tuple[int, int] | None = None
         self._closed = False
+        self._reading = _Use(self, shared=False)
+        self._writing = _Use(self, shared=True)
         # closed again at once: a process that forks after this holds no
         # connection its children could inherit
-        with _FORKS.inside(), self._errors():
+        with _FORKS, self._errors():
             self._open().close()
 
     def __repr__(self) -> str:
@@ -215,8 +274,6 @@ class SqliteStore(Store):
         if self._closed:
             raise StoreError(f'SQLite store {self.path} is closed',
                              location=self.path)
-        if os.getpid() != self._pid:
-            self._after_fork()
         local = self._local if not shared else self._shared
         db: sqlite3.Connection | None = getattr(local, 'db', None)
         file = _identity(self.path)
@@ -277,17 +334,18 @@ class SqliteStore(Store):
         try:
             yield
         except (sqlite3.Error, OSError) as error:
-            raise StoreError(f'SQLite store {self.path}: {error}',
-                             location=self.path) from error
+            raise self._error(error) from error
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with _FORKS.inside(), self._errors():
-            yield self._connection()
+    def _error(self, error: sqlite3.Error | OSError) -> StoreError:
+        return StoreError(f'SQLite store {self.path}: {error}',
+                          location=self.path)
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """The process's one write connection, for a write.
+    def _db(self) -> _Use:
+        """``with``: this thread's connection, for a read."""
+        return self._reading
+
+    def _write(self) -> _Use:
+        """``with``: the process's one write connection, for a write.
 
         The threads of a process take turns here, not at SQLite's lock:
         SQLite makes a writer that finds the file locked sleep a
@@ -296,11 +354,7 @@ class SqliteStore(Store):
         one per thread would find the others' writes first. Other
         processes still meet at SQLite's lock.
         """
-        with _FORKS.inside():
-            if os.getpid() != self._pid:
-                self._after_fork()  # before the lock: it may be a copy
-            with self._write_lock, self._errors():
-                yield self._connection(shared=True)
+        return self._writing
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -330,19 +384,15 @@ class SqliteStore(Store):
                   _text_or_none(run.ended),
                   None if run.outcome is None else run.outcome.value,
                   run.http_status, run.output, run.error, run.key)
-        insert = '''INSERT INTO runs (application_id, job, scheduled,
-            triggered_by, started, ended, outcome, http_status, output,
-            error, run_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'''
-        if run.key is None:
-            with self._write() as db:
-                return _row_id(db.execute(insert, values))
-        with self._transaction() as db:
+        with self._write() as db:
+            cursor = db.execute(_INSERT_RUN, values)
+            if cursor.rowcount:
+                return _row_id(cursor)
+            # a retried call: the run with this key is written already
             row = db.execute('SELECT id FROM runs WHERE run_key = ?',
                              (run.key,)).fetchone()
-            if row is not None:
-                existing: int = row[0]
-                return existing
-            return _row_id(db.execute(insert, values))
+            existing: int = row[0]
+            return existing
 
     def _finish(self, run_id: int | None, key: str | None, ended: datetime,
                 outcome: Outcome, http_status: int | None, output: str,
@@ -360,27 +410,22 @@ class SqliteStore(Store):
              limit: int = 50, before_id: int | None = None) -> list[Run]:
         if limit < 0:
             raise ValueError(f'limit {limit} is negative')
-        sql = f'SELECT {_COLUMNS} FROM runs AS r WHERE r.application_id = ?'
-        arguments: list[Any] = [application_id]
-        if job is not None:
-            sql += ' AND r.job = ?'
-            arguments.append(job)
-        if before_id is not None:
-            sql += ' AND r.id < ?'
-            arguments.append(before_id)
-        sql += ' ORDER BY r.id DESC LIMIT ?'
-        arguments.append(limit)
+        before = _MAX_ID if before_id is None else before_id
         with self._db() as db:
-            return [_run(row) for row in db.execute(sql, arguments)]
+            if job is None:
+                rows = db.execute(_APPLICATION_RUNS, {
+                    'app': application_id, 'before': before, 'limit': limit})
+            else:
+                rows = db.execute(
+                    f'''SELECT {_COLUMNS} FROM runs AS r
+                    WHERE r.application_id = ? AND r.job = ? AND r.id < ?
+                    ORDER BY r.id DESC LIMIT ?''',
+                    (application_id, job, before, limit))
+            return [_run(row) for row in rows]
 
     def last_runs(self, application_id: str) -> dict[str, Run]:
         with self._db() as db:
             rows = db.execute(_LAST_RUNS, {'app': application_id})
-            return {run.job: run for run in map(_run, rows)}
-
-    def running(self, application_id: str) -> dict[str, Run]:
-        with self._db() as db:
-            rows = db.execute(_RUNNING, (application_id,))
             return {run.job: run for run in map(_run, rows)}
 
     def get_run(self, run_id: int) -> Run | None:
@@ -405,7 +450,10 @@ class SqliteStore(Store):
                         PARTITION BY application_id, job ORDER BY id DESC) AS n
                     FROM runs)
                 WHERE {old}(outcome IS NOT NULL AND n > :keep))'''
-        with self._write() as db:
+        with self._transaction() as db:
+            # the next run's id stays above those deleted here
+            db.execute('''UPDATE run_ids
+                SET floor = MAX(floor, IFNULL((SELECT MAX(id) FROM runs), 0))''')
             deleted: int = max(db.execute(sql, arguments).rowcount, 0)
             db.execute('DELETE FROM claims WHERE scheduled < ?',
                        (_text(claims_before),))
@@ -615,34 +663,34 @@ class _ForkGuard:
     A child forked while another thread holds one of SQLite's own mutexes,
     or this module's write lock, inherits them held and blocks on its
     first store call for good (gunicorn ``--preload`` forks its workers
-    while the scheduler thread writes). Store calls enter side by side;
-    a fork waits until none is inside and holds new ones at the door.
+    while the scheduler thread writes). Store calls enter side by side
+    (``with _FORKS``); a fork waits until none is inside and holds new
+    ones at the door.
     """
 
     def __init__(self) -> None:
         self._reset()
 
     def _reset(self) -> None:
-        self._door = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._door = threading.Condition(self._lock)
         self._inside = 0
         self._forking = False
 
-    @contextlib.contextmanager
-    def inside(self) -> Iterator[None]:
-        with self._door:
+    def __enter__(self) -> None:
+        with self._lock:
             while self._forking:
                 self._door.wait()
             self._inside += 1
-        try:
-            yield
-        finally:
-            with self._door:
-                self._inside -= 1
-                if not self._inside:
-                    self._door.notify_all()
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._forking and not self._inside:
+                self._door.notify_all()
 
     def before_fork(self) -> None:
-        self._door.acquire()  # held through the fork
+        self._lock.acquire()  # held through the fork
         self._forking = True
         while self._inside:
             self._door.wait()
@@ -650,7 +698,7 @@ class _ForkGuard:
     def after_fork_in_parent(self) -> None:
         self._forking = False
         self._door.notify_all()
-        self._door.release()
+        self._lock.release()
 
     def after_fork_in_child(self) -> None:
         self._reset()  # the parent's threads are not here
@@ -660,6 +708,51 @@ _FORKS = _ForkGuard()
 os.register_at_fork(before=_FORKS.before_fork,
                     after_in_parent=_FORKS.after_fork_in_parent,
                     after_in_child=_FORKS.after_fork_in_child)
+
+
+class _Use:
+    """``with``: a store's connection inside the fork guard, with SQLite's
+    and the file system's errors raised as StoreError.
+
+    ``shared``: the process's write connection, one thread at a time;
+    else the calling thread's own. One instance per store and kind, made
+    once: every store call passes here, so it costs no generator.
+    """
+
+    __slots__ = ('_store', '_shared')
+
+    def __init__(self, store: SqliteStore, *, shared: bool) -> None:
+        self._store = store
+        self._shared = shared
+
+    def __enter__(self) -> sqlite3.Connection:
+        store = self._store
+        _FORKS.__enter__()
+        try:
+            if os.getpid() != store._pid:
+                store._after_fork()  # before the lock: it may be a copy
+            if not self._shared:
+                return store._connection()
+            store._write_lock.acquire()
+            try:
+                return store._connection(shared=True)
+            except BaseException:
+                store._write_lock.release()
+                raise
+        except BaseException as error:
+            _FORKS.__exit__()
+            if isinstance(error, (sqlite3.Error, OSError)):
+                raise store._error(error) from error
+            raise
+
+    def __exit__(self, kind: object, error: BaseException | None,
+                 traceback: object) -> None:
+        store = self._store
+        if self._shared:
+            store._write_lock.release()
+        _FORKS.__exit__()
+        if isinstance(error, (sqlite3.Error, OSError)):
+            raise store._error(error) from error
 
 
 class _Owner(Protocol):

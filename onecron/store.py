@@ -163,6 +163,8 @@ class Lease:
 
 def utc(moment: datetime) -> datetime:
     """``moment`` in UTC; ``ValueError`` if it is naive."""
+    if moment.tzinfo is timezone.utc:  # the clock's times, on every run
+        return moment
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f'naive datetime {moment.isoformat()}: the store '
                          'needs aware datetimes')
@@ -283,14 +285,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def last_runs(self, application_id: str) -> dict[str, Run]:
         """The newest run of each job of ``application_id``, by job name."""
-
-    @abc.abstractmethod
-    def running(self, application_id: str) -> dict[str, Run]:
-        """The newest unfinished run of each job, by job name.
-
-        A run left by a crash stays unfinished, and so in here, until it is
-        pruned; compare its id with the job's :meth:`last_runs` entry.
-        """
 
     @abc.abstractmethod
     def get_run(self, run_id: int) -> Run | None:

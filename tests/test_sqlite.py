@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from onecron.errors import OnecronError
-from onecron.sqlite import _SCHEMA_1, SCHEMA_VERSION, SqliteStore
+from onecron.sqlite import _SCHEMA_1, _SCHEMA_2, SCHEMA_VERSION, SqliteStore
 from onecron.store import Outcome, StoreError, Trigger
 
 T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
@@ -133,7 +133,7 @@ def test_kill_9_mid_run_leaves_it_visible_and_the_file_sound(
     with SqliteStore(path) as store:
         run = store.get_run(long_run)
         assert run is not None and run.running and run.ended is None
-        assert store.running('app')['long'].id == long_run
+        assert store.last_runs('app')['long'].id == long_run
         for run_id in committed:
             run = store.get_run(run_id)
             assert run is not None and run.outcome is Outcome.OK
@@ -219,6 +219,33 @@ def test_a_version_1_file_is_upgraded_keeping_its_runs(path: str) -> None:
         assert store.version() == SCHEMA_VERSION
         assert [run.job for run in store.runs('app')] == ['old']
         assert store.claim('app', 'old', T0, key='k', now=T0)
+    finally:
+        store.close()
+
+
+def test_a_version_2_file_keeps_its_runs_ids_and_keys(path: str) -> None:
+    """Upgrading to version 3 (runs without AUTOINCREMENT) keeps every
+    run, its id and its key, and no id is handed out twice: not even one
+    that AUTOINCREMENT gave to a run deleted before the upgrade."""
+    with sqlite3.connect(path, isolation_level=None) as db:
+        for statement in (*_SCHEMA_1, *_SCHEMA_2):
+            db.execute(statement)
+        db.execute('PRAGMA user_version = 2')
+        for job, key in (('a', 'key-a'), ('b', None), ('gone', None)):
+            db.execute("""INSERT INTO runs (application_id, job,
+                triggered_by, started, outcome, run_key) VALUES
+                ('app', ?, 'url', '2024-03-01T08:30:00.000000+00:00', 'ok',
+                 ?)""", (job, key))
+        db.execute("DELETE FROM runs WHERE job = 'gone'")  # id 3
+    store = SqliteStore(path)
+    try:
+        assert store.version() == SCHEMA_VERSION
+        assert [(run.id, run.job, run.key) for run in store.runs('app')] == [
+            (2, 'b', None), (1, 'a', 'key-a')]
+        assert store.start_run('app', 'a', trigger=Trigger.URL, started=T0,
+                               key='key-a') == 1
+        assert store.start_run('app', 'c', trigger=Trigger.URL,
+                               started=T0) == 4
     finally:
         store.close()
 
@@ -318,8 +345,8 @@ def query_plans(store: SqliteStore, call: Callable[[], object]) -> list[str]:
 
 def test_status_queries_use_indexes_with_100000_runs(
         store: SqliteStore, path: str) -> None:
-    """last_runs, running and runs search indexes over 200 jobs × 500 runs,
-    and last_runs finds each job's newest run."""
+    """last_runs and runs search indexes over 200 jobs × 500 runs, and
+    last_runs finds each job's newest run."""
     with sqlite3.connect(path) as db:
         db.executemany(
             'INSERT INTO runs (application_id, job, triggered_by, started, '
@@ -330,9 +357,7 @@ def test_status_queries_use_indexes_with_100000_runs(
     last = store.last_runs('app')
     assert len(last) == 200
     assert last['job000'].id == 99_801 and last['job199'].id == 100_000
-    assert len(store.running('app')) == 1
     for call in (lambda: store.last_runs('app'),
-                 lambda: store.running('app'),
                  lambda: store.runs('app', limit=20),
                  lambda: store.runs('app', 'job007', before_id=5000)):
         plans = query_plans(store, call)

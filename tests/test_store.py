@@ -316,20 +316,6 @@ def test_last_runs_has_the_newest_run_per_job_of_one_id(store: Store) -> None:
     assert store.last_runs('nobody') == {}
 
 
-def test_running_has_the_newest_unfinished_run_per_job(store: Store) -> None:
-    """running() lists only unfinished runs, the newest one per job."""
-    add(store, 'a', 0, outcome=None)
-    newest_a = add(store, 'a', 1, outcome=None)
-    add(store, 'b', 0)
-    finished = add(store, 'c', 0, outcome=None)
-    store.finish_run(finished, ended=at(1), outcome=Outcome.OK)
-    other = add(store, 'b', 0, app='other', outcome=None)
-    assert {job: run.id for job, run in store.running('app').items()} == {
-        'a': newest_a}
-    assert {job: run.id for job, run in store.running('other').items()} == {
-        'b': other}
-
-
 def test_get_run_of_an_unknown_id_is_none(store: Store) -> None:
     """get_run() answers None for an id that does not exist."""
     assert store.get_run(1) is None
@@ -466,8 +452,8 @@ def test_heartbeat_inserts_then_updates(
 # --- the store itself -------------------------------------------------------
 
 def test_version_and_repr(store: Store) -> None:
-    """A new store is at schema version 2 and its repr names its class."""
-    assert store.version() == 2
+    """A new store is at schema version 3 and its repr names its class."""
+    assert store.version() == 3
     assert repr(store).startswith(f'<{type(store).__name__} ')
 
 
@@ -507,7 +493,7 @@ def test_open_store_opens_postgresql_from_a_url(postgresql_url: str,
     url = postgresql_url.replace('postgresql://', f'{scheme}://')
     store = open_store(url)
     assert isinstance(store, PostgresStore)
-    assert store.version() == 2
+    assert store.version() == 3
     store.close()
 
 
