@@ -17,12 +17,19 @@ def serve(app: Any, threads: int = 4) -> str:
     return f'http://127.0.0.1:{server.effective_port}'
 
 
-def ms_per_request(curl: pycurl.Curl, url: str, count: int) -> float:
-    """Milliseconds per request of ``url``, ``count`` times in a row over
-    one kept-alive connection; every answer must be 200."""
+def request_times(curl: pycurl.Curl, url: str, count: int) -> list[float]:
+    """Milliseconds each of ``count`` requests of ``url`` in a row took,
+    over one kept-alive connection; every answer must be 200."""
     curl.setopt(pycurl.URL, url)
-    started = time.perf_counter()
+    times = []
     for _ in range(count):
+        started = time.perf_counter()
         curl.perform()
+        times.append((time.perf_counter() - started) * 1e3)
         assert curl.getinfo(pycurl.RESPONSE_CODE) == 200
-    return (time.perf_counter() - started) / count * 1e3
+    return times
+
+
+def ms_per_request(curl: pycurl.Curl, url: str, count: int) -> float:
+    """Mean milliseconds per request of ``url`` (see request_times)."""
+    return sum(request_times(curl, url, count)) / count

@@ -20,6 +20,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import types
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
@@ -199,6 +200,11 @@ class SqliteStore(Store):
     the file at once, so a bad path or a newer schema fails at start-up.
     """
 
+    #: how often, in seconds, a connection checks that the file at the
+    #: path is still the one it opened: each run's write would otherwise
+    #: pay a stat()
+    CHECK_FILE_EVERY = 0.25
+
     def __init__(self, path: str | os.PathLike[str], *,
                  timeout: float = 5.0) -> None:
         self.path = os.path.abspath(os.fspath(path))
@@ -276,8 +282,12 @@ class SqliteStore(Store):
                              location=self.path)
         local = self._local if not shared else self._shared
         db: sqlite3.Connection | None = getattr(local, 'db', None)
-        file = _identity(self.path)
-        if db is not None and file != local.file:
+        if db is not None:
+            now = time.monotonic()
+            if now - local.checked < self.CHECK_FILE_EVERY:
+                return db
+            local.checked = now
+        if db is not None and _identity(self.path) != local.file:
             self._abandon(db)
             local.db = db = None
             if self._file == local.file:  # the first thread to notice
@@ -288,6 +298,7 @@ class SqliteStore(Store):
         if db is None:
             db = self._open()
             local.db, local.file = db, _identity(self.path)
+            local.checked = time.monotonic()
             self._file = local.file
             with self._lock:
                 self._close_orphans()
@@ -379,10 +390,16 @@ class SqliteStore(Store):
     # --- runs -----------------------------------------------------------
 
     def _insert_run(self, run: Run) -> int:
-        values = (run.application_id, run.job, _text_or_none(run.scheduled),
-                  run.trigger.value, _text(run.started),
-                  _text_or_none(run.ended),
-                  None if run.outcome is None else run.outcome.value,
+        # the Store hands over UTC times
+        scheduled, ended, outcome = run.scheduled, run.ended, run.outcome
+        values = (run.application_id, run.job,
+                  None if scheduled is None else scheduled.isoformat(
+                      timespec='microseconds'),
+                  run.trigger.value,
+                  run.started.isoformat(timespec='microseconds'),
+                  None if ended is None else ended.isoformat(
+                      timespec='microseconds'),
+                  None if outcome is None else outcome.value,
                   run.http_status, run.output, run.error, run.key)
         with self._write() as db:
             cursor = db.execute(_INSERT_RUN, values)
@@ -401,7 +418,8 @@ class SqliteStore(Store):
             'run_key', key)
         with self._write() as db:
             cursor = db.execute(_FINISH + f'{where} = :value', {
-                'outcome': outcome.value, 'ended': _text(ended),
+                'outcome': outcome.value,
+                'ended': ended.isoformat(timespec='microseconds'),
                 'http_status': http_status, 'output': output,
                 'error': error, 'value': value})
             return cursor.rowcount > 0
@@ -452,8 +470,8 @@ class SqliteStore(Store):
                 WHERE {old}(outcome IS NOT NULL AND n > :keep))'''
         with self._transaction() as db:
             # the next run's id stays above those deleted here
-            db.execute('''UPDATE run_ids
-                SET floor = MAX(floor, IFNULL((SELECT MAX(id) FROM runs), 0))''')
+            db.execute('''UPDATE run_ids SET floor = MAX(
+                floor, IFNULL((SELECT MAX(id) FROM runs), 0))''')
             deleted: int = max(db.execute(sql, arguments).rowcount, 0)
             db.execute('DELETE FROM claims WHERE scheduled < ?',
                        (_text(claims_before),))

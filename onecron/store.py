@@ -210,8 +210,12 @@ class Store(abc.ABC):
         With a ``key`` that is already stored, return that run's id and
         write nothing, so a retried call records one run.
         """
+        # every job run passes here and in finish_run: no call to spare
+        if trigger.__class__ is not Trigger:
+            trigger = Trigger(trigger)
         return self._insert_run(Run(
-            0, application_id, job, _utc_or_none(scheduled), Trigger(trigger),
+            0, application_id, job,
+            None if scheduled is None else utc(scheduled), trigger,
             utc(started), None, None, None, '', None, key))
 
     def finish_run(self, run_id: int, *, ended: datetime, outcome: Outcome,
@@ -222,9 +226,11 @@ class Store(abc.ABC):
         A run already marked TIMED_OUT keeps that outcome; the rest is
         filled in. See :meth:`_finish` for the exact rule.
         """
-        if not self._finish(run_id, None, utc(ended), Outcome(outcome),
-                            http_status, bounded(output),
-                            _bounded_or_none(error)):
+        if outcome.__class__ is not Outcome:
+            outcome = Outcome(outcome)
+        if not self._finish(run_id, None, utc(ended), outcome, http_status,
+                            bounded(output) if output else output,
+                            None if error is None else bounded(error)):
             log.warning('no run %d to finish in %r (pruned?)', run_id, self)
 
     def finish_run_by_key(self, key: str, *, ended: datetime,

@@ -269,11 +269,12 @@ def test_a_file_as_directory_fails_naming_the_path(tmp_path: Path) -> None:
 
 def test_a_removed_file_fails_once_then_is_created_anew(
         store: SqliteStore, path: str) -> None:
-    """Deleting the file is reported by the next call; the one after
-    starts a new file."""
+    """Deleting the file is reported by the first call after the next
+    file check (CHECK_FILE_EVERY); the one after starts a new file."""
     add(store)
     for suffix in ('', '-wal', '-shm'):
         os.remove(path + suffix)
+    time.sleep(store.CHECK_FILE_EVERY)
     with pytest.raises(StoreError, match='removed or replaced'):
         add(store)
     run_id = add(store)
