@@ -69,7 +69,7 @@ class Trigger(str, enum.Enum):
     SOON = 'soon'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: made on every job run
 class Run:
     """One run of a job, finished or not."""
 
