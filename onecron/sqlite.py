@@ -164,12 +164,14 @@ _APPLICATION_RUNS = f'''
         ORDER BY id DESC LIMIT :limit)
     ORDER BY r.id DESC LIMIT :limit'''
 
-# a run gets one id above the highest there is or was (see _SCHEMA_3); a
-# run whose key is stored already is not written again
+# a run gets one id above the highest there is or was (see _SCHEMA_3)
 _INSERT_RUN = f'''INSERT INTO runs ({_RUN_COLUMNS}) VALUES (
     (SELECT MAX(IFNULL((SELECT MAX(id) FROM runs), 0), floor) + 1
-     FROM run_ids), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (run_key) WHERE run_key IS NOT NULL DO NOTHING'''
+     FROM run_ids), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'''
+# a run whose key is stored already is not written again (a run without
+# a key is not in that index: the check would cost every external call)
+_INSERT_KEYED_RUN = (_INSERT_RUN + '''
+    ON CONFLICT (run_key) WHERE run_key IS NOT NULL DO NOTHING''')
 
 #: above every run id (SQLite's rowids are signed 64-bit)
 _MAX_ID = 2 ** 63 - 1
@@ -402,7 +404,9 @@ class SqliteStore(Store):
                   None if outcome is None else outcome.value,
                   run.http_status, run.output, run.error, run.key)
         with self._write() as db:
-            cursor = db.execute(_INSERT_RUN, values)
+            if run.key is None:
+                return _row_id(db.execute(_INSERT_RUN, values))
+            cursor = db.execute(_INSERT_KEYED_RUN, values)
             if cursor.rowcount:
                 return _row_id(cursor)
             # a retried call: the run with this key is written already
