@@ -135,29 +135,26 @@ _MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3)
 
 _COLUMNS = ', '.join(f'r.{name}' for name in _RUN_COLUMNS.split(', '))
 
-# A loose index scan: hop from job to job through runs_by_job, then take
-# each job's MAX(id) from it too, so the cost grows with the number of jobs
-# and not with the number of stored runs.
-_LAST_RUNS = f'''
+# An application id's jobs by a loose index scan: hop from job to job
+# through runs_by_job, so the cost grows with the number of jobs and not
+# with the number of stored runs.
+_JOBS = '''
     WITH RECURSIVE jobs(job) AS (
         SELECT MIN(job) FROM runs WHERE application_id = :app
         UNION ALL
         SELECT (SELECT MIN(job) FROM runs
                 WHERE application_id = :app AND job > jobs.job)
-        FROM jobs WHERE jobs.job IS NOT NULL)
+        FROM jobs WHERE jobs.job IS NOT NULL)'''
+
+# each job's MAX(id), from runs_by_job too
+_LAST_RUNS = f'''{_JOBS}
     SELECT {_COLUMNS} FROM jobs JOIN runs AS r ON r.id = (
         SELECT MAX(id) FROM runs
         WHERE application_id = :app AND job = jobs.job)'''
 
-# runs() of a whole application id: each job's newest (hopping from job to
-# job as _LAST_RUNS does), then the newest of those
-_APPLICATION_RUNS = f'''
-    WITH RECURSIVE jobs(job) AS (
-        SELECT MIN(job) FROM runs WHERE application_id = :app
-        UNION ALL
-        SELECT (SELECT MIN(job) FROM runs
-                WHERE application_id = :app AND job > jobs.job)
-        FROM jobs WHERE jobs.job IS NOT NULL)
+# runs() of a whole application id: each job's newest, then the newest
+# of those
+_APPLICATION_RUNS = f'''{_JOBS}
     SELECT {_COLUMNS} FROM jobs JOIN runs AS r ON r.id IN (
         SELECT id FROM runs
         WHERE application_id = :app AND job = jobs.job AND id < :before
