@@ -144,10 +144,13 @@ def test_job_url_runs_the_job_with_the_framework_context(
     assert fetch(url, 'POST') == (200, f'{example.greeting}\n')
     store = SqliteStore(example.store)
     try:
-        [run] = store.runs(example.application_id, example.job)
+        # the scheduler, started by this request, may have fired it too
+        [run] = [run for run in store.runs(example.application_id,
+                                           example.job)
+                 if run.trigger is Trigger.URL]
     finally:
         store.close()
-    assert (run.trigger, run.outcome) == (Trigger.URL, Outcome.OK)
+    assert run.outcome is Outcome.OK
     assert 'heartbeat: ' in run.output  # its log line, kept with the run
 
 
