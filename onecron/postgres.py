@@ -175,7 +175,6 @@ _LAST_RUNS = f'''
         WHERE application_id = %(app)s AND job = jobs.job
         ORDER BY id DESC LIMIT 1) AS r'''
 
-# the partial index onecron_runs_unfinished, read backwards
 # see Store._finish for the rule; SET expressions read the old row
 _FINISH = '''
     UPDATE onecron_runs SET
