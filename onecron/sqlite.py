@@ -389,16 +389,10 @@ class SqliteStore(Store):
     # --- runs -----------------------------------------------------------
 
     def _insert_run(self, run: Run) -> int:
-        # the Store hands over UTC times
-        scheduled, ended, outcome = run.scheduled, run.ended, run.outcome
-        values = (run.application_id, run.job,
-                  None if scheduled is None else scheduled.isoformat(
-                      timespec='microseconds'),
-                  run.trigger.value,
-                  run.started.isoformat(timespec='microseconds'),
-                  None if ended is None else ended.isoformat(
-                      timespec='microseconds'),
-                  None if outcome is None else outcome.value,
+        values = (run.application_id, run.job, _text_or_none(run.scheduled),
+                  run.trigger.value, _text(run.started),
+                  _text_or_none(run.ended),
+                  None if run.outcome is None else run.outcome.value,
                   run.http_status, run.output, run.error, run.key)
         with self._write() as db:
             if run.key is None:
@@ -419,8 +413,7 @@ class SqliteStore(Store):
             'run_key', key)
         with self._write() as db:
             cursor = db.execute(_FINISH + f'{where} = :value', {
-                'outcome': outcome.value,
-                'ended': ended.isoformat(timespec='microseconds'),
+                'outcome': outcome.value, 'ended': _text(ended),
                 'http_status': http_status, 'output': output,
                 'error': error, 'value': value})
             return cursor.rowcount > 0
@@ -803,6 +796,7 @@ def _row_id(cursor: sqlite3.Cursor) -> int:
 
 
 def _text(moment: datetime) -> str:
+    """The stored form of a time: fixed-width UTC ISO 8601 text."""
     return utc(moment).isoformat(timespec='microseconds')
 
 
