@@ -30,7 +30,7 @@ import pycurl
 from common import request_times, serve
 from onecron import CronApp
 from onecron.sqlite import SqliteStore
-from onecron.store import Outcome, Run
+from onecron.store import Outcome, Trigger
 
 #: calls in a row to one server before switching to the other
 BLOCK = 20
@@ -41,10 +41,11 @@ WARM_UP = 10
 class TwoCommits(SqliteStore):
     """The floor: a run's two commits, each a one-column row, no index."""
 
-    def _insert_run(self, run: Run) -> int:
+    def _start_run(self, application_id: str, job: str,
+                   scheduled: datetime | None, trigger: Trigger,
+                   started: datetime, key: str | None) -> int:
         with self._write() as db:
-            cursor = db.execute('INSERT INTO bare (job) VALUES (?)',
-                                (run.job,))
+            cursor = db.execute('INSERT INTO bare (job) VALUES (?)', (job,))
             assert cursor.lastrowid is not None
             return cursor.lastrowid
 

@@ -161,14 +161,30 @@ _APPLICATION_RUNS = f'''{_JOBS}
         ORDER BY id DESC LIMIT :limit)
     ORDER BY r.id DESC LIMIT :limit'''
 
-# a run gets one id above the highest there is or was (see _SCHEMA_3)
-_INSERT_RUN = f'''INSERT INTO runs ({_RUN_COLUMNS}) VALUES (
-    (SELECT MAX(IFNULL((SELECT MAX(id) FROM runs), 0), floor) + 1
-     FROM run_ids), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'''
-# a run whose key is stored already is not written again (a run without
-# a key is not in that index: the check would cost every external call)
-_INSERT_KEYED_RUN = (_INSERT_RUN + '''
-    ON CONFLICT (run_key) WHERE run_key IS NOT NULL DO NOTHING''')
+
+def _inserts(columns: str) -> tuple[str, str]:
+    """The INSERTs of a run's ``columns`` (after its id): without a key,
+    and with one.
+
+    A run gets one id above the highest there is or was (see _SCHEMA_3).
+    A run whose key is stored already is not written again; a run without
+    a key is not in that index, and the check would cost every external
+    call.
+    """
+    values = ', '.join('?' * len(columns.split(',')))
+    insert = f'''INSERT INTO runs (id, {columns}) VALUES (
+        (SELECT MAX(IFNULL((SELECT MAX(id) FROM runs), 0), floor) + 1
+         FROM run_ids), {values})'''
+    return insert, insert + '''
+        ON CONFLICT (run_key) WHERE run_key IS NOT NULL DO NOTHING'''
+
+
+#: a whole run (skipped, missed)
+_INSERT_RUN = _inserts(_RUN_COLUMNS.removeprefix('id, '))
+#: a run as it starts: the other columns keep their defaults, so every
+#: job run binds and encodes only these
+_START_RUN = _inserts(
+    'application_id, job, scheduled, triggered_by, started, run_key')
 
 #: above every run id (SQLite's rowids are signed 64-bit)
 _MAX_ID = 2 ** 63 - 1
@@ -177,6 +193,12 @@ _HEARTBEAT = '''INSERT INTO schedulers (application_id, host, pid,
     alive_since, heartbeat) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (application_id, host, pid) DO UPDATE SET
     alive_since = excluded.alive_since, heartbeat = excluded.heartbeat'''
+
+# an unfinished run still has only what _START_RUN wrote (no end, status,
+# output or error), so for it Store._finish's rule sets every column: the
+# one statement of every job's end, with _FINISH for the rest
+_FINISH_RUNNING = '''UPDATE runs SET outcome = ?, ended = ?, http_status = ?,
+    output = ?, error = ? WHERE id = ? AND outcome IS NULL'''
 
 # see Store._finish for the rule; SET expressions read the old row
 _FINISH = '''
@@ -389,20 +411,30 @@ class SqliteStore(Store):
     # --- runs -----------------------------------------------------------
 
     def _insert_run(self, run: Run) -> int:
-        values = (run.application_id, run.job, _text_or_none(run.scheduled),
-                  run.trigger.value, _text(run.started),
-                  _text_or_none(run.ended),
-                  None if run.outcome is None else run.outcome.value,
-                  run.http_status, run.output, run.error, run.key)
+        return self._insert(_INSERT_RUN, run.key, (
+            run.application_id, run.job, _text_or_none(run.scheduled),
+            run.trigger.value, _text(run.started), _text_or_none(run.ended),
+            None if run.outcome is None else run.outcome.value,
+            run.http_status, run.output, run.error, run.key))
+
+    def _start_run(self, application_id: str, job: str,
+                   scheduled: datetime | None, trigger: Trigger,
+                   started: datetime, key: str | None) -> int:
+        return self._insert(_START_RUN, key, (
+            application_id, job, _text_or_none(scheduled), trigger.value,
+            _text(started), key))
+
+    def _insert(self, inserts: tuple[str, str], key: str | None,
+                values: tuple[object, ...]) -> int:
         with self._write() as db:
-            if run.key is None:
-                return _row_id(db.execute(_INSERT_RUN, values))
-            cursor = db.execute(_INSERT_KEYED_RUN, values)
+            if key is None:
+                return _row_id(db.execute(inserts[0], values))
+            cursor = db.execute(inserts[1], values)
             if cursor.rowcount:
                 return _row_id(cursor)
             # a retried call: the run with this key is written already
             row = db.execute('SELECT id FROM runs WHERE run_key = ?',
-                             (run.key,)).fetchone()
+                             (key,)).fetchone()
             existing: int = row[0]
             return existing
 
@@ -412,6 +444,10 @@ class SqliteStore(Store):
         where, value = ('id', run_id) if run_id is not None else (
             'run_key', key)
         with self._write() as db:
+            if run_id is not None and db.execute(_FINISH_RUNNING, (
+                    outcome.value, _text(ended), http_status, output, error,
+                    run_id)).rowcount:
+                return True
             cursor = db.execute(_FINISH + f'{where} = :value', {
                 'outcome': outcome.value, 'ended': _text(ended),
                 'http_status': http_status, 'output': output,

@@ -213,10 +213,9 @@ class Store(abc.ABC):
         # every job run passes here and in finish_run: no call to spare
         if trigger.__class__ is not Trigger:
             trigger = Trigger(trigger)
-        return self._insert_run(Run(
-            0, application_id, job,
-            None if scheduled is None else utc(scheduled), trigger,
-            utc(started), None, None, None, '', None, key))
+        return self._start_run(
+            application_id, job, None if scheduled is None else utc(scheduled),
+            trigger, utc(started), key)
 
     def finish_run(self, run_id: int, *, ended: datetime, outcome: Outcome,
                    http_status: int | None = None, output: str = '',
@@ -257,6 +256,18 @@ class Store(abc.ABC):
             0, application_id, job, _utc_or_none(scheduled), Trigger(trigger),
             utc(started), utc(ended), Outcome(outcome), http_status,
             bounded(output), _bounded_or_none(error), key))
+
+    def _start_run(self, application_id: str, job: str,
+                   scheduled: datetime | None, trigger: Trigger,
+                   started: datetime, key: str | None) -> int:
+        """Store a run that starts now, as :meth:`_insert_run` would.
+
+        Its own method so that a backend can write the one row of every
+        job run with the fewest steps; times are UTC.
+        """
+        return self._insert_run(Run(0, application_id, job, scheduled,
+                                    trigger, started, None, None, None, '',
+                                    None, key))
 
     @abc.abstractmethod
     def _insert_run(self, run: Run) -> int:
