@@ -48,18 +48,37 @@ class History:
                 scheduled: datetime | None = None,
                 key: str | None = None) -> int | None:
         """Write a run as it starts; its id, or None."""
-        return self.read(lambda store: store.start_run(
-            application_id, job, trigger=trigger, started=self._clock(),
-            scheduled=scheduled, key=key), None)
+        # read() spelled out, here and in finished(): every job run passes
+        store = self.store
+        if store is None:
+            return None
+        try:
+            run_id = store.start_run(application_id, job, trigger=trigger,
+                                     started=self._clock(),
+                                     scheduled=scheduled, key=key)
+        except StoreError as exc:
+            self._failed(exc)
+            return None
+        if self._down:
+            self._up()
+        return run_id
 
     def finished(self, run_id: int | None, *, outcome: Outcome,
                  http_status: int | None = None, output: str = '',
                  error: str | None = None) -> None:
         """Complete the run ``started`` returned (no-op for None)."""
-        if run_id is not None:
-            self.read(lambda store: store.finish_run(
-                run_id, ended=self._clock(), outcome=outcome,
-                http_status=http_status, output=output, error=error), None)
+        store = self.store
+        if run_id is None or store is None:
+            return
+        try:
+            store.finish_run(run_id, ended=self._clock(), outcome=outcome,
+                             http_status=http_status, output=output,
+                             error=error)
+        except StoreError as exc:
+            self._failed(exc)
+            return
+        if self._down:
+            self._up()
 
     def record(self, application_id: str, job: str, *, trigger: Trigger,
                outcome: Outcome, scheduled: datetime | None = None,
