@@ -95,6 +95,27 @@ def test_the_file_is_in_wal_mode(store: SqliteStore, path: str) -> None:
         assert db.execute('PRAGMA journal_mode').fetchone()[0] == 'wal'
 
 
+def test_the_wal_is_checkpointed_after_checkpoint_pages(path: str) -> None:
+    """Runs go to the ``-wal`` file; once it holds CHECKPOINT_PAGES pages
+    a commit copies them into the database and the file starts over, so
+    it stays near that size however many runs follow."""
+
+    class SmallWal(SqliteStore):
+        CHECKPOINT_PAGES = 50
+
+    page = 4096 + 24  # a WAL frame: a page and its header
+    with SmallWal(path) as store:
+        for _ in range(600):  # 1800 pages: dozens of checkpoints
+            run = store.start_run('app', 'job', trigger=Trigger.URL,
+                                  started=T0)
+            store.finish_run(run, ended=T0, outcome=Outcome.OK)
+        wal = os.path.getsize(path + '-wal')
+        with sqlite3.connect(path) as db:  # no WAL frames of its own
+            frames = db.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchone()
+        assert len(store.runs('app', limit=1000)) == 600
+    assert 0 < wal <= (50 + 10) * page
+    assert frames[1] < 50 + 10  # frames in the WAL: under the limit
+
 def test_two_processes_lose_no_run(path: str) -> None:
     """Two processes writing 200 runs each at once into a new file: 400."""
     children = [subprocess.Popen([sys.executable, '-c', WRITER, path, job],
