@@ -26,7 +26,7 @@ from .caller import Caller
 from .clock import Clock, utcnow
 from .clockwork import Clockwork
 from .controls import Controls
-from .endpoint import OCCURRENCE_PATH, JobEndpoint
+from .endpoint import OCCURRENCE_PATH, TRIGGER_PATH, JobEndpoint
 from .errors import DuplicateJob, OnecronError, UnknownJob
 from .job import Job, ShouldRun
 from .lock import HostLock, lock_directory, lock_path
@@ -40,7 +40,7 @@ from .signing import JobSigner, secrets_list
 from .mail import Mailer, SmtpSettings
 from .misfire import check_policy
 from .status import StatusPage
-from .store import Outcome, Store, open_store
+from .store import Outcome, Store, Trigger, open_store
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -353,6 +353,18 @@ class CronApp(Controls):
     def _job_url(self, name: str, base_url: str) -> str:
         token = self._signer.token_for(name)
         return f'{base_url.rstrip("/")}{self.prefix}/{token}'
+
+    def _trigger_url(self, name: str, base_url: str, application_id: str,
+                     trigger: Trigger, key: str, due: datetime) -> str:
+        """The URL that runs ``name`` once outside its schedule (run now,
+        ``run_soon``, chains), for a call due at ``due`` that sends ``key``
+        as its run key: the static URL, or with ``static_urls=False`` one
+        made for this call alone."""
+        if self.static_urls:
+            return self._job_url(name, base_url)
+        token = self._signer.trigger_token(name, application_id,
+                                           trigger.value, key, due=due)
+        return f'{base_url.rstrip("/")}{self.prefix}/{TRIGGER_PATH}/{token}'
 
     def _fire_url(self, name: str, base_url: str, application_id: str,
                   occurrence: datetime) -> str:

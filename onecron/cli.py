@@ -28,6 +28,7 @@ import os
 import sys
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import NoReturn, TextIO
@@ -38,7 +39,7 @@ from webob import Request
 from . import __version__, export
 from .app import CronApp
 from .errors import OnecronError, UnknownJob
-from .headers import TRIGGER_HEADER
+from .headers import RUN_HEADER, TRIGGER_HEADER
 from .overview import as_json, collect
 from .store import Run, Store, Trigger
 
@@ -259,14 +260,18 @@ def _run(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
     name = _job_name(app, args.app, args.job)
     # a request must not start a scheduler in this short-lived process
     app.stop()
-    url = app.url_for(name, args.base_url or app.base_url
-                      or 'http://localhost')
+    base = args.base_url or app.base_url or 'http://localhost'
     # the Host header as a client sends it: no default port added, so
     # an application id taken from the host is the one of real requests
-    request = Request.blank(url, method='POST', headers={
-        TRIGGER_HEADER: Trigger.MANUAL.value, 'Host': urlsplit(url).netloc})
-    application_id = app.application_id_of(request)
-    response = request.get_response(app)
+    headers = {TRIGGER_HEADER: Trigger.MANUAL.value,
+               RUN_HEADER: uuid.uuid4().hex, 'Host': urlsplit(base).netloc}
+    application_id = app.application_id_of(Request.blank(
+        base.rstrip('/') + app.prefix + '/', headers=headers))
+    # the static URL, or with static URLs off one made for this run
+    url = app._trigger_url(name, base, application_id, Trigger.MANUAL,
+                           headers[RUN_HEADER], app.clock())
+    response = Request.blank(url, method='POST',
+                             headers=headers).get_response(app)
     if response.status_code == 409:
         raise CommandError(f'job {name!r} is already running '
                            f'({application_id}): not run again')

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -47,7 +47,8 @@ class Controls:
     _pools: dict[str, Pool]
     _schedulers: dict[str, Scheduler]
 
-    def _job_url(self, name: str, base_url: str) -> str:
+    def _trigger_url(self, name: str, base_url: str, application_id: str,
+                     trigger: Trigger, key: str, due: datetime) -> str:
         raise NotImplementedError
 
     def _notify(self, job: Job, application_id: str, outcome: Outcome, *,
@@ -78,7 +79,7 @@ class Controls:
             raise ValueError(f'delay must be 0 or more seconds, '
                              f'got {delay!r}')
         self._trigger(job, self._base_url_of(application_id), application_id,
-                      Trigger.SOON, not_before=time.time() + delay)
+                      Trigger.SOON, delay=delay)
 
     def _base_url_of(self, application_id: str) -> str:
         scheduler = self._schedulers.get(application_id)
@@ -90,17 +91,20 @@ class Controls:
         return base
 
     def _trigger(self, job: Job, base_url: str, application_id: str,
-                 trigger: Trigger, not_before: float | None = None) -> None:
-        """Call a job's URL outside its schedule (run soon, chains)."""
+                 trigger: Trigger, delay: float = 0.0) -> None:
+        """Call a job's URL outside its schedule (run soon, chains),
+        ``delay`` seconds from now."""
         key = uuid.uuid4().hex
+        due = self.clock() + timedelta(seconds=delay)
         self.pool_for(application_id).submit([CallRequest(
-            self._job_url(job.name, base_url),
+            self._trigger_url(job.name, base_url, application_id, trigger,
+                              key, due),
             job.timeout or self.trigger_timeout,
             partial(report_result, self.reporter, self.history, job,
                     application_id, key, None, self.clock(),
                     trigger=trigger, notify=self._notify),
             [f'{TRIGGER_HEADER}: {trigger.value}', f'{RUN_HEADER}: {key}'],
-            not_before=not_before)])
+            not_before=time.time() + delay if delay else None)])
 
     def _chain(self, job: Job, request: Request, application_id: str) -> None:
         """After a successful run: trigger the jobs it names in ``then``."""

@@ -18,6 +18,12 @@ it gets 403, for another application id 404, and once the occurrence is
 claimed by another run 409; otherwise it runs as a scheduled run of that
 occurrence. ``static_urls=False`` refuses the static tokens (404), and
 ``job_access`` refuses clients before any token is looked at (403).
+
+``{prefix}/t/{token}`` takes a trigger token, made by onecron for one run
+outside the schedule when static URLs are off (run now, ``run_soon``,
+chains): it runs only for its own application id (else 404), only within
+``occurrence_window`` of when the call was due and only for a call that
+sends the run's key as ``X-Onecron-Run`` (else 403).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from .misfire import nearest
 from .schedule import Schedule
 from .output import captured
 from .reporting import Reporter
-from .signing import JobSigner, OccurrenceToken
+from .signing import JobSigner, OccurrenceToken, TriggerToken
 from .store import Outcome, Trigger
 
 if TYPE_CHECKING:
@@ -56,6 +62,8 @@ log = logging.getLogger(__name__)
 RUN_METHODS = ('GET', 'POST')
 #: the path segment under the prefix before an occurrence token
 OCCURRENCE_PATH = 'o'
+#: the path segment under the prefix before a trigger token
+TRIGGER_PATH = 't'
 
 #: triggers a job's ``then`` jobs after a successful run
 Chain = Callable[[Job, Request, str], None]
@@ -114,9 +122,10 @@ class JobEndpoint:
         request = Request(environ)
         token = request.path_info[len(self.prefix) + 1:]
         kind, slash, rest = token.partition('/')
-        occurrence = bool(slash) and kind == OCCURRENCE_PATH
-        if occurrence:
+        if slash and kind in (OCCURRENCE_PATH, TRIGGER_PATH):
             token = rest
+        else:
+            kind = ''
         if not token or '/' in token:
             return self.not_found(environ, start_response)
         refused = self._refused(request)
@@ -126,8 +135,12 @@ class JobEndpoint:
             response: Response = HTTPMethodNotAllowed(
                 headers={'Allow': ', '.join(RUN_METHODS)})
             return response(environ, start_response)
-        if occurrence:
+        said: OccurrenceToken | TriggerToken | None
+        if kind == OCCURRENCE_PATH:
             said = self._signer.verify_occurrence(token)
+            name = None if said is None else said.name
+        elif kind == TRIGGER_PATH:
+            said = self._signer.verify_trigger(token)
             name = None if said is None else said.name
         elif self._static_urls:
             said, name = None, self._signer.name_for(token)
@@ -154,12 +167,14 @@ class JobEndpoint:
         return _plain(403, 'Forbidden')
 
     def run(self, job: Job, request: Request,
-            token: OccurrenceToken | None = None) -> Response:
+            token: OccurrenceToken | TriggerToken | None = None) -> Response:
         """Run ``job`` inside ``request``, write the run down, answer.
 
         ``token``: the call came with this occurrence token (valid
         signature, registered job); it must fit the application id and
-        the time, and wins the occurrence's claim, or nothing runs.
+        the time, and wins the occurrence's claim, or nothing runs. Or
+        with this trigger token: it must fit the application id, the time
+        and the call's run key.
         """
         try:
             application_id = self._application_id_of(request)
@@ -170,7 +185,12 @@ class JobEndpoint:
         trigger, scheduled = _trigger_of(request)
         key = request.headers.get(RUN_HEADER) or None
         nominal: datetime | Response | None = None
-        if token is not None:
+        if isinstance(token, TriggerToken):
+            refused = self._admit_trigger(token, application_id, key)
+            if refused is not None:
+                return refused
+            trigger, scheduled = Trigger(token.trigger), None
+        elif token is not None:
             trigger = Trigger.SCHEDULER
             nominal = self._admit(token, application_id)
         elif (occurrence := request.GET.get('occurrence')) is not None:
@@ -218,6 +238,22 @@ class JobEndpoint:
                      token.issued.isoformat())
             return _plain(403, 'Forbidden: this job URL has expired')
         return token.occurrence
+
+    def _admit_trigger(self, token: TriggerToken, application_id: str,
+                       key: str | None) -> Response | None:
+        """Why a trigger token may not run now, or None if it may."""
+        if token.application_id != application_id:
+            return _plain(404, 'Not Found')  # as for a bad token
+        if not token.valid_at(self._clock(), self._occurrence_window):
+            log.info('job %s (%s): the %s URL due at %s is out of its '
+                     'window, not run', token.name, application_id,
+                     token.trigger, token.due.isoformat())
+            return _plain(403, 'Forbidden: this job URL has expired')
+        if not token.accepts(key):
+            log.info('job %s (%s): a %s URL called without its run key, '
+                     'not run', token.name, application_id, token.trigger)
+            return _plain(403, 'Forbidden: this job URL needs its run key')
+        return None
 
     def _nearest(self, job: Job, application_id: str,
                  occurrence: str) -> datetime | Response:

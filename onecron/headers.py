@@ -2,8 +2,10 @@
 
 They say which occurrence a call stands for, who triggered it, and a run
 key that lets the scheduler mark a run it timed out. They are informative
-only (anyone holding a job URL can send them): they label history, they
-never decide whether a job runs.
+(anyone holding a job URL can send them): they label history. Only the
+run key ever decides whether a job runs: a trigger URL (static URLs off)
+runs only for the key whose digest it holds, and an occurrence URL's
+claim is made with it.
 """
 
 from __future__ import annotations

@@ -9,13 +9,22 @@ one is never taken for the other:
 * an *occurrence* token (salt ``'cronjob-occurrence'``) names a job, an
   application id, one nominal occurrence and the moment it was made: the
   endpoint accepts it only near that occurrence (:meth:`OccurrenceToken.
-  valid_at`) and, with a store, only once.
+  valid_at`) and, with a store, only once;
+* a *trigger* token (salt ``'cronjob-trigger'``) is made by onecron itself
+  for one run outside the schedule (run now, ``run_soon``, a ``then=``
+  chain, ``onecron run``) when static URLs are off: it names a job, an
+  application id, the trigger, a digest of the run's key and when the
+  call is due, and the endpoint accepts it only near that moment and only
+  from a caller that sends the key itself in the ``X-Onecron-Run`` header
+  (a token is signed, not encrypted: the key must not be in it).
 
 This is the only module that imports :mod:`itsdangerous`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
@@ -27,6 +36,12 @@ MAX_TOKEN_LENGTH = 1024
 
 #: the salt of occurrence tokens: a static token is never one
 OCCURRENCE_SALT = 'cronjob-occurrence'
+
+#: the salt of trigger tokens: neither other kind is ever one
+TRIGGER_SALT = 'cronjob-trigger'
+
+#: the triggers a trigger token may stand for
+TRIGGER_TOKEN_TRIGGERS = frozenset({'manual', 'chain', 'soon'})
 
 #: verified tokens remembered (only valid ones: garbage cannot fill it
 #: without the secret)
@@ -82,6 +97,36 @@ class OccurrenceToken(NamedTuple):
                 <= max(self.occurrence, self.issued) + slack)
 
 
+class TriggerToken(NamedTuple):
+    """What a valid trigger token says."""
+
+    #: the job's name
+    name: str
+    #: the application id whose run it is
+    application_id: str
+    #: who asked for the run: ``'manual'``, ``'chain'`` or ``'soon'``
+    trigger: str
+    #: the digest of the run's key (see :func:`key_digest`)
+    key_digest: str
+    #: when the call is due, aware, UTC, to the second
+    due: datetime
+
+    def valid_at(self, now: datetime, window: float) -> bool:
+        """Whether the token may be used at ``now``: within ``window``
+        seconds of when its call was due."""
+        return abs((now - self.due).total_seconds()) <= window
+
+    def accepts(self, key: str | None) -> bool:
+        """Whether ``key`` (the call's ``X-Onecron-Run``) is the run's."""
+        return key is not None and hmac.compare_digest(
+            key_digest(key), self.key_digest)
+
+
+def key_digest(key: str) -> str:
+    """What a trigger token holds of a run key: it cannot be reversed."""
+    return hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()
+
+
 class JobSigner:
     """Turns job names into URL tokens and back."""
 
@@ -90,6 +135,7 @@ class JobSigner:
         keys = list(reversed(secrets_list(secret)))
         self._serializer = URLSafeSerializer(keys, salt='cronjob-id')
         self._occurrences = URLSafeSerializer(keys, salt=OCCURRENCE_SALT)
+        self._triggers = URLSafeSerializer(keys, salt=TRIGGER_SALT)
         self._tokens: dict[str, str] = {}
         self._names: dict[str, str] = {}
 
@@ -169,6 +215,47 @@ class JobSigner:
             return None
         return OccurrenceToken(name, application_id,
                                nominal.astimezone(timezone.utc), made)
+
+    def trigger_token(self, name: str, application_id: str, trigger: str,
+                      key: str, *, due: datetime) -> str:
+        """A token for one run of ``name`` for ``application_id`` outside
+        its schedule, asked for by ``trigger``, whose call carries ``key``
+        and is due at ``due`` (aware)."""
+        if trigger not in TRIGGER_TOKEN_TRIGGERS:
+            raise ValueError(f'trigger must be one of '
+                             f'{sorted(TRIGGER_TOKEN_TRIGGERS)}, '
+                             f'got {trigger!r}')
+        if not key:
+            raise ValueError('a trigger token needs a run key')
+        if due.tzinfo is None:
+            raise ValueError('due must be an aware datetime')
+        return str(self._triggers.dumps([
+            name, application_id, trigger, key_digest(key),
+            int(due.timestamp())]))
+
+    def verify_trigger(self, token: str) -> TriggerToken | None:
+        """What a trigger token says, or None if it is not valid (the
+        signature and the shape only; see :meth:`TriggerToken.valid_at`)."""
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        try:
+            payload = self._triggers.loads(token)
+        except (BadData, UnicodeError, ValueError):
+            return None
+        if not (isinstance(payload, list) and len(payload) == 5):
+            return None
+        name, application_id, trigger, digest, due = payload
+        if not (isinstance(name, str) and isinstance(application_id, str)
+                and isinstance(trigger, str)
+                and trigger in TRIGGER_TOKEN_TRIGGERS
+                and isinstance(digest, str)
+                and isinstance(due, int) and not isinstance(due, bool)):
+            return None
+        try:
+            moment = datetime.fromtimestamp(due, timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            return None
+        return TriggerToken(name, application_id, trigger, digest, moment)
 
     def __repr__(self) -> str:
         return f'<JobSigner with {len(self._serializer.secret_keys)} key(s)>'

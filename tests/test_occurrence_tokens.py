@@ -5,7 +5,6 @@ can be turned off."""
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,7 +15,6 @@ import pytest
 from webob import Request, Response
 
 from onecron import CronApp, OnecronError
-from onecron.cli import main
 from onecron.headers import RUN_HEADER
 from onecron.store import Outcome, Trigger
 
@@ -213,29 +211,6 @@ def test_static_urls_off(runs: list[str],
         app.url_for('job')
     assert runs == []
     assert call(app, fire_path(app)).status_int == 200
-
-
-def test_onecron_run_says_static_urls_are_off(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    """``onecron run`` needs a static URL: with them off it exits 1 with a
-    one-line error naming the option, and runs nothing."""
-    (tmp_path / 'sealed_app.py').write_text(
-        'from onecron import CronApp\n'
-        "app = CronApp(secret='s', occurrence_tokens=True, static_urls=False,"
-        f" store={str(tmp_path / 'runs.sqlite')!r})\n"
-        "@app.cronjob(minute=0, name='job')\n"
-        'def job(request):\n'
-        "    open('ran', 'w').close()\n")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        assert main(['run', 'sealed_app:app', 'job']) == 1
-    finally:
-        sys.modules.pop('sealed_app', None)
-    error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith('onecron: error: static URLs are off')
-    assert not (tmp_path / 'ran').exists()
 
 
 def test_without_a_store_the_window_still_applies(

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from onecron.signing import (MAX_TOKEN_LENGTH, OCCURRENCE_SALT, JobSigner,
-                             OccurrenceToken, secrets_list)
+from onecron.signing import (MAX_TOKEN_LENGTH, OCCURRENCE_SALT, TRIGGER_SALT,
+                             JobSigner, OccurrenceToken, secrets_list)
 
 
 def test_round_trip() -> None:
@@ -190,4 +190,68 @@ def test_window_counts_from_the_making_of_a_late_token() -> None:
     assert said is not None
     assert said.valid_at(made + timedelta(seconds=60), 60)
     assert not said.valid_at(made + timedelta(seconds=61), 60)
+    assert not said.valid_at(AT - timedelta(seconds=61), 60)
+
+
+# --- trigger tokens: one run outside the schedule, static URLs off ------
+
+def test_trigger_round_trip_keeps_a_digest_of_the_key_only() -> None:
+    signer = JobSigner('s')
+    said = signer.verify_trigger(signer.trigger_token(
+        'job', 'tenant-a', 'chain', 'k-123', due=AT + timedelta(seconds=0.9)))
+    assert said is not None
+    assert (said.name, said.application_id, said.trigger, said.due) == (
+        'job', 'tenant-a', 'chain', AT)  # due to the second
+    assert 'k-123' not in said.key_digest
+    assert said.accepts('k-123')
+    assert not said.accepts('k-124') and not said.accepts(None)
+
+
+def test_trigger_tokens_are_not_the_other_kinds() -> None:
+    signer = JobSigner('s')
+    trigger = signer.trigger_token('job', 'app', 'soon', 'k', due=AT)
+    assert signer.name_for(trigger) is None
+    assert signer.verify_occurrence(trigger) is None
+    assert signer.verify_trigger(signer.token_for('job')) is None
+    assert signer.verify_trigger(occurrence_token(signer)) is None
+    assert JobSigner('other').verify_trigger(trigger) is None
+    assert signer.verify_trigger(trigger[:-2]) is None
+
+
+@pytest.mark.parametrize('trigger, key, due, message', [
+    ('scheduler', 'k', AT, 'trigger must be one of'),
+    ('url', 'k', AT, 'trigger must be one of'),
+    ('soon', '', AT, 'needs a run key'),
+    ('soon', 'k', AT.replace(tzinfo=None), 'aware'),
+])
+def test_bad_trigger_tokens_are_refused_when_signing(
+        trigger: str, key: str, due: datetime, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        JobSigner('s').trigger_token('job', 'app', trigger, key, due=due)
+
+
+@pytest.mark.parametrize('payload', [
+    ['job', 'app', 'soon', 'digest'],
+    ['job', 'app', 'scheduler', 'digest', 1],
+    ['job', 'app', ['soon'], 'digest', 1],
+    ['job', 'app', 'soon', 7, 1],
+    ['job', 'app', 'soon', 'digest', True],
+    ['job', 'app', 'soon', 'digest', 10 ** 20],
+], ids=['four', 'scheduler', 'list-trigger', 'int-digest', 'bool-due',
+        'huge-due'])
+def test_signed_trigger_payloads_of_the_wrong_shape_are_refused(
+        payload: object) -> None:
+    from itsdangerous import URLSafeSerializer
+    token = URLSafeSerializer('s', salt=TRIGGER_SALT).dumps(payload)
+    assert JobSigner('s').verify_trigger(token) is None
+
+
+def test_trigger_window_is_around_when_the_call_was_due() -> None:
+    signer = JobSigner('s')
+    said = signer.verify_trigger(
+        signer.trigger_token('job', 'app', 'soon', 'k', due=AT))
+    assert said is not None
+    assert said.valid_at(AT + timedelta(seconds=60), 60)
+    assert said.valid_at(AT - timedelta(seconds=60), 60)
+    assert not said.valid_at(AT + timedelta(seconds=61), 60)
     assert not said.valid_at(AT - timedelta(seconds=61), 60)
