@@ -27,7 +27,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from itsdangerous import BadData, URLSafeSerializer
 
@@ -193,25 +193,16 @@ class JobSigner:
         see :meth:`OccurrenceToken.valid_at`. A static token, a token of a
         foreign or retired secret, a truncated or tampered one: None.
         """
-        if not token or len(token) > MAX_TOKEN_LENGTH:
+        fields = _fields(self._occurrences, token, (str, str, str, int))
+        if fields is None:
             return None
-        try:
-            payload = self._occurrences.loads(token)
-        except (BadData, UnicodeError, ValueError):
-            return None
-        if not (isinstance(payload, list) and len(payload) == 4):
-            return None
-        name, application_id, occurrence, issued = payload
-        if not (isinstance(name, str) and isinstance(application_id, str)
-                and isinstance(occurrence, str)
-                and isinstance(issued, int) and not isinstance(issued, bool)):
-            return None
+        name, application_id, occurrence, issued = fields
+        made = _moment(issued)
         try:
             nominal = datetime.fromisoformat(occurrence)
-            made = datetime.fromtimestamp(issued, timezone.utc)
-        except (ValueError, OverflowError, OSError):
+        except ValueError:
             return None
-        if nominal.tzinfo is None:
+        if made is None or nominal.tzinfo is None:
             return None
         return OccurrenceToken(name, application_id,
                                nominal.astimezone(timezone.utc), made)
@@ -236,26 +227,42 @@ class JobSigner:
     def verify_trigger(self, token: str) -> TriggerToken | None:
         """What a trigger token says, or None if it is not valid (the
         signature and the shape only; see :meth:`TriggerToken.valid_at`)."""
-        if not token or len(token) > MAX_TOKEN_LENGTH:
+        fields = _fields(self._triggers, token, (str, str, str, str, int))
+        if fields is None:
             return None
-        try:
-            payload = self._triggers.loads(token)
-        except (BadData, UnicodeError, ValueError):
-            return None
-        if not (isinstance(payload, list) and len(payload) == 5):
-            return None
-        name, application_id, trigger, digest, due = payload
-        if not (isinstance(name, str) and isinstance(application_id, str)
-                and isinstance(trigger, str)
-                and trigger in TRIGGER_TOKEN_TRIGGERS
-                and isinstance(digest, str)
-                and isinstance(due, int) and not isinstance(due, bool)):
-            return None
-        try:
-            moment = datetime.fromtimestamp(due, timezone.utc)
-        except (ValueError, OverflowError, OSError):
+        name, application_id, trigger, digest, due = fields
+        moment = _moment(due)
+        if trigger not in TRIGGER_TOKEN_TRIGGERS or moment is None:
             return None
         return TriggerToken(name, application_id, trigger, digest, moment)
 
     def __repr__(self) -> str:
         return f'<JobSigner with {len(self._serializer.secret_keys)} key(s)>'
+
+
+def _fields(serializer: URLSafeSerializer, token: str,
+            kinds: tuple[type, ...]) -> list[Any] | None:
+    """The fields of a signed list payload, one of each of ``kinds`` (an
+    int is never a bool), or None: bad signature, bad shape, too long."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    try:
+        payload = serializer.loads(token)
+    except (BadData, UnicodeError, ValueError):
+        return None
+    if not (isinstance(payload, list) and len(payload) == len(kinds)):
+        return None
+    for value, kind in zip(payload, kinds):
+        if not isinstance(value, kind) or (
+                kind is int and isinstance(value, bool)):
+            return None
+    return payload
+
+
+def _moment(seconds: int) -> datetime | None:
+    """The aware UTC time ``seconds`` after the epoch, or None if out of
+    range."""
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
