@@ -1,11 +1,12 @@
 """Shared fixtures: a real WSGI server on loopback, captured Sentry events,
-a throwaway PostgreSQL server."""
+a throwaway PostgreSQL server; and a clock tests move by hand."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -16,6 +17,16 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from .postgresql import Cluster, MissingServer
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 class LiveServer:

@@ -18,19 +18,11 @@ from onecron import CronApp, OnecronError
 from onecron.headers import RUN_HEADER
 from onecron.store import Outcome, Trigger
 
+from .conftest import Clock
+
 SECRET = 'test-secret'
 BASE = 'http://example.org'
 OCCURRENCE = datetime(2024, 5, 6, 8, 30, tzinfo=timezone.utc)
-
-
-class Clock:
-    """A clock the test moves."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

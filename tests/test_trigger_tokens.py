@@ -25,21 +25,11 @@ from onecron.cli import main
 from onecron.headers import RUN_HEADER
 from onecron.store import Outcome, Trigger
 
-from .conftest import wait_for
+from .conftest import Clock, wait_for
 
 SECRET = 'test-secret'
 BASE = 'http://example.org'
 NOW = datetime(2024, 5, 6, 8, 30, 12, tzinfo=timezone.utc)
-
-
-class Clock:
-    """A clock the test moves."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
