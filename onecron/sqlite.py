@@ -448,15 +448,19 @@ class SqliteStore(Store):
     def _finish(self, run_id: int | None, key: str | None, ended: datetime,
                 outcome: Outcome, http_status: int | None, output: str,
                 error: str | None) -> bool:
-        where, value = ('id', run_id) if run_id is not None else (
-            'run_key', key)
+        ended_text = _text(ended)
+        value: int | str | None
         with self._write() as db:
-            if run_id is not None and db.execute(_FINISH_RUNNING, (
-                    outcome.value, _text(ended), http_status, output, error,
-                    run_id)).rowcount:
-                return True
+            if run_id is not None:
+                if db.execute(_FINISH_RUNNING, (
+                        outcome.value, ended_text, http_status, output,
+                        error, run_id)).rowcount:
+                    return True
+                where, value = 'id', run_id
+            else:
+                where, value = 'run_key', key
             cursor = db.execute(_FINISH + f'{where} = :value', {
-                'outcome': outcome.value, 'ended': _text(ended),
+                'outcome': outcome.value, 'ended': ended_text,
                 'http_status': http_status, 'output': output,
                 'error': error, 'value': value})
             return cursor.rowcount > 0
