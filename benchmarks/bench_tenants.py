@@ -8,10 +8,9 @@
    and the CPU time used while idle over ``--idle`` seconds (default 60),
    as a share of one core; also with an SQLite store, whose housekeeping
    round (switches, leases, heartbeats) runs every two seconds. Next to
-   it, the same tenants with one thread
-   per application id, as the model ran them (a thread holding its lock
-   file and sleeping in its own ``sched`` queue). Each row is measured in
-   a fresh process.
+   it, the same tenants with one thread per application id, as the model
+   ran them (a thread holding its lock file and sleeping in its own
+   ``sched`` queue). Each row is measured in a fresh process.
 2. The spread of 1,000 tenants' ``@hourly`` job over the offset window:
    the busiest second against the fair share (1,000 / ``max_offset``).
 3. Registering and scheduling 2,000 against 20,000 jobs (100 and 1,000

@@ -37,14 +37,16 @@ PRUNE_INTERVAL = 600.0
 class Housekeeper:
     """Keeps the active schedulers of one CronApp in touch with the store.
 
-    :param lease_time: the CronApp's, see :func:`~onecron.scheduler.lease_times`
+    :param lease_time: the CronApp's (see
+        :func:`~onecron.scheduler.lease_times`)
     :param holder: this process's name in the leases
     :param node: the scope of this process's host locks
     """
 
     def __init__(self, clockwork: Clockwork, history: History, *,
                  clock: Clock, reporter: Reporter, lease_time: float,
-                 holder: str, node: str, keep_runs: int | None, keep_days: float | None) -> None:
+                 holder: str, node: str, keep_runs: int | None,
+                 keep_days: float | None) -> None:
         self.busy = threading.RLock()
         self.stopped = False
         self.holder = holder

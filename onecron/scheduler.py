@@ -58,6 +58,7 @@ ARM_AHEAD = 0.05
 #: still be on its way until then
 CLAIM_SETTLE = timedelta(seconds=3)
 
+
 def holder_name(host: str) -> str:
     """A process's name in the leases: unique even across pid reuse."""
     return f'{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}'
