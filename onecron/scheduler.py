@@ -184,6 +184,10 @@ class Scheduler:
         self._due: list[CallRequest] = []
         #: jobs fired since the last reschedule(), with their fire times
         self._fired: list[tuple[Job, datetime]] = []
+        #: per job with replays under way: its calls waiting their turn
+        #: (see _in_line); the caller's thread takes them from here
+        self._lines: dict[str, list[CallRequest]] = {}
+        self._lines_lock = threading.Lock()
 
     # -- control --------------------------------------------------------
 
@@ -344,6 +348,10 @@ class Scheduler:
             self._clockwork.cancel(event)
         self._next.clear()
         self._due, self._fired = [], []
+        with self._lines_lock:  # what waits in line is never called
+            for line in self._lines.values():
+                line.clear()
+            self._lines = {}
         if self.active_since is None:
             return
         self.active_since = None
@@ -449,7 +457,7 @@ class Scheduler:
             self._record(job, occurrence, key, Outcome.MISSED if self.held
                          else Outcome.SKIPPED)
             return
-        self._due.append(self._call(job, occurrence, key, runtime))
+        self._in_line(job, [self._call(job, occurrence, key, runtime)])
 
     def _call(self, job: Job, occurrence: datetime, key: str,
               runtime: datetime | None) -> CallRequest:
@@ -549,7 +557,7 @@ class Scheduler:
         are missed; so are those claimed before ``claimed_before`` whose
         run never started (the claimer died before its call arrived): they
         run under their claim's key. A job's replays run one after
-        another, never beside each other.
+        another, and its fires wait behind them (see :meth:`_in_line`).
         """
         since = max(before.renewed - timedelta(seconds=self._lease_ttl),
                     before.acquired, now - timedelta(days=CLAIM_DAYS))
@@ -604,24 +612,46 @@ class Scheduler:
                     else:
                         self._record(job, occurrence, key, Outcome.SKIPPED)
             if calls:
-                self._due.append(self._in_turn(calls))
+                self._in_line(job, calls)
 
-    def _in_turn(self, calls: list[CallRequest]) -> CallRequest:
-        """The first of ``calls``; each hands over the next when done."""
-        head, *rest = calls
-        if not rest:
-            return head
-        follow = self._in_turn(rest)
-        report = head.on_done
+    def _in_line(self, job: Job, calls: list[CallRequest]) -> None:
+        """Call ``calls`` of ``job`` now, or after its calls in line.
+
+        Several calls (a job's replays) form a line: each starts when the
+        one before it is done. While a line is under way, the job's other
+        calls (its fires as they fall due, a second catch-up pass) join
+        its end, so a job's replays and fires never meet, where the
+        second would find the first still running and not run.
+        """
+        with self._lines_lock:
+            line = self._lines.get(job.name)
+            if line is not None:
+                line.extend(calls)
+                return
+            if len(calls) == 1:
+                self._due.append(calls[0])
+                return
+            line = self._lines[job.name] = calls[1:]
+        self._due.append(self._ahead(job.name, line, calls[0]))
+
+    def _ahead(self, name: str, line: list[CallRequest],
+               call: CallRequest) -> CallRequest:
+        """``call``, handing over to the next in ``line`` when done (on
+        the caller's thread); the last one done ends the line."""
+        report = call.on_done
 
         def done(result: CallResult) -> None:
             try:
                 report(result)
             finally:
-                if not self._halted:
-                    self._pool.submit([follow])
+                with self._lines_lock:
+                    follow = line.pop(0) if line else None
+                    if follow is None and self._lines.get(name) is line:
+                        del self._lines[name]
+                if follow is not None and not self._halted:
+                    self._pool.submit([self._ahead(name, line, follow)])
 
-        return head._replace(on_done=done)
+        return call._replace(on_done=done)
 
     def _should_run(self, job: Job) -> bool:
         """The job's pre-check; an error in it runs the job anyway."""

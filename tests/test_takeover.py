@@ -224,6 +224,31 @@ def test_all_replays_every_missed_occurrence(node: Any) -> None:
     assert steps == {timedelta(seconds=1)}
 
 
+class SlowTicks(Ticks):
+    """Ticks whose every run takes most of a second."""
+
+    def job_for(self, label: str) -> Any:
+        tick = super().job_for(label)
+
+        def slow_tick(request: Request) -> None:
+            time.sleep(0.6)
+            tick(request)
+        return slow_tick
+
+
+def test_fires_wait_behind_the_replays_of_their_job(node: Any) -> None:
+    """Replays of a slow job still run when its next occurrences fall due:
+    those wait in line behind them instead of meeting a running job (409,
+    skipped, lost), so each occurrence runs once and none is lost."""
+    ticks = SlowTicks()
+    restart_after_a_gap(node, ticks, 2.5, misfire='all')
+    wait_for(lambda: len(ticks.by('a')) >= 10, timeout=20)
+    occurrences = sorted(ticks.occurrences)
+    assert len(occurrences) == len(set(occurrences))
+    steps = {b - a for a, b in zip(occurrences, occurrences[1:])}
+    assert steps == {timedelta(seconds=1)}
+
+
 # --- a shared store that fails ---------------------------------------------
 
 
