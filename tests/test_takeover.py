@@ -225,13 +225,13 @@ def test_all_replays_every_missed_occurrence(node: Any) -> None:
 
 
 class SlowTicks(Ticks):
-    """Ticks whose every run takes most of a second."""
+    """Ticks whose every run takes half a second."""
 
     def job_for(self, label: str) -> Any:
         tick = super().job_for(label)
 
         def slow_tick(request: Request) -> None:
-            time.sleep(0.6)
+            time.sleep(0.5)
             tick(request)
         return slow_tick
 
