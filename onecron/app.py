@@ -65,7 +65,8 @@ class CronApp(Controls):
     :param base_url: the application URL the scheduler calls; by default
         the one of the first request seen for an application id
     :param prefix: where the job URLs live
-    :param lock_dir: where the host locks live (default: the temp dir)
+    :param lock_dir: where the host locks live (default: a private
+        directory of the user, see :func:`~onecron.lock.lock_directory`)
     :param enabled: False: no scheduler ever starts; job URLs still work
     :param slow_after: a run longer than this (seconds) is reported
     :param max_offset: the largest jitter (seconds)

@@ -40,6 +40,7 @@ from . import __version__, export
 from .app import CronApp
 from .errors import OnecronError, UnknownJob
 from .headers import RUN_HEADER, TRIGGER_HEADER
+from .lock import JobLocks
 from .overview import as_json, collect
 from .store import Run, Store, Trigger
 
@@ -267,6 +268,8 @@ def _run(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
                RUN_HEADER: uuid.uuid4().hex, 'Host': urlsplit(base).netloc}
     application_id = app.application_id_of(Request.blank(
         base.rstrip('/') + app.prefix + '/', headers=headers))
+    if app.jobs[name].overlap != 'allow':
+        _check_job_lock(app, application_id, name)
     # the static URL, or with static URLs off one made for this run
     url = app._trigger_url(name, base, application_id, Trigger.MANUAL,
                            headers[RUN_HEADER], app.clock())
@@ -287,6 +290,20 @@ def _run(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
         while (pool.running or pool.queued) and time.monotonic() < deadline:
             time.sleep(0.05)
     return 0
+
+
+def _check_job_lock(app: CronApp, application_id: str, name: str) -> None:
+    """Say in one line what is wrong with the job's lock, if anything,
+    before the run (the endpoint would only answer 503)."""
+    locks = JobLocks(app.lock_dir)
+    try:
+        if locks.acquire(application_id, name):
+            locks.release(application_id, name)
+    except OSError as exc:
+        raise CommandError(f'job {name!r} ({application_id}) cannot run: '
+                           f'{exc}') from exc
+    finally:
+        locks.close()
 
 
 def _url(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:

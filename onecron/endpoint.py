@@ -206,8 +206,16 @@ class JobEndpoint:
         locked = job.overlap != 'allow'
         if locked:
             # one run of a job per host at a time, across processes
-            if not self._locks.acquire(application_id, job.name,
-                                       blocking=job.overlap == 'wait'):
+            try:
+                free = self._locks.acquire(application_id, job.name,
+                                           blocking=job.overlap == 'wait')
+            except OSError as exc:  # the lock's directory or file is wrong
+                self._reporter.failure(
+                    job.name, application_id,
+                    f'not run, its lock cannot be taken: {exc}')
+                return _plain(503, 'Service Unavailable: the job lock '
+                              'cannot be taken (see the log)')
+            if not free:
                 log.info('job %s (%s) is still running: not run again',
                          job.name, application_id)
                 self._history.record(

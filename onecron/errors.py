@@ -36,3 +36,21 @@ class UntranslatableSchedule(OnecronError, ValueError):
     express: seconds in cron, Quartz's ``L``, ``W`` or ``#``, an interval
     that does not divide a day. The message names the part and the reason.
     """
+
+
+class LockError(OnecronError, OSError):
+    """A host or job lock that cannot be used.
+
+    Its directory cannot be created or is not private (a symbolic link,
+    another user's, writable by others), or its file is not a regular
+    file of this user (a symbolic link, a directory, another user's), or
+    it cannot be locked. The message names the path and what is wrong.
+    """
+
+    def __init__(self, message: str, path: str,
+                 errno: int | None = None) -> None:
+        super().__init__(message)
+        #: the directory or lock file that is wrong
+        self.path = path
+        if errno is not None:
+            self.errno = errno

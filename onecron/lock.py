@@ -10,6 +10,14 @@ inherits it, so a standby takes over without any cleanup.
 
 :class:`JobLocks` keeps a job from running twice at once on a host
 (``overlap=``), with an ``flock`` per job.
+
+The locks live in a directory of their own, never in a shared one: by
+default a private directory of the user (see :func:`lock_directory`),
+created ``0700`` and refused when another user owns it or can write to
+it. A missing directory is created, parents too. A lock file is opened
+without following a symbolic link, created ``0600``, and must be a
+regular file of this user. Anything else raises :class:`LockError`,
+naming the path and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -20,34 +28,196 @@ import fcntl
 import hashlib
 import os
 import re
+import stat
 import tempfile
 import threading
 import weakref
 
+from .errors import LockError
+
+__all__ = ['SCHEDULER_LOCKS', 'HostLock', 'JobLocks', 'LockError',
+           'lock_directory', 'lock_path']
+
 #: the file of a lock directory whose bytes are the schedulers' locks
 SCHEDULER_LOCKS = 'onecron-scheduler.locks'
 
+#: what the user can do about a lock directory or file that is wrong
+_REMEDY = ('remove it, or set CronApp(lock_dir=...) to a directory of '
+           'your own')
+
 
 def lock_directory(lock_dir: str | None) -> str:
-    """Where the locks of ``CronApp(lock_dir=...)`` live (None: the temp
-    directory)."""
-    return lock_dir or tempfile.gettempdir()
+    """Where the locks of ``CronApp(lock_dir=...)`` live.
+
+    ``lock_dir`` if given; else (None) a private directory of this user:
+    ``$XDG_RUNTIME_DIR/onecron`` when ``XDG_RUNTIME_DIR`` is an absolute
+    directory of this user that no one else can write to, else
+    ``onecron-<uid>`` in the temp directory. Never the shared temp
+    directory itself. It depends only on the environment, not on whether
+    the directory exists yet: the locks create it when they first open.
+    """
+    if lock_dir:
+        return lock_dir
+    runtime = os.environ.get('XDG_RUNTIME_DIR', '')
+    if os.path.isabs(runtime) and _owned_and_closed(runtime):
+        return os.path.join(runtime, 'onecron')
+    return os.path.join(tempfile.gettempdir(), f'onecron-{os.geteuid()}')
 
 
-@functools.lru_cache(maxsize=4096)
+def _owned_and_closed(path: str) -> bool:
+    """Whether ``path`` is a directory of ours only we can write to."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
+            and not info.st_mode & 0o022)
+
+
 def lock_path(lock_dir: str | None, application_id: str) -> str:
     """The name of ``application_id``'s lock in ``lock_dir``.
 
-    A path in ``lock_dir``: :class:`JobLocks` creates it as the job's lock
-    file; :class:`HostLock` locks the byte of the directory's shared file
-    that it names. The readable part is sanitised and a digest keeps
-    distinct ids apart, so a tenant id can never name a path outside
-    ``lock_dir``.
+    A path in ``lock_dir`` (see :func:`lock_directory`): :class:`JobLocks`
+    creates it as the job's lock file; :class:`HostLock` locks the byte of
+    the directory's shared file that it names. The readable part is
+    sanitised and a digest keeps distinct ids apart, so a tenant id can
+    never name a path outside ``lock_dir``.
     """
-    directory = lock_directory(lock_dir)
+    return _lock_path(lock_directory(lock_dir), application_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _lock_path(directory: str, application_id: str) -> str:
     readable = re.sub(r'[^A-Za-z0-9_.-]', '_', application_id)[:40]
     digest = hashlib.sha1(application_id.encode('utf-8')).hexdigest()[:10]
     return os.path.join(directory, f'onecron-{readable}-{digest}.lock')
+
+
+def _open_lock_file(path: str) -> int:
+    """The lock file ``path``, opened for locking (created ``0600`` if
+    missing) in its directory (created, and checked when it is the
+    default one).
+
+    Opened relative to the checked directory's descriptor, never
+    following a symbolic link, and refused unless it is a regular file of
+    this user with no other name.
+
+    :raises LockError: naming the path and what is wrong
+    """
+    directory, name = os.path.split(path)
+    dir_fd = _open_directory(directory or os.curdir)
+    try:
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        except OSError as error:
+            why = f'cannot be opened: {error.strerror}'
+            try:  # what is there may say better why
+                why = _file_problem(os.stat(
+                    name, dir_fd=dir_fd, follow_symlinks=False)) or why
+            except OSError:
+                pass
+            raise LockError(f'the lock file {path!r} {why}: {_REMEDY}',
+                            path, error.errno) from error
+        try:
+            problem = _file_problem(os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+        if problem is not None:
+            os.close(fd)
+            raise LockError(f'the lock file {path!r} {problem}: {_REMEDY}',
+                            path)
+        return fd
+    finally:
+        os.close(dir_fd)
+
+
+def _file_problem(info: os.stat_result) -> str | None:
+    """What makes ``info`` no lock file of ours, or None."""
+    if stat.S_ISLNK(info.st_mode):
+        return 'is a symbolic link (a lock file is never followed)'
+    if stat.S_ISDIR(info.st_mode):
+        return 'is a directory, not a lock file'
+    if not stat.S_ISREG(info.st_mode):
+        return 'is not a regular file'
+    if info.st_uid != os.geteuid():
+        return (f'belongs to uid {info.st_uid}, not to uid {os.geteuid()} '
+                f'(this process)')
+    if info.st_nlink != 1:
+        return f'has {info.st_nlink} names (hard links), not one'
+    return None
+
+
+def _open_directory(directory: str) -> int:
+    """A descriptor of the lock directory ``directory``, made ``0700``
+    (parents too) if missing.
+
+    The default directory (``lock_dir=None``) must be a real directory,
+    not a symbolic link, of this user, that no one else can write to; a
+    ``lock_dir`` given is the user's choice and only has to be a
+    directory.
+
+    :raises LockError: naming the directory and what is wrong
+    """
+    private = directory == lock_directory(None)
+    if not os.path.lexists(directory):
+        _make_directories(directory)
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    if private:
+        flags |= os.O_NOFOLLOW
+    try:
+        fd = os.open(directory, flags)
+    except OSError as error:
+        why = f'cannot be opened: {error.strerror}'
+        try:  # what is there may say better why (lstat: the link itself)
+            mode = os.stat(directory, follow_symlinks=not private).st_mode
+        except OSError:
+            mode = stat.S_IFDIR
+        if stat.S_ISLNK(mode):
+            why = 'is a symbolic link, not a directory'
+        elif not stat.S_ISDIR(mode):
+            why = 'is not a directory'
+        raise LockError(f'the lock directory {directory!r} {why}: '
+                        f'{_REMEDY}', directory, error.errno) from error
+    if not private:
+        return fd
+    try:
+        problem = _directory_problem(os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    if problem is not None:
+        os.close(fd)
+        raise LockError(f'the lock directory {directory!r} {problem}: '
+                        f'{_REMEDY}', directory)
+    return fd
+
+
+def _directory_problem(info: os.stat_result) -> str | None:
+    """What makes the directory ``info`` not private to us, or None."""
+    if info.st_uid != os.geteuid():
+        return (f'belongs to uid {info.st_uid}, not to uid {os.geteuid()} '
+                f'(this process)')
+    if info.st_mode & 0o022:
+        return (f'can be written by other users (mode '
+                f'{stat.S_IMODE(info.st_mode):04o}, must be 0700)')
+    return None
+
+
+def _make_directories(directory: str) -> None:
+    """Create ``directory`` and its missing parents, each ``0700``."""
+    parent = os.path.dirname(directory)
+    if parent and parent != directory and not os.path.lexists(parent):
+        _make_directories(parent)
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass  # made meanwhile: it is checked when opened
+    except OSError as error:
+        raise LockError(f'the lock directory {directory!r} cannot be '
+                        f'created: {error.strerror}', directory,
+                        error.errno) from error
 
 
 # POSIX record locks belong to the process: they do not keep its own
@@ -87,7 +257,11 @@ class HostLock:
                 and _held.get((self._file, self._byte)) is self)
 
     def acquire(self) -> bool:
-        """Take the lock if it is free; True when held afterwards."""
+        """Take the lock if it is free; True when held afterwards.
+
+        :raises LockError: the lock's directory or file is wrong, or
+            cannot be locked (nothing is held then; try again later)
+        """
         key = (self._file, self._byte)
         with _mutex:
             holder = _held.get(key)
@@ -95,8 +269,7 @@ class HostLock:
                 return holder is self
             fd = _files.get(self._file)
             if fd is None:
-                fd = _files[self._file] = os.open(
-                    self._file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fd = _files[self._file] = _open_lock_file(self._file)
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1,
                             self._byte)
@@ -104,7 +277,9 @@ class HostLock:
                 if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN,
                                    errno.EACCES):
                     return False
-                raise
+                raise LockError(f'the lock file {self._file!r} cannot be '
+                                f'locked: {error.strerror}', self._file,
+                                error.errno) from error
             _held[key] = self
             self._pid = os.getpid()
         return True
@@ -163,20 +338,30 @@ class JobLocks:
 
     def acquire(self, application_id: str, name: str,
                 blocking: bool = False) -> bool:
-        """Take the job's lock; False when it is taken (and not blocking)."""
+        """Take the job's lock; False when it is taken (and not blocking).
+
+        :raises LockError: the lock's directory or file is wrong, or
+            cannot be locked (nothing is held then)
+        """
         key = f'{application_id}\x00job\x00{name}'
         entry = self._entry(key)
         if not entry.local.acquire(blocking):
             return False
         try:
             fd = self._open(key, entry)
+        except BaseException:
+            entry.local.release()
+            raise
+        try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except OSError as error:
             self._put_back(key, entry)
             entry.local.release()
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 return False
-            raise
+            path = lock_path(self.lock_dir, key)
+            raise LockError(f'the lock file {path!r} cannot be locked: '
+                            f'{error.strerror}', path, error.errno) from error
         return True
 
     def release(self, application_id: str, name: str) -> None:
@@ -208,8 +393,7 @@ class JobLocks:
         with self._mutex:
             self._idle.pop(key, None)
             if entry.fd is None:
-                entry.fd = os.open(lock_path(self.lock_dir, key),
-                                   os.O_RDWR | os.O_CREAT, 0o600)
+                entry.fd = _open_lock_file(lock_path(self.lock_dir, key))
             return entry.fd
 
     def _put_back(self, key: str, entry: _JobLock) -> None:

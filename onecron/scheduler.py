@@ -318,9 +318,36 @@ class Scheduler:
             self._clockwork.cancel(event)
         self._next.clear()
 
+    #: why the host lock could not be taken, as last reported (None: it
+    #: could): each distinct problem is reported once, not every poll
+    _lock_problem: str | None = None
+
     def _take_lock(self) -> None:
-        """Standing by for the host lock: try, and try again later."""
-        if self.lock.acquire():
+        """Standing by for the host lock: try, and try again later.
+
+        A lock that cannot be taken (its directory or file is wrong, see
+        :mod:`onecron.lock`) is reported, once per distinct problem, and
+        tried again at every poll: once the problem is fixed the
+        scheduler goes on, and says so.
+        """
+        try:
+            taken = self.lock.acquire()
+        except OSError as error:
+            problem = str(error)
+            if problem != self._lock_problem:
+                self._lock_problem = problem
+                self._reporter.failure(
+                    '*', self.application_id,
+                    f'the host lock cannot be taken, so no job runs; '
+                    f'tried again every {self._standby_interval:g}s: '
+                    f'{problem}')
+            self._later(self._standby_interval, self._take_lock)
+            return
+        if self._lock_problem is not None:
+            self._lock_problem = None
+            log.info('scheduler for %r: the host lock works again',
+                     self.application_id)
+        if taken:
             self._take_lease()
         else:
             self._later(self._standby_interval, self._take_lock)
