@@ -11,7 +11,7 @@ from onecron import CronApp
 
 
 def serve(application: Any, cron: CronApp) -> None:
-    """Log the job URLs, start ``cron``'s scheduler and serve forever.
+    """Log the jobs, start ``cron``'s scheduler and serve forever.
 
     ``application`` is what the WSGI server serves: ``cron`` itself, or
     the framework's app when ``cron`` sits inside it (Flask's
@@ -22,10 +22,11 @@ def serve(application: Any, cron: CronApp) -> None:
         level=logging.INFO,
         format='%(asctime)s %(levelname)-7s %(name)s: %(message)s')
     logging.getLogger('waitress.queue').setLevel(logging.ERROR)
+    # the jobs' signed URLs never go to a log: ``onecron url APP JOB``
+    # prints one for an external caller
     for name, job in cron.jobs.items():
-        logging.info('job %s: %s, at %s', name,
-                     job.schedule.describe() if job.schedule else 'manual',
-                     cron.url_for(name))
+        logging.info('job %s: %s', name,
+                     job.schedule.describe() if job.schedule else 'manual')
     cron.start()
     logging.info('status page: http://127.0.0.1:8080%s/', cron.prefix)
     waitress_serve(application, host='127.0.0.1', port=8080)

@@ -12,6 +12,7 @@ import atexit
 import logging
 import os
 import socket
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,21 +35,25 @@ from .pool import Pool
 from .reporting import Reporter
 from .schedule import Schedule
 from .history import History
+from .hosts import check_base_url, host_allowed, parse_allowed_hosts
 from .housekeeping import Housekeeper
 from .scheduler import Scheduler, holder_name, node_name
-from .signing import JobSigner, secrets_list
+from .signing import JobSigner, StaticToken, secrets_list
 from .mail import Mailer, SmtpSettings
 from .misfire import check_policy
 from .status import StatusPage
 from .store import Outcome, Store, Trigger, open_store
 
 if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 
 F = TypeVar('F', bound=Callable[..., Any])
-ApplicationId = str | Callable[[Request], str]
+ApplicationId = str | Callable[[Request], 'str | None']
+#: ``base_url``: one URL, or the URL of each application id
+BaseUrl = str | Callable[[str], str]
 StatusAccess = str | Callable[[Request], bool]
 
 
@@ -61,9 +66,20 @@ class CronApp(Controls):
         signs, all verify
     :param application_id: a str, or a callable taking the
         :class:`webob.Request` and returning the id (multi-tenant apps:
-        each id is scheduled on its own)
-    :param base_url: the application URL the scheduler calls; by default
-        the one of the first request seen for an application id
+        each id is scheduled on its own), or None for a request that is
+        no tenant's (it goes to ``wrapped`` untouched; job URLs are 404).
+        The callable must return None for hosts that are no tenant's:
+        every id it returns may start a scheduler, up to
+        ``max_application_ids``
+    :param base_url: the application URL the scheduler calls (and sends
+        the job URLs to): a str, or a callable taking the application id
+        and returning that id's URL
+    :param allowed_hosts: without ``base_url``, the hosts (``host`` or
+        ``host:port``; a leading dot allows subdomains) whose requests
+        the scheduler may learn its base URL from; a request for any
+        other host starts no scheduler
+    :param max_application_ids: the most application ids this process
+        schedules; ids beyond are served but not scheduled (and logged)
     :param prefix: where the job URLs live
     :param lock_dir: where the host locks live (default: a private
         directory of the user, see :func:`~onecron.lock.lock_directory`)
@@ -110,7 +126,10 @@ class CronApp(Controls):
     def __init__(self, wrapped: WSGIApplication | None = None, *,
                  secret: str | Sequence[str],
                  application_id: ApplicationId = 'default',
-                 base_url: str | None = None, prefix: str = '/cronjobs',
+                 base_url: BaseUrl | None = None,
+                 allowed_hosts: Sequence[str] = (),
+                 max_application_ids: int = 10_000,
+                 prefix: str = '/cronjobs',
                  lock_dir: str | None = None, enabled: bool = True,
                  slow_after: float = 30.0, max_offset: float = 30.0,
                  trigger_timeout: float = 3600.0,
@@ -140,10 +159,15 @@ class CronApp(Controls):
                 isinstance(application_id, str) and application_id)):
             raise ValueError('application_id must be a non-empty str or a '
                              f'callable, got {application_id!r}')
-        if base_url is not None and not base_url.startswith(
-                ('http://', 'https://')):
-            raise ValueError(f'base_url must be an http(s) URL, '
-                             f'got {base_url!r}')
+        if base_url is not None and not callable(base_url):
+            base_url = check_base_url(base_url)
+        self.allowed_hosts = parse_allowed_hosts(allowed_hosts)
+        if (isinstance(max_application_ids, bool)
+                or not isinstance(max_application_ids, int)
+                or max_application_ids < 1):
+            raise ValueError(f'max_application_ids must be a positive int, '
+                             f'got {max_application_ids!r}')
+        self.max_application_ids = max_application_ids
         check_policy(misfire, grace, 'CronApp')
         for label, number in (('slow_after', slow_after),
                               ('lease_time', lease_time),
@@ -159,7 +183,12 @@ class CronApp(Controls):
         # None when the id is computed per request: always look it up
         self._static_id = (application_id if isinstance(application_id, str)
                            else None)
-        self.base_url = base_url.rstrip('/') if base_url else None
+        #: the configured base URL: a str, a callable of the id, or None
+        self.base_url: BaseUrl | None = base_url
+        # the base URLs given to start() or learned from an allowed host
+        self._bases: dict[str, str] = {}
+        # the ids warned about: no base URL, or over the cap (bounded)
+        self._warned: set[str] = set()
         self.prefix = _normalise_prefix(prefix)
         self.lock_dir = lock_dir
         self.enabled = enabled
@@ -239,6 +268,7 @@ class CronApp(Controls):
             schedule_of=self._schedule_in_force,
             occurrence_window=self.occurrence_window,
             static_urls=static_urls,
+            legacy_static_tokens=self._static_id is not None,
             access=JobAccess(job_access,
                              trusted_proxies=self.trusted_proxies))
         # the operator's page under the prefix; checks its settings now
@@ -318,8 +348,13 @@ class CronApp(Controls):
     # -- URLs -----------------------------------------------------------
 
     def url_for(self, name: str, base_url: str | None = None, *,
+                application_id: str | None = None,
                 occurrence: str | None = None) -> str:
         """The absolute signed URL of the job called ``name``.
+
+        The URL runs the job for ``application_id`` alone (default: the
+        app's fixed id; needed when ``application_id`` is a callable), on
+        ``base_url`` or the base URL of that id (see :meth:`base_url_of`).
 
         ``occurrence='nearest'`` makes the URL stand for the job's nominal
         occurrence nearest to the time it is called: the run claims that
@@ -336,11 +371,17 @@ class CronApp(Controls):
             raise OnecronError(
                 'static URLs are off (CronApp(static_urls=False)): only the '
                 "scheduler's occurrence URLs run jobs")
-        base = base_url or self.base_url
+        if application_id is None:
+            application_id = self._static_id
+            if application_id is None:
+                raise OnecronError('application_id is a callable: pass '
+                                   'url_for(..., application_id=...)')
+        base = (check_base_url(base_url) if base_url
+                else self.base_url_of(application_id))
         if not base:
             raise OnecronError(
                 'no base_url: pass one, or configure CronApp(base_url=...)')
-        url = self._job_url(name, base)
+        url = self._job_url(name, base, application_id)
         if occurrence is None:
             return url
         if occurrence != 'nearest':
@@ -351,8 +392,39 @@ class CronApp(Controls):
                                'occurrences: use its plain URL')
         return f'{url}?occurrence=nearest'
 
-    def _job_url(self, name: str, base_url: str) -> str:
-        token = self._signer.token_for(name)
+    def base_url_of(self, application_id: str) -> str | None:
+        """Where the scheduler of ``application_id`` sends its calls: the
+        one given to :meth:`start`, else the configured ``base_url``
+        (called with the id when it is a callable), else the one learned
+        from a request for one of ``allowed_hosts``; None when there is
+        none.
+
+        Never a request's ``Host`` alone: whoever chose it would receive
+        the job URLs. A failing or bad ``base_url`` callable is reported
+        and gives None.
+        """
+        given = self._bases.get(application_id)
+        configured = self.base_url
+        if given is not None or configured is None:
+            return given
+        if not callable(configured):
+            return configured
+        try:
+            return check_base_url(configured(application_id),
+                                  'the base_url callable\'s result')
+        except Exception as exc:  # the application's own code
+            self._warn_once(application_id, f'base_url({application_id!r}) '
+                            f'failed: {exc}', exc)
+            return None
+
+    def _use_base_url(self, application_id: str, base_url: str) -> None:
+        """Use ``base_url`` for ``application_id`` where no ``base_url``
+        is configured: the scheduler, chains and ``run_soon`` call it.
+        :meth:`start` does this with its ``base_url``."""
+        self._bases[application_id] = check_base_url(base_url)
+
+    def _job_url(self, name: str, base_url: str, application_id: str) -> str:
+        token = self._signer.token_for(name, application_id)
         return f'{base_url.rstrip("/")}{self.prefix}/{token}'
 
     def _trigger_url(self, name: str, base_url: str, application_id: str,
@@ -362,7 +434,7 @@ class CronApp(Controls):
         as its run key: the static URL, or with ``static_urls=False`` one
         made for this call alone."""
         if self.static_urls:
-            return self._job_url(name, base_url)
+            return self._job_url(name, base_url, application_id)
         token = self._signer.trigger_token(name, application_id,
                                            trigger.value, key, due=due)
         return f'{base_url.rstrip("/")}{self.prefix}/{TRIGGER_PATH}/{token}'
@@ -377,7 +449,7 @@ class CronApp(Controls):
         then; else the job's static URL.
         """
         if not self.occurrence_tokens:
-            return self._job_url(name, base_url)
+            return self._job_url(name, base_url, application_id)
         token = self._signer.occurrence_token(
             name, application_id, occurrence, issued=self.clock())
         return (f'{base_url.rstrip("/")}{self.prefix}/'
@@ -390,15 +462,38 @@ class CronApp(Controls):
             self.mailer.notify(job, application_id, outcome, output=output,
                                error=error, duration=duration)
 
-    def application_id_of(self, request: Request) -> str:
-        """The application id a request belongs to."""
+    def application_id_of(self, request: Request) -> str | None:
+        """The application id a request belongs to; None: no tenant's.
+
+        A callable that raises or returns anything but a non-empty str
+        or None raises :class:`~onecron.OnecronError`: the request is
+        then no tenant's either, never a made-up one.
+        """
         if isinstance(self.application_id, str):
             return self.application_id
         app_id = self.application_id(request)
-        if not isinstance(app_id, str) or not app_id:
-            raise OnecronError(f'application_id callable returned '
-                               f'{app_id!r}, not a non-empty str')
-        return app_id
+        if app_id is None or (isinstance(app_id, str) and app_id):
+            return app_id
+        raise OnecronError(f'application_id callable returned '
+                           f'{app_id!r:.80}, not a non-empty str or None')
+
+    def _warn_once(self, application_id: str, message: str,
+                   exc: BaseException | None = None) -> None:
+        """A WARNING about an id (an ERROR with the exception that caused
+        it), once per id."""
+        if application_id in self._warned:
+            return
+        if len(self._warned) >= self.max_application_ids:
+            # bounded, so that made-up ids cannot flood the log either
+            if '' not in self._warned:
+                self._warned.add('')
+                log.warning('more than %d application ids warned about: '
+                            'no more such warnings',
+                            self.max_application_ids)
+            return
+        self._warned.add(application_id)
+        log.log(logging.WARNING if exc is None else logging.ERROR,
+                'application %r: %s', application_id, message, exc_info=exc)
 
     # -- scheduling -----------------------------------------------------
 
@@ -413,14 +508,16 @@ class CronApp(Controls):
                 raise OnecronError('application_id is a callable: pass '
                                    'start(application_id=...)')
             application_id = self.application_id
-        base = base_url or self.base_url
+        if base_url:
+            self._use_base_url(application_id, base_url)
+        base = self.base_url_of(application_id)
         if not base:
             raise OnecronError(
                 'no base_url: pass start(base_url=...) or configure '
                 'CronApp(base_url=...)')
         self.check()
         self._watching = True
-        self._scheduler_for(application_id, base.rstrip('/'))
+        self._scheduler_for(application_id, base)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every scheduler thread and release the locks.
@@ -484,25 +581,43 @@ class CronApp(Controls):
         return self._keeper
 
     def _notice(self, environ: WSGIEnvironment) -> None:
-        """Start the scheduler of the request's application id if needed."""
-        request = None
-        if isinstance(self.application_id, str):
-            application_id = self.application_id
-        else:
-            request = Request(environ)
-            try:
-                application_id = self.application_id_of(request)
-            except Exception:
-                log.exception('application_id callable failed')
-                return
+        """Start the scheduler of the request's application id if needed:
+        when its base URL is configured, or its host is allowed."""
+        request = Request(environ)
+        try:
+            found = self.application_id_of(request)
+        except Exception as exc:  # the application's own code
+            self._warn_once('?', 'the application_id callable failed: '
+                            'its requests start no scheduler', exc)
+            return
+        if found is None:
+            return  # no tenant's: nothing to schedule
+        application_id = found
         if application_id in self._schedulers:
             return  # the fork hook empties it: any entry is this process's
-        base_url = self.base_url or (request or Request(environ)).application_url
+        base_url = self.base_url_of(application_id)
+        if base_url is None:
+            if not self._learns_from(request):
+                self._warn_once(application_id, _NO_BASE_URL)
+                return
+            base_url = request.application_url
+            self._bases[application_id] = base_url
+        if len(self._schedulers) >= self.max_application_ids:
+            self._warn_once(application_id, f'not scheduled: this process '
+                            f'schedules {self.max_application_ids} '
+                            f'application ids already (max_application_ids)'
+                            )
+            return
         try:
             self.check()
         except UnknownJob as exc:
             self.reporter.failure('*', application_id, str(exc), exc)
         self._scheduler_for(application_id, base_url)
+
+    def _learns_from(self, request: Request) -> bool:
+        """Whether the scheduler may take ``request``'s URL as its base."""
+        return bool(self.allowed_hosts) and host_allowed(
+            request.host, request.scheme, self.allowed_hosts)
 
     def _after_fork_in_child(self) -> None:
         # threads do not survive a fork: forget the parent's schedulers
@@ -527,16 +642,50 @@ class CronApp(Controls):
             self._notice(environ)
         path = environ.get('PATH_INFO', '')
         if path.startswith(self.prefix) and self._endpoint.handles(path):
-            if self._status.handles(path[len(self.prefix):]):
-                return self._status(environ, start_response)
-            return self._endpoint(environ, start_response)
+            return self._serve(path, environ, start_response)
         if self.wrapped is None:
             return self._endpoint.not_found(environ, start_response)
         return self.wrapped(environ, start_response)
 
+    def _serve(self, path: str, environ: WSGIEnvironment,
+               start_response: StartResponse) -> Iterable[bytes]:
+        """A request under the prefix: the status page or a job URL.
+
+        Whatever the request holds, it gets an answer, never an
+        exception: a path that is not UTF-8 names nothing here (404).
+        """
+        try:
+            path.encode('latin-1').decode('utf-8')
+        except UnicodeError:
+            return self._endpoint.not_found(environ, start_response)
+        try:
+            if self._status.handles(path[len(self.prefix):]):
+                return self._status(environ, start_response)
+            return self._endpoint(environ, start_response)
+        except Exception as exc:
+            # never the path in the log: it may hold a token
+            self.reporter.failure('*', '*', 'answering a request under '
+                                  'the prefix failed', exc)
+            return _internal_error(start_response, sys.exc_info())
+
     def __repr__(self) -> str:
         return (f'<CronApp {self.application_id!r} prefix={self.prefix!r} '
                 f'{len(self._jobs)} job(s)>')
+
+
+#: why a request started no scheduler
+_NO_BASE_URL = (
+    'no scheduler started: configure CronApp(base_url=...) (or list the '
+    "request's host in allowed_hosts): the scheduler sends the job URLs "
+    'to its base URL, and never takes one from a Host header alone')
+
+
+def _internal_error(start_response: StartResponse,
+                    exc_info: OptExcInfo) -> Iterable[bytes]:
+    start_response('500 Internal Server Error', [
+        ('Content-Type', 'text/plain; charset=utf-8'),
+        ('Cache-Control', 'no-store')], exc_info)
+    return [b'Internal Server Error\n']
 
 
 def _normalise_prefix(prefix: str) -> str:

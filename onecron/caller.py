@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import pycurl
 
+from .hosts import origin
+
 log = logging.getLogger(__name__)
 
 #: how much of a response body is kept for the log
@@ -60,7 +62,10 @@ class CallResult:
         if self.error is not None:
             return f'call failed: {self.error}'
         if self.redirect is not None or 300 <= self.status < 400:
-            return f'HTTP {self.status} redirect to {self.redirect}'
+            # the scheme and host only: a Location that echoes the job
+            # URL would put its token in the log, Sentry and the history
+            where = origin(self.redirect) if self.redirect else 'nowhere'
+            return f'HTTP {self.status} redirect to {where}'
         return f'HTTP {self.status} in {self.duration:.2f}s'
 
 
@@ -366,8 +371,8 @@ class Caller:
         try:
             call.request.on_done(result)
         except Exception:
-            log.exception('handling the result of %s failed',
-                          call.request.url)
+            log.exception('handling the result of a call to %s failed',
+                          origin(call.request.url))
 
     def _shutdown(self) -> None:
         with self._mutex:

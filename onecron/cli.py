@@ -261,13 +261,21 @@ def _run(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
     name = _job_name(app, args.app, args.job)
     # a request must not start a scheduler in this short-lived process
     app.stop()
-    base = args.base_url or app.base_url or 'http://localhost'
+    configured = app.base_url if isinstance(app.base_url, str) else None
+    base = args.base_url or configured or 'http://localhost'
     # the Host header as a client sends it: no default port added, so
     # an application id taken from the host is the one of real requests
     headers = {TRIGGER_HEADER: Trigger.MANUAL.value,
                RUN_HEADER: uuid.uuid4().hex, 'Host': urlsplit(base).netloc}
     application_id = app.application_id_of(Request.blank(
         base.rstrip('/') + app.prefix + '/', headers=headers))
+    if application_id is None:
+        raise CommandError(f'{base} is no application id\'s: pass the '
+                           f'--base-url of one')
+    if not args.base_url:
+        base = app.base_url_of(application_id) or base
+    # chained jobs are called on this base, not on a request's host
+    app._use_base_url(application_id, base)
     if app.jobs[name].overlap != 'allow':
         _check_job_lock(app, application_id, name)
     # the static URL, or with static URLs off one made for this run
@@ -317,7 +325,7 @@ def _url(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _export(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
-    base_url = args.base_url or app.base_url
+    base_url = args.base_url or app.base_url_of(_default_id(app))
     if not base_url:
         raise UsageError('no base URL: pass --base-url, the URL the jobs '
                          'are reachable at from where they are called')

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 class Controls:
     """Triggers and switches; the attributes below come from CronApp."""
 
-    application_id: str | Callable[[Request], str]
-    base_url: str | None
+    application_id: str | Callable[[Request], str | None]
+    base_url: str | Callable[[str], str] | None
     caller: Caller
     clock: Clock
     history: History
@@ -81,9 +81,11 @@ class Controls:
         self._trigger(job, self._base_url_of(application_id), application_id,
                       Trigger.SOON, delay=delay)
 
+    def base_url_of(self, application_id: str) -> str | None:
+        raise NotImplementedError
+
     def _base_url_of(self, application_id: str) -> str:
-        scheduler = self._schedulers.get(application_id)
-        base = scheduler.base_url if scheduler is not None else self.base_url
+        base = self.base_url_of(application_id)
         if not base:
             raise OnecronError(
                 f'no base URL for {application_id!r}: configure '
@@ -107,15 +109,22 @@ class Controls:
             not_before=time.time() + delay if delay else None)])
 
     def _chain(self, job: Job, request: Request, application_id: str) -> None:
-        """After a successful run: trigger the jobs it names in ``then``."""
+        """After a successful run: trigger the jobs it names in ``then``,
+        on the base URL of the application id, never the request's host
+        (whoever called the first job chose it)."""
+        base = self.base_url_of(application_id)
+        if base is None:
+            self.reporter.failure(job.name, application_id, 'its then= '
+                                  'jobs did not run: no base URL (configure'
+                                  ' CronApp(base_url=...))')
+            return
         for name in job.then:
             other = self._jobs.get(name)
             if other is None:
                 self.reporter.failure(job.name, application_id,
                                       f'then= names unknown job {name!r}')
                 continue
-            self._trigger(other, request.application_url, application_id,
-                          Trigger.CHAIN)
+            self._trigger(other, base, application_id, Trigger.CHAIN)
 
     # -- what the status page shows --------------------------------------
 

@@ -50,7 +50,7 @@ from .misfire import nearest
 from .schedule import Schedule
 from .output import captured
 from .reporting import Reporter
-from .signing import JobSigner, OccurrenceToken, TriggerToken
+from .signing import JobSigner, OccurrenceToken, StaticToken, TriggerToken
 from .store import Outcome, Trigger
 
 if TYPE_CHECKING:
@@ -65,6 +65,9 @@ OCCURRENCE_PATH = 'o'
 #: the path segment under the prefix before a trigger token
 TRIGGER_PATH = 't'
 
+#: what stands for a job URL's token in a stored or mailed output
+REDACTED = '[token]'
+
 #: triggers a job's ``then`` jobs after a successful run
 Chain = Callable[[Job, Request, str], None]
 #: the schedule in force for a job and application id
@@ -72,15 +75,23 @@ ScheduleOf = Callable[[Job, str], Schedule | None]
 
 
 def _plain(status: int, text: str) -> Response:
+    # no-store: a job's answer is one run's, for no cache to keep or share
     return Response(text + '\n', status=status,
-                    content_type='text/plain', charset='utf-8')
+                    content_type='text/plain', charset='utf-8',
+                    cache_control='no-store')
+
+
+def _token_of(request: Request) -> str:
+    """The token a job URL's path ends with."""
+    return request.path_info.rsplit('/', 1)[-1]
 
 
 class JobEndpoint:
     """Serves the requests under ``prefix``."""
 
     def __init__(self, jobs: Mapping[str, Job], signer: JobSigner, *,
-                 prefix: str, application_id_of: Callable[[Request], str],
+                 prefix: str,
+                 application_id_of: Callable[[Request], str | None],
                  reporter: Reporter, history: History, slow_after: float,
                  lock_dir: str | None = None,
                  chain: Chain | None = None,
@@ -89,10 +100,13 @@ class JobEndpoint:
                  clock: Clock = utcnow,
                  occurrence_window: float = 300.0,
                  static_urls: bool = True,
+                 legacy_static_tokens: bool = False,
                  access: JobAccess | None = None) -> None:
         self.prefix = prefix
         self._occurrence_window = occurrence_window
         self._static_urls = static_urls
+        # static tokens that name no application id: only where it is fixed
+        self._legacy_static_tokens = legacy_static_tokens
         self._access = access or JobAccess()
         self._schedule_of = schedule_of
         self._clock = clock
@@ -117,6 +131,9 @@ class JobEndpoint:
         """A plain 404 that gives no hint why."""
         return _plain(404, 'Not Found')(environ, start_response)
 
+    def _not_found(self) -> Response:
+        return _plain(404, 'Not Found')
+
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -135,21 +152,20 @@ class JobEndpoint:
             response: Response = HTTPMethodNotAllowed(
                 headers={'Allow': ', '.join(RUN_METHODS)})
             return response(environ, start_response)
-        said: OccurrenceToken | TriggerToken | None
+        said: StaticToken | OccurrenceToken | TriggerToken | None
         if kind == OCCURRENCE_PATH:
             said = self._signer.verify_occurrence(token)
-            name = None if said is None else said.name
         elif kind == TRIGGER_PATH:
             said = self._signer.verify_trigger(token)
-            name = None if said is None else said.name
         elif self._static_urls:
-            said, name = None, self._signer.name_for(token)
+            said = self._signer.verify_static(token)
         else:
-            said, name = None, None  # static URLs are off: any token is bad
-        job = self._jobs.get(name) if name is not None else None
+            said = None  # static URLs are off: any token is bad
+        job = self._jobs.get(said.name) if said is not None else None
         if job is None:
             return self.not_found(environ, start_response)
-        return self.run(job, request, said)(environ, start_response)
+        response = self.run(job, request, said)
+        return response(environ, start_response)
 
     def _refused(self, request: Request) -> Response | None:
         """403 if ``job_access`` refuses the client, else None."""
@@ -167,7 +183,8 @@ class JobEndpoint:
         return _plain(403, 'Forbidden')
 
     def run(self, job: Job, request: Request,
-            token: OccurrenceToken | TriggerToken | None = None) -> Response:
+            token: StaticToken | OccurrenceToken | TriggerToken | None = None
+            ) -> Response:
         """Run ``job`` inside ``request``, write the run down, answer.
 
         ``token``: the call came with this occurrence token (valid
@@ -177,11 +194,21 @@ class JobEndpoint:
         and the call's run key.
         """
         try:
-            application_id = self._application_id_of(request)
-        except Exception:  # reported with the run, which still happens
-            log.exception('application_id callable failed for %s',
-                          request.script_name + self.prefix)
-            application_id = '?'
+            found = self._application_id_of(request)
+        except Exception as exc:  # the application's own code
+            self._reporter.failure(job.name, '?', 'the application_id '
+                                   'callable failed: the call is refused',
+                                   exc)
+            return self._not_found()
+        if found is None:
+            return self._not_found()  # the request is no tenant's
+        application_id = found
+        if isinstance(token, StaticToken) and not (
+                token.application_id == application_id
+                or (token.application_id is None
+                    and self._legacy_static_tokens)):
+            # as for a bad token: nothing says the token is good elsewhere
+            return self._not_found()
         trigger, scheduled = _trigger_of(request)
         key = request.headers.get(RUN_HEADER) or None
         nominal: datetime | Response | None = None
@@ -190,7 +217,7 @@ class JobEndpoint:
             if refused is not None:
                 return refused
             trigger, scheduled = Trigger(token.trigger), None
-        elif token is not None:
+        elif isinstance(token, OccurrenceToken):
             trigger = Trigger.SCHEDULER
             nominal = self._admit(token, application_id)
         elif (occurrence := request.GET.get('occurrence')) is not None:
@@ -319,6 +346,11 @@ class JobEndpoint:
         output = '\n'.join(lines)
         if error is None and result is not None:
             output = f'{output}\n{result}' if output else str(result)
+        # what the job logged or raised may quote its own URL (request.url)
+        token = _token_of(request)
+        output = output.replace(token, REDACTED)
+        if error is not None:
+            error = error.replace(token, REDACTED)
         outcome = Outcome.FAILED if error else Outcome.OK
         self._history.finished(
             run_id, outcome=outcome, http_status=500 if error else 200,

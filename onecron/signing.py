@@ -3,9 +3,11 @@
 Two kinds, signed with :mod:`itsdangerous` under different salts, so that
 one is never taken for the other:
 
-* the *static* token is the job name (salt ``'cronjob-id'``, as in the
-  model): the same in every process that shares the secret, valid until
-  the secret is retired;
+* the *static* token names the job and the application id (salt
+  ``'cronjob-id'``, as in the model): the same in every process that
+  shares the secret, valid for that id until the secret is retired (a
+  token made without an id, as onecron made them at first, names the
+  job alone and is valid only where the application id is fixed);
 * an *occurrence* token (salt ``'cronjob-occurrence'``) names a job, an
   application id, one nominal occurrence and the moment it was made: the
   endpoint accepts it only near that occurrence (:meth:`OccurrenceToken.
@@ -69,6 +71,16 @@ def secrets_list(secret: str | Sequence[str]) -> list[str]:
                 f'secret must be a non-empty str or list of str, '
                 f'got {type(entry).__name__} {entry!r:.20}')
     return secrets
+
+
+class StaticToken(NamedTuple):
+    """What a valid static token says."""
+
+    #: the job's name
+    name: str
+    #: the application id it was made for; None for a token made before
+    #: static tokens named one (valid only where the id is fixed)
+    application_id: str | None
 
 
 class OccurrenceToken(NamedTuple):
@@ -136,39 +148,63 @@ class JobSigner:
         self._serializer = URLSafeSerializer(keys, salt='cronjob-id')
         self._occurrences = URLSafeSerializer(keys, salt=OCCURRENCE_SALT)
         self._triggers = URLSafeSerializer(keys, salt=TRIGGER_SALT)
-        self._tokens: dict[str, str] = {}
-        self._names: dict[str, str] = {}
+        self._tokens: dict[tuple[str, str | None], str] = {}
+        self._statics: dict[str, StaticToken] = {}
 
-    def token_for(self, name: str) -> str:
-        """The token of the job called ``name``."""
-        token = self._tokens.get(name)
+    def token_for(self, name: str, application_id: str | None = None
+                  ) -> str:
+        """The static token of the job called ``name`` for
+        ``application_id``: valid for that id alone.
+
+        Without an id, a token that names the job only, as onecron made
+        them at first (see :class:`StaticToken`).
+        """
+        cache_key = (name, application_id)
+        token = self._tokens.get(cache_key)
         if token is None:
-            token = self._tokens[name] = str(self._serializer.dumps(name))
+            payload: str | list[str] = (
+                name if application_id is None else [name, application_id])
+            if len(self._tokens) >= MAX_CACHED:
+                self._tokens.clear()
+            token = self._tokens[cache_key] = str(
+                self._serializer.dumps(payload))
         return token
 
-    def name_for(self, token: str) -> str | None:
-        """The job name a token was signed for, or None if it is not valid.
+    def verify_static(self, token: str) -> StaticToken | None:
+        """What a static token says, or None if it is not valid.
 
         Bad, truncated, forged and foreign-secret tokens all give None: the
-        caller answers 404 without saying which it was.
+        caller answers 404 without saying which it was. A token made
+        without an application id says None for it.
         """
-        name = self._names.get(token)
-        if name is not None:
-            return name
+        said = self._statics.get(token)
+        if said is not None:
+            return said
         if not token or len(token) > MAX_TOKEN_LENGTH:
             return None
         try:
-            name = self._serializer.loads(token)
+            payload = self._serializer.loads(token)
         except (BadData, UnicodeError, ValueError):
             return None
-        if not isinstance(name, str):
+        if isinstance(payload, str):
+            said = StaticToken(payload, None)
+        elif (isinstance(payload, list) and len(payload) == 2
+                and all(isinstance(part, str) for part in payload)):
+            said = StaticToken(payload[0], payload[1])
+        else:
             return None
         # verifying costs tens of microseconds on every scheduled run; a
         # token once verified stays valid for this signer's lifetime
-        if len(self._names) >= MAX_CACHED:
-            self._names.clear()
-        self._names[token] = name
-        return name
+        if len(self._statics) >= MAX_CACHED:
+            self._statics.clear()
+        self._statics[token] = said
+        return said
+
+    def name_for(self, token: str) -> str | None:
+        """The job name a static token was signed for, or None if it is
+        not valid (whatever application id it names)."""
+        said = self.verify_static(token)
+        return None if said is None else said.name
 
     def occurrence_token(self, name: str, application_id: str,
                          occurrence: datetime, *, issued: datetime) -> str:

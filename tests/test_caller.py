@@ -83,7 +83,16 @@ def test_redirect_is_not_followed(caller: Caller, backend: Any) -> None:
     result = call(caller, backend[1] + '/redirect')
     assert not result.ok and result.status == 302
     assert result.redirect == 'http://elsewhere/'
-    assert 'redirect to http://elsewhere/' in result.describe()
+    assert result.describe() == 'HTTP 302 redirect to http://elsewhere'
+
+
+def test_redirect_is_described_without_its_path() -> None:
+    """A redirect that echoes the job URL is told by scheme and host only:
+    its path and query hold the token and the run key."""
+    result = CallResult(url='http://app/cronjobs/SECRET', status=301,
+                        duration=0.1,
+                        redirect='https://app:8443/cronjobs/SECRET?k=KEY')
+    assert result.describe() == 'HTTP 301 redirect to https://app:8443'
 
 
 def test_timeout(caller: Caller, backend: Any) -> None:

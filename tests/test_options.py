@@ -119,7 +119,7 @@ def test_then_chains_after_success_only(app: CronApp,
     app.cronjob(name='second')(lambda r: order.append(
         'second:' + r.headers['X-Onecron-Trigger']))
     app.cronjob(name='third')(lambda r: order.append('third'))
-    url = live_server(app).url
+    url = app.base_url = live_server(app).url  # where chains are called
     with urllib.request.urlopen(app.url_for('first', url)):
         pass
     wait_for(lambda: len(order) == 3)

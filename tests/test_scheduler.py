@@ -18,6 +18,7 @@ import pytest
 from webob import Request
 
 from onecron import CronApp
+from onecron.hosts import parse_allowed_hosts
 from onecron.lock import HostLock, lock_path
 
 from .conftest import wait_for
@@ -86,10 +87,12 @@ def test_jitter_shifts_the_fire_time(app: CronApp, live_server: Any) -> None:
 
 def test_first_request_starts_the_scheduler(app: CronApp,
                                             live_server: Any) -> None:
-    """Nothing is scheduled until a request comes; its URL is the base."""
+    """Nothing is scheduled until a request comes; the URL of a request
+    for an allowed host is the base."""
     runs = Runs()
     app.cronjob(EVERY_SECOND, name='tick', jitter=False)(runs)
     server = live_server(app)
+    app.allowed_hosts = parse_allowed_hosts([f'127.0.0.1:{server.port}'])
     time.sleep(1.2)
     assert len(runs) == 0 and not app.schedulers
     Request.blank(server.url + '/hello').get_response(app)
@@ -152,26 +155,41 @@ def test_a_hung_job_delays_no_other(tmp_path: Path, live_server: Any,
 
 
 def test_a_redirect_is_a_failure(tmp_path: Path, live_server: Any,
-                                 caplog: Any) -> None:
-    """A job URL that redirects is reported, not silently followed."""
-    app = CronApp(secret='s', lock_dir=str(tmp_path))
+                                 caplog: Any,
+                                 sentry_events: list[dict[str, Any]]) -> None:
+    """A job URL that redirects is reported, not silently followed; the
+    report names the redirect's scheme and host, never the token that a
+    Location echoing the job URL holds (log, Sentry, run history)."""
+    app = CronApp(secret='s', lock_dir=str(tmp_path),
+                  store=str(tmp_path / 'runs.sqlite'))
     app.cronjob(EVERY_SECOND, name='moved', jitter=False)(lambda r: None)
 
     def redirecting(environ: dict[str, Any], start_response: Any) -> Any:
-        start_response('301 Moved Permanently',
-                       [('Location', 'https://elsewhere.example/')])
+        # as an http-to-https redirect does: the whole URL, token included
+        start_response('301 Moved Permanently', [(
+            'Location', 'https://elsewhere.example' + environ['PATH_INFO'])])
         return [b'']
 
+    server = live_server(redirecting)
+    token = app.url_for('moved', server.url).rsplit('/', 1)[1]
     try:
-        with caplog.at_level(logging.ERROR, logger='onecron'):
-            app.start(base_url=live_server(redirecting).url)
+        with caplog.at_level(logging.DEBUG, logger='onecron'):
+            app.start(base_url=server.url)
             wait_for(lambda: any('redirect' in r.getMessage()
                                  for r in caplog.records))
+            wait_for(lambda: app.store is not None and app.store.runs(
+                'default', 'moved'))
     finally:
         app.stop()
     [record, *_] = [r for r in caplog.records if 'redirect' in r.getMessage()]
     assert 'moved' in record.getMessage()
-    assert 'https://elsewhere.example/' in record.getMessage()
+    assert 'redirect to https://elsewhere.example' in record.getMessage()
+    assert all(token not in r.getMessage() for r in caplog.records)
+    assert app.store is not None
+    [run, *_] = app.store.runs('default', 'moved')
+    assert run.error is not None and 'elsewhere.example' in run.error
+    assert token not in repr(run)
+    assert sentry_events and token not in repr(sentry_events)
 
 
 def test_stop_releases_the_lock_and_start_works_again(
@@ -225,9 +243,11 @@ def test_job_added_after_start_is_scheduled(app: CronApp,
 
 def test_each_application_id_is_scheduled_on_its_own(
         tmp_path: Path, live_server: Any) -> None:
-    """Tenants get a scheduler each, with the URL of their first request."""
+    """Tenants get a scheduler each, with the URL of their first request
+    (its host allowed)."""
     seen: list[str] = []
     app = CronApp(secret='s', lock_dir=str(tmp_path),
+                  allowed_hosts=['127.0.0.1'],
                   application_id=lambda request: request.script_name.strip(
                       '/') or 'root')
     app.cronjob(EVERY_SECOND, name='tick', jitter=False)(
@@ -240,6 +260,7 @@ def test_each_application_id_is_scheduled_on_its_own(
         return app(request.environ, start_response)
 
     server = live_server(mount)
+    app.allowed_hosts = parse_allowed_hosts([f'127.0.0.1:{server.port}'])
     try:
         for tenant in ('town-a', 'town-b'):
             Request.blank(f'{server.url}/{tenant}/').send()
