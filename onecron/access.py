@@ -15,10 +15,17 @@ this order:
    random cookie, keyed with a secret derived from the app's first secret.
 
 For both, the client's address is ``REMOTE_ADDR``. ``X-Forwarded-For``
-is read only when ``REMOTE_ADDR`` is one of ``trusted_proxies``; a request
-that names a forwarded client but comes from a peer not in that list is
-never taken for a loopback one — a reverse proxy on the same host would
-otherwise make every visitor look local.
+and ``Forwarded`` (RFC 7239) are read only when ``REMOTE_ADDR`` is one of
+``trusted_proxies``; a request that names a forwarded client but comes
+from a peer not in that list is never taken for a loopback one — a
+reverse proxy on the same host would otherwise make every visitor look
+local. Nor is a request from a trusted proxy that names no client at all
+(nginx's ``proxy_pass`` sends no ``X-Forwarded-For`` unless told to): the
+proxy's own address says nothing about who is behind it.
+
+Failed basic auth logins are throttled per client address
+(:class:`LoginThrottle`): after five within a minute the page answers 429
+without checking the password until the minute has passed.
 """
 
 from __future__ import annotations
@@ -29,7 +36,12 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import math
+import re
 import secrets
+import threading
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple, Union
 
@@ -54,6 +66,12 @@ _Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2 ** 14, 8, 1
 _PBKDF2_MIN_ITERATIONS = 100_000
 _FORWARDED_HEADERS = ('X-Forwarded-For', 'Forwarded', 'X-Real-IP')
+# RFC 7239: forwarded-pair = token "=" value; value = token / quoted-string
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_FORWARDED_PAIR = re.compile(
+    rf'({_TOKEN})=({_TOKEN}|"(?:[^"\\]|\\.)*")')
+# node-port = port / obfport
+_NODE_PORT = re.compile(r':(?:[0-9]{1,5}|_[A-Za-z0-9._-]+)')
 
 
 def hash_password(password: str) -> str:
@@ -170,19 +188,116 @@ def _client_address(request: Request,
     """The client's IP address behind ``proxies``, or None if it cannot
     be told (see :meth:`Access.client_address`)."""
     peer = _address(request.remote_addr or '')
+    headers = request.headers
     if not _trusted(peer, proxies):
-        if any(name in request.headers for name in _FORWARDED_HEADERS):
+        if any(name in headers for name in _FORWARDED_HEADERS):
             return None
         return None if peer is None else str(peer)
-    # WSGI joins repeated headers with commas: one list of hops
-    hops = [hop for hop in request.headers.get(
-        'X-Forwarded-For', '').split(',') if hop.strip()]
-    client = peer
-    for hop in reversed(hops):
-        client = _address(hop)
-        if not _trusted(client, proxies):
-            break
+    chains: list[list[_Address | None] | None] = []
+    if 'X-Forwarded-For' in headers:
+        # WSGI joins repeated headers with commas: one list of hops
+        chains.append([_address(hop) for hop in
+                       headers['X-Forwarded-For'].split(',') if hop.strip()])
+    if 'Forwarded' in headers:
+        nodes = _forwarded_for(headers['Forwarded'])
+        chains.append(None if nodes is None
+                      else [_node_address(node) for node in nodes])
+    # a trusted proxy that names no client tells nothing of it; with both
+    # headers, the one the proxy did not write is the client's: they must
+    # agree
+    clients = {_origin(chain, proxies) for chain in chains}
+    if len(clients) != 1:
+        return None
+    client = clients.pop()
     return None if client is None else str(client)
+
+
+def _origin(chain: list[_Address | None] | None,
+            proxies: tuple[_Network, ...]) -> _Address | None:
+    """The right-most hop of ``chain`` that is not a trusted proxy (the
+    hops left of it may be the client's own inventions), or None."""
+    if not chain:
+        return None
+    for hop in reversed(chain):
+        if not _trusted(hop, proxies):
+            return hop
+    return chain[0]  # proxies all the way: the first one is the client
+
+
+def _forwarded_for(header: str) -> list[str | None] | None:
+    """The ``for=`` node of each element of a ``Forwarded`` header
+    (RFC 7239), left to right, unquoted; None for an element without
+    one. None for the whole header if it does not parse."""
+    elements = _split_quoted(header, ',')
+    if elements is None:
+        return None
+    nodes: list[str | None] = []
+    for element in elements:
+        if not element.strip(' \t'):
+            continue  # an empty list element, allowed and ignored
+        node = None
+        seen = False
+        for pair in _split_quoted(element, ';') or ():
+            match = _FORWARDED_PAIR.fullmatch(pair.strip(' \t'))
+            if match is None:
+                return None
+            name, value = match.groups()
+            if name.lower() != 'for':
+                continue
+            if seen:  # a parameter occurs once per element
+                return None
+            seen = True
+            node = (re.sub(r'\\(.)', r'\1', value[1:-1])
+                    if value.startswith('"') else value)
+        nodes.append(node)
+    return nodes
+
+
+def _split_quoted(text: str, separator: str) -> list[str] | None:
+    """``text`` split at ``separator`` outside quoted strings; None if a
+    quoted string is not closed."""
+    parts, start, quoted, escaped = [], 0, False, False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif quoted and char == '\\':
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append(text[start:index])
+            start = index + 1
+    if quoted:
+        return None
+    parts.append(text[start:])
+    return parts
+
+
+def _node_address(node: str | None) -> _Address | None:
+    """A ``Forwarded`` node (``192.0.2.1``, ``[2001:db8::1]:80``) as an
+    address; None for ``unknown``, obfuscated names and anything else."""
+    if node is None:
+        return None
+    if node.startswith('['):
+        host, bracket, port = node[1:].partition(']')
+        if not bracket:
+            return None
+        version = 6
+    else:
+        host, colon, port = node.partition(':')
+        port = colon + port
+        version = 4
+    if port and not _NODE_PORT.fullmatch(port):
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.version != version:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
 
 
 def _is_loopback(request: Request, proxies: tuple[_Network, ...]) -> bool:
@@ -193,10 +308,110 @@ def _is_loopback(request: Request, proxies: tuple[_Network, ...]) -> bool:
 
 
 class Denied(NamedTuple):
-    """Why a request may not see the page: 403, or 401 asking to log in."""
+    """Why a request may not see the page: 403, 401 asking to log in, or
+    429 after too many failed logins."""
 
     status: int
     reason: str
+    #: with 429: the seconds until the client may try again
+    retry_after: int | None = None
+
+
+class LoginThrottle:
+    """Counts failed logins per client and refuses a client that has too
+    many.
+
+    A client that failed ``limit`` times within ``window`` seconds may
+    not try again until the oldest of those failures is ``window``
+    seconds old: at most ``limit`` guesses per ``window`` per client.
+    A try is counted as it starts, so concurrent requests cannot slip
+    past the limit; a try that succeeds is given back, but does not wipe
+    out the failures before it (behind one address a success may be
+    someone else's). Memory is bounded: at most ``max_clients`` clients
+    are tracked, the one whose last try is oldest is forgotten first.
+
+    :param limit: failed logins a client may have within ``window``
+    :param window: seconds a failed login counts
+    :param max_clients: clients tracked at most
+    :param clock: monotonic seconds (:func:`time.monotonic`)
+    """
+
+    def __init__(self, limit: int = 5, window: float = 60.0, *,
+                 max_clients: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if limit < 1 or max_clients < 1 or not window > 0:
+            raise ValueError('limit, window and max_clients must be '
+                             'positive')
+        self.limit = limit
+        self.window = window
+        self.max_clients = max_clients
+        self._clock = clock
+        # the times of each client's tries that count, oldest first; the
+        # clients in the order of their last try
+        self._tries: OrderedDict[str, deque[float]] = OrderedDict()
+        self._mutex = threading.Lock()
+
+    def __len__(self) -> int:
+        """The number of clients tracked."""
+        return len(self._tries)
+
+    def wait(self, client: str) -> float:
+        """Seconds until ``client`` may try to log in; 0 if it may now."""
+        with self._mutex:
+            return self._wait(client, self._clock())
+
+    def attempt(self, client: str) -> float:
+        """Count a try of ``client`` starting now: 0 if it may go ahead,
+        else the seconds until it may try (and nothing is counted)."""
+        with self._mutex:
+            now = self._clock()
+            wait = self._wait(client, now)
+            if wait:
+                return wait
+            tries = self._tries.get(client)
+            if tries is None:
+                self._forget_expired(now)
+                if len(self._tries) >= self.max_clients:
+                    self._tries.popitem(last=False)
+                tries = self._tries[client] = deque()
+            tries.append(now)
+            self._tries.move_to_end(client)
+            return 0.0
+
+    def succeeded(self, client: str) -> None:
+        """The try :meth:`attempt` counted last for ``client`` succeeded:
+        give it back."""
+        with self._mutex:
+            tries = self._tries.get(client)
+            if tries:
+                tries.pop()
+            if tries is not None and not tries:
+                del self._tries[client]
+
+    def _wait(self, client: str, now: float) -> float:
+        tries = self._tries.get(client)
+        if tries is None:
+            return 0.0
+        while tries and tries[0] <= now - self.window:
+            tries.popleft()
+        if not tries:
+            del self._tries[client]
+            return 0.0
+        if len(tries) < self.limit:
+            return 0.0
+        return tries[0] + self.window - now
+
+    def _forget_expired(self, now: float) -> None:
+        """Drop the clients, oldest first, whose tries no longer count."""
+        while self._tries:
+            client, tries = next(iter(self._tries.items()))
+            if tries and tries[-1] > now - self.window:
+                return
+            del self._tries[client]
+
+    def __repr__(self) -> str:
+        return (f'<LoginThrottle {self.limit} per {self.window:g} s, '
+                f'{len(self._tries)} client(s)>')
 
 
 class Access:
@@ -207,14 +422,17 @@ class Access:
     :param user: the basic auth user name, or None for no basic auth
     :param password_hash: made with :func:`hash_password`
     :param trusted_proxies: addresses or networks of reverse proxies
-        whose ``X-Forwarded-For`` is believed
+        whose ``X-Forwarded-For`` and ``Forwarded`` are believed
     :param secret: the key the CSRF key is derived from
+    :param throttle: counts failed basic auth logins per client; by
+        default five per minute
     """
 
     def __init__(self, policy: Policy = 'loopback', *,
                  user: str | None = None, password_hash: str | None = None,
                  trusted_proxies: Sequence[str] = (),
-                 secret: str) -> None:
+                 secret: str,
+                 throttle: LoginThrottle | None = None) -> None:
         if not callable(policy) and policy not in POLICIES:
             raise ValueError(f'status_access must be one of '
                              f'{", ".join(POLICIES)} or a callable, '
@@ -234,6 +452,7 @@ class Access:
         self.user = user
         self._password_hash = password_hash
         self.trusted_proxies = _networks(trusted_proxies)
+        self.throttle = throttle if throttle is not None else LoginThrottle()
         self._csrf_key = hmac.new(secret.encode('utf-8'),
                                   b'onecron status page csrf',
                                   hashlib.sha256).digest()
@@ -243,10 +462,13 @@ class Access:
     def client_address(self, request: Request) -> str | None:
         """The client's IP address, or None if it cannot be told.
 
-        ``X-Forwarded-For`` counts only when the peer is a trusted proxy;
-        then the client is the right-most address in it that is not a
-        trusted proxy. A peer that is not trusted but sends forwarding
-        headers is a proxy onecron was not told about: None.
+        ``X-Forwarded-For`` and ``Forwarded`` (its ``for=``) count only
+        when the peer is a trusted proxy; then the client is the
+        right-most address in them that is not a trusted proxy. None when
+        the peer is not trusted but sends forwarding headers (a proxy
+        onecron was not told about), when a trusted proxy names no
+        client, names it ``unknown`` or obfuscated, or when the two
+        headers name different clients.
         """
         return _client_address(request, self.trusted_proxies)
 
@@ -265,10 +487,44 @@ class Access:
                 return Denied(403, 'The status page answers only clients '
                               'on this machine (status_access=loopback); '
                               'behind a reverse proxy, list it in '
-                              'trusted_proxies.')
-        if self.user is not None and not self._authenticated(request):
-            return Denied(401, 'Log in to see the status page.')
+                              'trusted_proxies and have it send '
+                              'X-Forwarded-For.')
+        if self.user is not None:
+            return self._login(request)
         return None
+
+    def _login(self, request: Request) -> Denied | None:
+        """Check the basic auth credentials, within the throttle."""
+        client = self._throttle_key(request)
+        throttle = self.throttle
+        scheme = request.headers.get('Authorization', '').partition(' ')[0]
+        # only a login attempt is counted; anyone may be asked to log in
+        wait = (throttle.attempt(client) if scheme.lower() == 'basic'
+                else throttle.wait(client))
+        if wait:
+            seconds = max(1, math.ceil(wait))
+            return Denied(429, f'Too many failed logins from your address: '
+                          f'try again in {seconds} s.', seconds)
+        if scheme.lower() != 'basic':
+            return Denied(401, 'Log in to see the status page.')
+        if self._authenticated(request):
+            throttle.succeeded(client)
+            return None
+        if throttle.wait(client):
+            log.warning('status page: %d failed logins within %g s from '
+                        '%s: refused until they are older', throttle.limit,
+                        throttle.window, client)
+        return Denied(401, 'Log in to see the status page.')
+
+    def _throttle_key(self, request: Request) -> str:
+        """Whom failed logins are counted against: the client's address
+        (an IPv6 one's /64, what one subscriber gets), else the peer's."""
+        client = _address(self.client_address(request) or '')
+        if client is None:
+            return f'peer {request.remote_addr}'
+        if isinstance(client, ipaddress.IPv6Address):
+            return str(ipaddress.IPv6Network((client, 64), strict=False))
+        return str(client)
 
     def _authenticated(self, request: Request) -> bool:
         assert self.user is not None and self._password_hash is not None
@@ -279,7 +535,7 @@ class Access:
         try:
             decoded = base64.b64decode(credentials.strip(), validate=True)
             user, colon, password = decoded.decode('utf-8').partition(':')
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (nor ASCII), not UTF-8
             return False
         # both always checked: the time taken does not tell which was wrong
         user_ok = hmac.compare_digest(user.encode('utf-8'),

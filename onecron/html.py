@@ -1,6 +1,8 @@
 """The status page as HTML: plain strings, every value escaped, no JavaScript.
 
-Each function returns a whole document. ``base`` is the page's own URL path
+Each function returns a whole document, made encodable as UTF-8 (a lone
+surrogate shows as its escape, see :func:`~onecron.overview.encodable`).
+``base`` is the page's own URL path
 (``/cronjobs``); forms post to ``{base}/control/{action}`` with the CSRF
 token in a hidden field. The style sheet is inline, and allowed by its hash
 in the page's Content-Security-Policy (:data:`CSS_HASH`).
@@ -14,7 +16,7 @@ from datetime import datetime, timezone
 from html import escape
 from urllib.parse import quote, urlencode
 
-from .overview import ApplicationStatus, JobStatus
+from .overview import ApplicationStatus, JobStatus, encodable
 from .store import Run
 
 __all__ = ['overview', 'history', 'error', 'CSS_HASH']
@@ -88,13 +90,15 @@ def _e(value: object) -> str:
 
 
 def _document(title: str, base: str, body: str) -> str:
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, '
-            f'initial-scale=1"><title>{_e(title)}</title>'
-            f'<style>{CSS}</style></head>\n<body><header>'
-            f'<a href="{_e(base)}/">onecron</a> <small>all times in UTC'
-            f'</small></header>\n'
-            f'<main>{body}</main></body></html>\n')
+    # one pass over the whole page makes every value in it encodable
+    return encodable(
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, '
+        f'initial-scale=1"><title>{_e(title)}</title>'
+        f'<style>{CSS}</style></head>\n<body><header>'
+        f'<a href="{_e(base)}/">onecron</a> <small>all times in UTC'
+        f'</small></header>\n'
+        f'<main>{body}</main></body></html>\n')
 
 
 def _badge(text: str, kind: str) -> str:
@@ -153,11 +157,17 @@ def _form(base: str, action: str, csrf: str, label: str,
 
 def history_url(base: str, job: str, application_id: str,
                 before_id: int | None = None) -> str:
-    """The URL of ``job``'s history page."""
+    """The URL of ``job``'s history page.
+
+    A lone surrogate in a name is kept as bytes that are not UTF-8: the
+    link leads to a 404, never to another job's page.
+    """
     query = {'application_id': application_id}
     if before_id is not None:
         query['before_id'] = str(before_id)
-    return f'{base}/jobs/{quote(job, safe="")}?{urlencode(query)}'
+    path = quote(job, safe='', errors='surrogatepass')
+    return (f'{base}/jobs/{path}?'
+            f'{urlencode(query, errors="surrogatepass")}')
 
 
 # --- the overview -----------------------------------------------------

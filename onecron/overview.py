@@ -3,7 +3,9 @@
 Collected from a :class:`~onecron.CronApp` with a fixed number of store
 queries per application id (newest run per job, unfinished runs, job
 settings, hold state), whatever the number of stored runs. The HTML page
-and ``status.json`` are two renderings of these records.
+and ``status.json`` are two renderings of these records; both pass their
+text through :func:`encodable`, as a job name, an application id or what
+a custom store returns may hold lone surrogates.
 """
 
 from __future__ import annotations
@@ -17,7 +19,19 @@ from .store import Hold, JobSettings, Run, SchedulerInfo
 if TYPE_CHECKING:
     from .app import CronApp
 
-__all__ = ['ApplicationStatus', 'JobStatus', 'collect', 'as_json']
+__all__ = ['ApplicationStatus', 'JobStatus', 'collect', 'as_json',
+           'encodable']
+
+
+def encodable(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates, as
+    ``surrogateescape`` makes of undecodable bytes) written as an escape:
+    the six characters ``\\udcff`` for the surrogate U+DCFF."""
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        return text.encode('utf-8', 'backslashreplace').decode('utf-8')
+    return text
 
 
 @dataclass(frozen=True)
@@ -109,9 +123,11 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def as_json(status: ApplicationStatus) -> dict[str, Any]:
-    """``status`` as the JSON-ready dict of ``status.json``."""
+    """``status`` as the JSON-ready dict of ``status.json``, every text
+    :func:`encodable` (``json.dumps`` would write a lone surrogate as a
+    ``\\udcff`` escape that strict JSON readers refuse)."""
     scheduler = status.scheduler
-    return {
+    data: dict[str, Any] = _encodable({
         'id': status.id,
         'scheduler': None if scheduler is None else {
             'host': scheduler.host,
@@ -144,4 +160,17 @@ def as_json(status: ApplicationStatus) -> dict[str, Any]:
                 'trigger': job.last_run.trigger.value,
             },
         } for job in status.jobs],
-    }
+    })
+    return data
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with :func:`encodable` applied to every str in it."""
+    if isinstance(value, str):
+        return encodable(value)
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    return value

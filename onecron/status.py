@@ -12,8 +12,14 @@ Served under the prefix by :class:`StatusPage` (see :meth:`handles`):
   that answer 303 back to the page.
 
 Every request passes :class:`~onecron.access.Access` first (403, or 401 for
-basic auth); a POST without the right CSRF token gets 403. The pages are
-never cached and cannot be framed.
+basic auth, 429 after too many failed logins); a POST without the right
+CSRF token gets 403. The pages are never cached and cannot be framed.
+
+Whatever a request holds is checked before use: a path that is not UTF-8
+is a 404, a query string that is not UTF-8 or a parameter out of range a
+400. Whatever the page shows is made encodable: a lone surrogate (from
+undecodable bytes) in a job name, an application id or a stored text
+shows as its escape, ``\\udcff``, in the HTML and in ``status.json``.
 """
 
 from __future__ import annotations
@@ -29,12 +35,13 @@ from webob.dec import wsgify
 from webob.exc import (HTTPBadRequest, HTTPConflict, HTTPForbidden,
                        HTTPMethodNotAllowed, HTTPMovedPermanently,
                        HTTPNotFound, HTTPSeeOther, HTTPServiceUnavailable,
-                       HTTPUnauthorized, WSGIHTTPException)
+                       HTTPTooManyRequests, HTTPUnauthorized,
+                       WSGIHTTPException)
 
 from . import html
 from .access import Access
 from .errors import InvalidSchedule, OnecronError
-from .overview import as_json, collect
+from .overview import as_json, collect, encodable
 from .store import StoreError
 
 if TYPE_CHECKING:
@@ -46,11 +53,15 @@ __all__ = ['StatusPage', 'access_of']
 
 #: runs on one page of a job's history
 PAGE_SIZE = 50
+#: the largest run id (a signed 64-bit integer, as SQL stores it)
+MAX_RUN_ID = 2 ** 63 - 1
+#: characters of a bad value quoted back in an error message
+_QUOTED = 60
 
 _ERRORS: Mapping[int, type[WSGIHTTPException]] = {
     400: HTTPBadRequest, 401: HTTPUnauthorized, 403: HTTPForbidden,
     404: HTTPNotFound, 405: HTTPMethodNotAllowed, 409: HTTPConflict,
-    503: HTTPServiceUnavailable}
+    429: HTTPTooManyRequests, 503: HTTPServiceUnavailable}
 
 _JOB_ACTIONS = ('run-now', 'enable', 'disable', 'override', 'reset')
 _APP_ACTIONS = ('hold', 'release')
@@ -135,9 +146,16 @@ class StatusPage:
     def _respond(self, request: Request) -> Response:
         denied = self.access.denied(request)
         if denied is not None:
-            raise _Failure(denied.status, denied.reason)
-        path = request.path_info[len(self.app.prefix):]
-        base = request.script_name + self.app.prefix
+            raise _Failure(denied.status, denied.reason, None
+                           if denied.retry_after is None
+                           else {'Retry-After': str(denied.retry_after)})
+        path = _utf8(request.environ.get('PATH_INFO', ''))
+        script_name = _utf8(request.environ.get('SCRIPT_NAME', ''))
+        if path is None or script_name is None:
+            raise _Failure(404, 'There is no such page (the path is not '
+                           'UTF-8).')
+        path = path[len(self.app.prefix):]
+        base = script_name + self.app.prefix
         if path == '':
             return HTTPMovedPermanently(location=f'{base}/')
         if path.startswith('/control/'):
@@ -163,11 +181,12 @@ class StatusPage:
     def _overview(self, request: Request, base: str) -> Response:
         applications = [collect(self.app, application_id)
                         for application_id in self.app.application_ids()]
+        notice = self._notice(request)
         response = Response(content_type='text/html', charset='utf-8')
         csrf = self.access.csrf_token(request, response, f'{base}/')
         response.text = html.overview(
             applications, base=base, csrf=csrf, now=self.app.clock(),
-            notice=self._notice(request))
+            notice=notice)
         return response
 
     def _json(self) -> Response:
@@ -178,18 +197,16 @@ class StatusPage:
 
     def _history(self, request: Request, name: str, base: str) -> Response:
         if name not in self.app.jobs:
-            raise _Failure(404, f'There is no job named {name!r}.')
-        application_id = self._application_id(request.GET.get(
-            'application_id'))
-        before = request.GET.get('before_id')
-        if before is not None and not before.isdigit():
-            raise _Failure(400, f'before_id must be a run id, got {before!r}')
+            raise _Failure(404, f'There is no job named {_quoted(name)}.')
+        query = _query(request)
+        application_id = self._application_id(query.get('application_id'))
+        before = _run_id(query.get('before_id'))
+        notice = self._notice(request)
         runs = older = None
         store = self.app.store
         if store is not None:
             runs = store.runs(application_id, name, limit=PAGE_SIZE + 1,
-                              before_id=None if before is None
-                              else int(before))
+                              before_id=before)
             if len(runs) > PAGE_SIZE:
                 runs = runs[:PAGE_SIZE]
                 older = runs[-1].id
@@ -198,14 +215,15 @@ class StatusPage:
         response.text = html.history(
             name, application_id, runs, base=base, csrf=csrf,
             now=self.app.clock(), older=older, newest=before is None,
-            notice=self._notice(request))
+            notice=notice)
         return response
 
     def _notice(self, request: Request) -> str | None:
         """The words for ``?done=action``, naming only known jobs."""
-        template = _NOTICES.get(request.GET.get('done', ''))
-        job = request.GET.get('job', '')
-        application_id = request.GET.get('application_id', '')
+        query = _query(request)
+        template = _NOTICES.get(query.get('done', ''))
+        job = query.get('job', '')
+        application_id = query.get('application_id', '')
         if template is None or (
                 job not in self.app.jobs if '{job}' in template
                 else application_id not in self.app.application_ids()):
@@ -219,14 +237,15 @@ class StatusPage:
                 raise _Failure(404, 'No application id has been seen yet.')
             return known[0]
         if value not in known:
-            raise _Failure(404, f'There is no application id {value!r}.')
+            raise _Failure(404, f'There is no application id '
+                           f'{_quoted(value)}.')
         return value
 
     # --- controls ---------------------------------------------------
 
     def _control(self, request: Request, action: str, base: str) -> Response:
         if action not in _JOB_ACTIONS + _APP_ACTIONS:
-            raise _Failure(404, f'There is no control {action!r}.')
+            raise _Failure(404, f'There is no control {_quoted(action)}.')
         if not self.access.csrf_ok(request):
             raise _Failure(403, 'The form is out of date or came from '
                            'another site (missing or wrong CSRF token): '
@@ -239,7 +258,8 @@ class StatusPage:
         if action in _JOB_ACTIONS:
             name = form.get('job', '')
             if name not in self.app.jobs:
-                raise _Failure(404, f'There is no job named {name!r}.')
+                raise _Failure(404, f'There is no job named '
+                               f'{_quoted(name)}.')
         if action in _STORED_ACTIONS and self.app.store is None:
             raise _Failure(409, 'Switches are kept in the run store, and '
                            'none is configured: pass CronApp(store=...).')
@@ -252,7 +272,8 @@ class StatusPage:
         except OnecronError as exc:
             raise _Failure(409, str(exc)) from None
         log.info('status page: %s %s (%s) from %s', action, name or '-',
-                 application_id, request.remote_addr)
+                 application_id, self.access.client_address(request)
+                 or request.remote_addr)
         query = urlencode({'done': action, 'job': name,
                            'application_id': application_id})
         if form.get('back') == 'history' and name:
@@ -293,14 +314,52 @@ class StatusPage:
         # browsers get a page; curl, scripts and no Accept get plain text
         offers = request.accept.acceptable_offers(['text/plain', 'text/html'])
         if offers and offers[0][0] == 'text/html':
+            base = _utf8(request.environ.get('SCRIPT_NAME', '')) or ''
             return error(body=html.error(error.title, message,
-                                         base=request.script_name
-                                         + self.app.prefix),
+                                         base=base + self.app.prefix),
                          content_type='text/html', charset='utf-8',
                          headers=headers)
-        return error(body=f'{status} {error.title}\n\n{message}\n',
-                     content_type='text/plain', charset='utf-8',
-                     headers=headers)
+        text = f'{status} {error.title}\n\n{message}\n'
+        return error(body=encodable(text), content_type='text/plain',
+                     charset='utf-8', headers=headers)
 
     def __repr__(self) -> str:
         return f'<StatusPage {self.app.prefix!r} {self.access!r}>'
+
+
+def _utf8(wsgi_text: str) -> str | None:
+    """A WSGI path (its bytes as latin-1) decoded as UTF-8, or None."""
+    try:
+        return wsgi_text.encode('latin-1').decode('utf-8')
+    except UnicodeError:
+        return None
+
+
+def _query(request: Request) -> Mapping[str, str]:
+    """The query string's parameters; 400 if it is not UTF-8."""
+    try:
+        query: Mapping[str, str] = request.GET
+    except UnicodeError:
+        raise _Failure(400, 'The query string is not UTF-8.') from None
+    return query
+
+
+def _run_id(value: str | None) -> int | None:
+    """``before_id`` as a run id; 400 unless it is 1 to MAX_RUN_ID."""
+    if value is None:
+        return None
+    # ASCII digits only: isdigit() takes '²', int() takes '١٢' and ' 1_0'
+    if (not value.isascii() or not value.isdigit()
+            or len(value) > len(str(MAX_RUN_ID))
+            or not 1 <= int(value) <= MAX_RUN_ID):
+        raise _Failure(400, f'before_id must be a run id (a whole number '
+                       f'from 1 to {MAX_RUN_ID}), got {_quoted(value)}.')
+    return int(value)
+
+
+def _quoted(value: str) -> str:
+    """``value``'s repr for a message, cut short if long."""
+    text = repr(value)
+    if len(text) > _QUOTED:
+        text = f'{text[:_QUOTED]}… ({len(value)} characters)'
+    return text

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import hashlib
+import http.client
 import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from webob import Request, Response
 
 from onecron import CronApp
+from onecron.access import Access, LoginThrottle
 from onecron.caller import Caller, CallRequest
 from onecron.clock import utcnow
 from onecron.html import CSS_HASH
 from onecron.sqlite import SqliteStore
 from onecron.status import StatusPage
-from onecron.store import (Outcome, SchedulerInfo, Store, StoreError,
+from onecron.store import (Outcome, Run, SchedulerInfo, Store, StoreError,
                            Trigger)
 
 from .conftest import LiveServer, wait_for
@@ -506,9 +514,238 @@ def test_history_bad_queries(client: Client, query: str,
     assert client.get(f'/cronjobs/jobs/feed?{query}').status_int == status
 
 
+@pytest.mark.parametrize('before_id', [
+    '9' * 5000, '9' * 20, str(2 ** 63), '0', '-1', '+1', '%201', '1_0',
+    '', 'x', '%C2%B2', '%D9%A1%D9%A2', '1.0', '0x10',
+], ids=['5000-digits', '20-digits', '2**63', 'zero', 'negative', 'plus',
+        'space', 'underscore', 'empty', 'letter', 'superscript-two',
+        'arabic-digits', 'decimal', 'hex'])
+def test_history_before_id_out_of_range_is_400(client: Client,
+                                               before_id: str) -> None:
+    """A before_id that is not a run id from 1 to 2**63-1 (ASCII digits)
+    gets 400 with a short plain message, never an exception."""
+    response = client.get(f'/cronjobs/jobs/feed?before_id={before_id}',
+                          headers={'Accept': 'text/plain'})
+    assert response.status_int == 400
+    assert response.content_type == 'text/plain'
+    assert response.text.startswith(
+        '400 Bad Request\n\nbefore_id must be a run id (a whole number '
+        'from 1 to 9223372036854775807), got ')
+    assert len(response.text) < 300
+
+
+def test_history_before_id_at_the_top_of_the_range(store: Store,
+                                                   client: Client) -> None:
+    """The largest run id SQL stores is a valid before_id."""
+    run_id = record(store, 'feed', 1, Outcome.OK)
+    page = client.get(f'/cronjobs/jobs/feed?before_id={2 ** 63 - 1}')
+    assert page.status_int == 200 and f'id="run-{run_id}"' in page.text
+
+
 def test_history_without_runs(client: Client) -> None:
     """A job that never ran says so."""
     assert 'No runs recorded.' in client.get('/cronjobs/jobs/feed').text
+
+
+# --- bad bytes, odd text -------------------------------------------------
+
+
+@pytest.mark.parametrize('path, method', [
+    ('/cronjobs/jobs/\xff', 'GET'), ('/cronjobs/jobs/fe\xc3', 'GET'),
+    ('/cronjobs/jobs/\xed\xb3\xbf', 'GET'),  # an encoded surrogate
+    ('/cronjobs/control/\xff', 'POST'), ('/cronjobs/jobs/\u0100', 'GET'),
+], ids=['ff', 'cut-short', 'surrogate', 'control', 'not-latin-1'])
+def test_path_that_is_not_utf8_is_404(app: CronApp, path: str,
+                                      method: str) -> None:
+    """A path under the page that is not UTF-8 is a 404 for a client the
+    page answers, and the page's 403 for one it refuses."""
+    for remote_addr, status in ((LOCAL, 404), ('192.0.2.7', 403)):
+        request = Request.blank('/', method=method, remote_addr=remote_addr)
+        request.environ['PATH_INFO'] = path
+        response = request.get_response(app)
+        assert response.status_int == status
+        assert response.headers['Cache-Control'] == 'no-store'
+
+
+def test_script_name_that_is_not_utf8_is_404(app: CronApp) -> None:
+    """A mount point (SCRIPT_NAME) that is not UTF-8 is a 404 too."""
+    request = Request.blank('/cronjobs/', remote_addr=LOCAL)
+    request.environ['SCRIPT_NAME'] = '/\xff'
+    assert request.get_response(app).status_int == 404
+
+
+@pytest.mark.parametrize('url', [
+    '/cronjobs/?done=%ff', '/cronjobs/?%ff=1', '/cronjobs/?done=\xff',
+    '/cronjobs/jobs/feed?application_id=%ff',
+    '/cronjobs/jobs/feed?before_id=1%ff',
+    '/cronjobs/jobs/feed?done=enable&job=%c3',
+])
+def test_query_that_is_not_utf8_is_400(client: Client, url: str) -> None:
+    """A query string that is not UTF-8 gets 400 saying so."""
+    path, _, query = url.partition('?')
+    request = Request.blank(path, remote_addr=LOCAL)
+    request.environ['QUERY_STRING'] = query
+    response = request.get_response(client.app)
+    assert response.status_int == 400
+    assert 'The query string is not UTF-8.' in response.text
+
+
+def test_bad_bytes_over_http(app: CronApp,
+                             live_server: Callable[..., LiveServer]) -> None:
+    """On a real server a path or query string that is not UTF-8 gets its
+    answer (404, 400), not a server error."""
+    server = live_server(app)
+    for path, status in (('/cronjobs/jobs/%FF', 404),
+                         ('/cronjobs/jobs/feed?before_id=%FF', 400),
+                         ('/cronjobs/jobs/feed?before_id=' + '9' * 5000,
+                          400)):
+        connection = http.client.HTTPConnection('127.0.0.1', server.port,
+                                                timeout=10)
+        try:
+            connection.request('GET', path)
+            answer = connection.getresponse()
+            assert (answer.status, path) == (status, path)
+            answer.read()
+        finally:
+            connection.close()
+
+
+class SurrogateStore(SqliteStore):
+    """A store that hands back texts with lone surrogates, as a custom
+    store reading undecodable bytes with surrogateescape would."""
+
+    def runs(self, *args: Any, **kwargs: Any) -> list[Run]:
+        return [dataclasses.replace(run, output=f'{run.output}\udcff',
+                                    error='bad \udc80 byte')
+                for run in super().runs(*args, **kwargs)]
+
+
+def test_lone_surrogates_are_shown_escaped(tmp_path: Path) -> None:
+    """A job name or a run's output holding a lone surrogate shows as its
+    escape in the page, the history and status.json: never a
+    UnicodeEncodeError."""
+    app = make_app(None)
+
+    @app.cronjob(name='odd\ud800job')
+    def odd(request: Request) -> None:
+        pass
+
+    client = Client(app)
+    page = client.get('/cronjobs/')
+    assert page.status_int == 200
+    assert 'odd\\ud800job' in page.text
+    # the link keeps the name's bytes, which lead nowhere else
+    assert '/cronjobs/jobs/odd%ED%A0%80job?application_id=default' \
+        in page.text
+    body = client.get('/cronjobs/status.json').body
+    [application] = json.loads(body.decode('utf-8'))['applications']
+    assert 'odd\\ud800job' in [job['name'] for job in application['jobs']]
+    store = SurrogateStore(tmp_path / 'runs.db')
+    record(store, 'feed', 1, Outcome.FAILED, output='printed')
+    history = Client(make_app(store)).get('/cronjobs/jobs/feed')
+    assert history.status_int == 200
+    assert '<pre>printed\\udcff</pre>' in history.text
+    assert 'bad \\udc80 byte' in history.text
+
+
+# --- fuzzing the page -----------------------------------------------------
+
+
+def _cheap_hash(password: str) -> str:
+    """A valid scrypt hash at the lowest cost accepted."""
+    salt = b'fuzz salt'
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=1024, r=1, p=1)
+    return (f'scrypt$1024$1$1${base64.b64encode(salt).decode()}$'
+            f'{base64.b64encode(digest).decode()}')
+
+
+@pytest.fixture(scope='module')
+def fuzzed(tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[CronApp, StatusPage]]:
+    """A page with a store, basic auth and a trusted proxy on loopback;
+    its throttle never locks out, so examples get past the login."""
+    path = tmp_path_factory.mktemp('status-fuzz')
+    store = SqliteStore(path / 'runs.db')
+    record(store, 'feed', 1, Outcome.OK, output='out')
+    app = make_app(store)
+    page = StatusPage(app, access=Access(
+        user='ops', password_hash=_cheap_hash('pw'),
+        trusted_proxies=['127.0.0.1', '::1'], secret='status secret',
+        throttle=LoginThrottle(limit=10 ** 6)))
+    yield app, page
+    app.stop()
+
+
+RAW = st.binary(max_size=24).map(lambda data: data.decode('latin-1'))
+#: paths the page claims (CronApp hands it these), raw bytes in them
+PAGE_PATHS = st.one_of(
+    st.sampled_from(['/cronjobs', '/cronjobs/', '/cronjobs/status.json',
+                     '/cronjobs/jobs/feed', '/cronjobs/control/hold',
+                     '/cronjobs/control/disable']),
+    st.builds(lambda page, tail: f'/cronjobs/{page}/{tail}',
+              st.sampled_from(['jobs', 'control']), RAW))
+
+
+def _query_string(pairs: list[tuple[str, str]]) -> str:
+    """Name=value pairs, the values quoted unless already escapes."""
+    return '&'.join(
+        f'{name}={value if value.startswith("%") else quote(value)}'
+        for name, value in pairs)
+
+
+QUERY = st.one_of(
+    st.just(''), RAW,
+    st.lists(st.tuples(
+        st.sampled_from(['before_id', 'application_id', 'done', 'job',
+                         'limit', 'x']),
+        st.one_of(st.text(max_size=12), st.integers().map(str),
+                  st.sampled_from(['9' * 5000, '%ff', '%ed%b3%bf']))),
+        max_size=3).map(_query_string))
+FORWARDING = st.text(st.characters(min_codepoint=32, max_codepoint=255,
+                                   blacklist_characters='\x7f'),
+                     max_size=40)
+PAGE_HEADERS = st.dictionaries(
+    st.sampled_from(['X-Forwarded-For', 'Forwarded', 'X-Real-IP',
+                     'Authorization', 'Cookie', 'Accept', 'Content-Type']),
+    st.one_of(FORWARDING, st.sampled_from([
+        '127.0.0.1', 'for="[::1]:80"', 'for=unknown', 'Basic b3BzOnB3',
+        'Basic \xff', 'onecron_csrf=' + 'a' * 43, 'text/html',
+        'application/x-www-form-urlencoded'])),
+    max_size=4)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(path=PAGE_PATHS, query=QUERY, headers=PAGE_HEADERS,
+       logged_in=st.booleans(),
+       method=st.sampled_from(['GET', 'GET', 'POST', 'HEAD', 'PUT']),
+       body=st.binary(max_size=40),
+       remote_addr=st.sampled_from(['127.0.0.1', '127.0.0.1', '::1',
+                                    '192.0.2.7', '']))
+def test_any_request_to_the_page_gets_an_answer(
+        fuzzed: tuple[CronApp, StatusPage], path: str, query: str,
+        headers: dict[str, str], logged_in: bool, method: str, body: bytes,
+        remote_addr: str) -> None:
+    """Raw bytes in the path and query string, odd forwarding and
+    Authorization headers, any body: the page answers with a status it
+    means, in UTF-8, and never raises; no control passes without its
+    CSRF token."""
+    app, page = fuzzed
+    assert StatusPage.handles(path[len('/cronjobs'):])
+    if logged_in:
+        headers = {**headers, 'Authorization': 'Basic b3BzOnB3'}  # ops:pw
+    request = Request.blank('/', method=method, headers=headers,
+                            remote_addr=remote_addr, body=body)
+    request.environ['PATH_INFO'] = path
+    request.environ['QUERY_STRING'] = query
+    response = request.get_response(page)
+    assert response.status_int in (200, 301, 303, 400, 401, 403, 404, 405,
+                                   409), response.status
+    response.body.decode('utf-8')
+    store = app.store
+    assert store is not None  # and no forged control changed it
+    assert store.job_settings('default') == {}
+    assert not store.hold('default').held
 
 
 # --- controls -----------------------------------------------------------
