@@ -29,7 +29,7 @@ from .clockwork import Clockwork
 from .controls import Controls
 from .endpoint import OCCURRENCE_PATH, TRIGGER_PATH, JobEndpoint
 from .errors import DuplicateJob, OnecronError, UnknownJob
-from .job import Job, ShouldRun
+from .job import Job, ShouldRun, printable
 from .lock import HostLock, lock_directory, lock_path
 from .pool import Pool
 from .reporting import Reporter
@@ -156,9 +156,11 @@ class CronApp(Controls):
             raise TypeError(f'wrapped must be a WSGI application, '
                             f'got {type(wrapped).__name__}')
         if not (callable(application_id) or (
-                isinstance(application_id, str) and application_id)):
-            raise ValueError('application_id must be a non-empty str or a '
-                             f'callable, got {application_id!r}')
+                isinstance(application_id, str) and application_id
+                and printable(application_id))):
+            raise ValueError('application_id must be a non-empty str of '
+                             'printable characters or a callable, '
+                             f'got {application_id!r:.80}')
         if base_url is not None and not callable(base_url):
             base_url = check_base_url(base_url)
         self.allowed_hosts = parse_allowed_hosts(allowed_hosts)
@@ -472,10 +474,12 @@ class CronApp(Controls):
         if isinstance(self.application_id, str):
             return self.application_id
         app_id = self.application_id(request)
-        if app_id is None or (isinstance(app_id, str) and app_id):
+        if app_id is None or (isinstance(app_id, str) and app_id
+                              and printable(app_id)):
             return app_id
         raise OnecronError(f'application_id callable returned '
-                           f'{app_id!r:.80}, not a non-empty str or None')
+                           f'{app_id!r:.80}, not a non-empty str of '
+                           f'printable characters or None')
 
     def _warn_once(self, application_id: str, message: str,
                    exc: BaseException | None = None) -> None:

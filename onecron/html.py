@@ -75,6 +75,7 @@ input { font: .85rem ui-monospace, Menlo, monospace; padding: .2rem .35rem;
   border: 1px solid var(--line); border-radius: 6px; }
 .notice { background: #eef4ff; border: 1px solid #b2ccff;
   border-radius: 8px; padding: .6rem 1rem; margin-bottom: 1rem; }
+.notice.warning { background: #fff4e5; border-color: #ffb84d; }
 .pages { margin-top: 1rem; display: flex; gap: 1rem; }
 '''
 #: the CSP source that allows exactly :data:`CSS`
@@ -220,7 +221,9 @@ def _application(status: ApplicationStatus, base: str, csrf: str,
             f'<span>pool: <strong>{status.queued}</strong> waiting, '
             f'<strong>{status.calls_running}</strong> running</span></div>'
             f'<div class="meta">{hold}</div>'
-            f'<div class="scroll"><table><thead><tr><th>Job</th>'
+            + ''.join(f'<p class="notice warning">{_e(warning)}</p>'
+                      for warning in status.warnings)
+            + f'<div class="scroll"><table><thead><tr><th>Job</th>'
             f'<th>Schedule</th><th>Next run</th><th>Last run</th>'
             f'<th>State</th><th>Actions</th></tr></thead>'
             f'<tbody>{rows}</tbody></table></div>'

@@ -47,6 +47,19 @@ def _override(expr: str, zone: str) -> Schedule:
     return Schedule(expr, timezone=zone)
 
 
+def printable(text: str) -> bool:
+    """Whether ``text`` can name a job or an application id: no control
+    characters (CR/LF would split a mail header or a log line) and no
+    lone surrogates (neither UTF-8 nor the stores take them)."""
+    if not text.isprintable():
+        return False
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Job:
     """A function registered with ``@app.cronjob(...)``.
 
@@ -85,9 +98,9 @@ class Job:
                  timeout: float | None = None,
                  notify: str = 'failure', misfire: str = 'once',
                  grace: float | timedelta | None = None) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f'a job name must be a non-empty str, '
-                             f'got {name!r}')
+        if not isinstance(name, str) or not name or not printable(name):
+            raise ValueError(f'a job name must be a non-empty str of '
+                             f'printable characters, got {name!r:.80}')
         if not callable(func):
             raise TypeError(f'job {name!r}: the job must be callable, '
                             f'got {func!r}')

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 __all__ = ['ApplicationStatus', 'JobStatus', 'collect', 'as_json',
            'encodable']
 
+#: the warning of an id whose scheduler has no base URL to call
+NO_BASE_URL = ('no base URL: this process schedules no job of this id. '
+               'Configure CronApp(base_url=...) (or allowed_hosts); the '
+               'scheduler never takes its base from a Host header alone.')
+
 
 def encodable(text: str) -> str:
     """``text`` with what UTF-8 cannot encode (lone surrogates, as
@@ -72,6 +77,8 @@ class ApplicationStatus:
     jobs: list[JobStatus]
     #: whether a store keeps runs and switches
     stored: bool
+    #: what keeps this process from scheduling the id, for the operator
+    warnings: tuple[str, ...] = ()
 
     @property
     def held(self) -> bool:
@@ -112,10 +119,13 @@ def collect(app: CronApp, application_id: str) -> ApplicationStatus:
             next_run=app.next_run(name, application_id),
             last_run=last_run))
     pool = app.pool_for(application_id)
+    warnings: tuple[str, ...] = ()
+    if app.enabled and app.base_url_of(application_id) is None:
+        warnings = (NO_BASE_URL,)
     return ApplicationStatus(
         id=application_id, scheduler=app.scheduler_info(application_id),
         hold=hold, queued=pool.queued, calls_running=pool.running,
-        jobs=jobs, stored=store is not None)
+        jobs=jobs, stored=store is not None, warnings=warnings)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -135,6 +145,7 @@ def as_json(status: ApplicationStatus) -> dict[str, Any]:
             'alive_since': _iso(scheduler.alive_since),
             'heartbeat': _iso(scheduler.heartbeat),
         },
+        'warnings': list(status.warnings),
         'held': status.held,
         'held_since': (_iso(status.hold.since)
                        if status.hold is not None and status.held else None),

@@ -416,3 +416,41 @@ def test_base_url_callable_gives_each_tenant_its_url(
     get(server.url + '/', host=hosts['tenant-a'])
     assert set(app.schedulers) == {'tenant-a'}
     assert app.schedulers['tenant-a'].base_url == server.url
+
+
+def test_the_status_page_says_when_no_base_url_is_known(
+        tmp_path: Path) -> None:
+    """Without base_url the status page and status.json say that this
+    process schedules nothing, and why; with it, they do not."""
+    app = CronApp(secret='s' * 32, lock_dir=str(tmp_path))
+    app.cronjob('0 3 * * *', name='nightly')(lambda request: None)
+    local = {'REMOTE_ADDR': '127.0.0.1'}
+    page = Request.blank('/cronjobs/', local).get_response(app)
+    assert page.status_code == 200 and 'no base URL' in page.text
+    data = Request.blank('/cronjobs/status.json', local).get_response(
+        app).json
+    [warning] = data['applications'][0]['warnings']
+    assert 'base_url' in warning
+    app.base_url = 'https://example.org'
+    data = Request.blank('/cronjobs/status.json', local).get_response(
+        app).json
+    assert data['applications'][0]['warnings'] == []
+
+
+@pytest.mark.parametrize('bad', ['a\r\nBcc: x@evil', 'tab\there',
+                                 'sur\udcffrogate'])
+def test_names_and_ids_that_break_mail_or_stores_are_refused(
+        bad: str) -> None:
+    """A job name or application id with control characters or lone
+    surrogates is refused when given, not when a mail or a store trips
+    over it at 03:00; a callable returning one refuses the request."""
+    with pytest.raises(ValueError, match='printable'):
+        CronApp(secret='s', application_id=bad)
+    app = CronApp(secret='s', application_id=lambda request: bad,
+                  base_url='http://x', enabled=False)
+    with pytest.raises(ValueError, match='printable'):
+        app.cronjob(name=bad)(lambda request: None)
+    app.cronjob(name='job')(lambda request: None)
+    path = app.url_for('job', application_id='t').removeprefix('http://x')
+    assert Request.blank(path, method='POST').get_response(
+        app).status_code == 404
