@@ -21,7 +21,7 @@ from onecron import Schedule
 from onecron.calendar import matching_days
 from onecron.cron import CronExpression, parse_cron
 from onecron.errors import UntranslatableSchedule
-from onecron.export import (JobCall, cron_expression, crontab,
+from onecron.export import (Export, JobCall, cron_expression, crontab,
                             crontab_command, curl_config, dns_label,
                             kubernetes, on_calendar, systemd, systemd_word,
                             unique_names, yaml_string)
@@ -438,14 +438,16 @@ def test_no_secret_without_a_scheduled_job() -> None:
 @pytest.mark.parametrize('url', [
     'https://x.org/a"b/S3CRET', 'https://x.org/a\\b/S3CRET',
     'https://x.org/a b/S3CRET', 'https://x.org/a\nb/S3CRET'])
-def test_a_url_no_url_may_be_is_refused_without_showing_it(url: str) -> None:
+def test_an_impossible_url_is_refused_without_showing_it(url: str) -> None:
     """A URL with a quote, backslash, space or control character (from a
     bad base URL) is refused by every target, naming the job, not the
     URL."""
     jobs = [JobCall('reports.noon', Schedule('0 12 * * *'), url, 60)]
-    for render in (lambda: crontab(jobs, source='m:a', config_dir='/c'),
-                   lambda: systemd(jobs, source='m:a', config_dir='/c'),
-                   lambda: kubernetes(jobs, source='m:a')):
+    renders: list[Callable[[], Export]] = [
+        lambda: crontab(jobs, source='m:a', config_dir='/c'),
+        lambda: systemd(jobs, source='m:a', config_dir='/c'),
+        lambda: kubernetes(jobs, source='m:a')]
+    for render in renders:
         with pytest.raises(ValueError) as info:
             render()
         assert "job 'reports.noon'" in str(info.value)
