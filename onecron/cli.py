@@ -6,7 +6,7 @@
     onecron list example_app.app:app
     onecron run example_app.app:app example_app.app.morning_report
     onecron url example_app.app:app JOB --base-url https://example.org
-    onecron export kubernetes|systemd|crontab APP --base-url URL
+    onecron export kubernetes|systemd|crontab APP --base-url URL [--output DIR]
     onecron history APP [JOB]
     onecron status APP [--json]
 
@@ -19,6 +19,7 @@ Ctrl-C. ``--traceback`` shows the traceback behind an error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import json
@@ -329,6 +330,16 @@ def _export(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
     if not base_url:
         raise UsageError('no base URL: pass --base-url, the URL the jobs '
                          'are reachable at from where they are called')
+    config_dir = None
+    if args.configs:  # systemd and cron: curl reads each URL from a file
+        where = args.config_dir or args.output
+        if where is None:
+            raise UsageError(
+                f'export {args.format} keeps each job URL in a private curl '
+                f'config file, off the command line: pass --output DIR to '
+                f'write everything there, or --config-dir DIR to write those '
+                f'files there and the {args.configs} to stdout')
+        config_dir = os.path.abspath(where)
     occurrence = None if args.occurrence == 'none' else args.occurrence
     if occurrence is not None and app.store is None:
         log.warning('%s keeps no store: a URL with occurrence=nearest needs '
@@ -342,7 +353,10 @@ def _export(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
                                                   occurrence=occurrence)
         calls.append(export.JobCall(name, job.schedule, url,
                                     max(1, math.ceil(timeout))))
-    result = args.render(args, calls)
+    try:
+        result = args.render(args, calls, config_dir)
+    except ValueError as exc:  # names the job, never its URL
+        raise CommandError(str(exc)) from exc
     for skipped in result.skipped:
         if skipped.manual:
             continue  # nothing to export: the comments say so
@@ -350,39 +364,112 @@ def _export(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
             raise CommandError(f'cannot export job {skipped.job!r}: '
                                f'{skipped.reason}')
         log.warning('left out job %r: %s', skipped.job, skipped.reason)
+    written = []
+    if result.configs:  # first, so no line names a file not yet there
+        assert config_dir is not None
+        written += _write_private(config_dir, result.configs)
+        log.info('wrote the job URLs into %d curl config files in %s',
+                 len(result.configs), config_dir)
     if args.output is None:
         out.write(result.text())
         return 0
-    os.makedirs(args.output, exist_ok=True)
-    for file_name, text in result.files:
-        path = os.path.join(args.output, file_name)
-        # the files hold the job URLs, which are their keys
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                             0o600)
-        os.fchmod(descriptor, 0o600)  # also when the file was there
-        with open(descriptor, 'w', encoding='utf-8') as file:
-            file.write(text)
-        out.write(path + '\n')
+    written += _write_private(args.output, result.files)
+    out.write(''.join(path + '\n' for path in written))
     return 0
 
 
-def _kubernetes(args: argparse.Namespace,
-                calls: list[export.JobCall]) -> export.Export:
+def _private_dir(path: str) -> int:
+    """A descriptor of the directory ``path``, made (parents too) with mode
+    0700 where missing.
+
+    :raises CommandError: for a directory that another user owns or that
+        every user may write to, where files could be swapped under us
+    """
+    path = os.path.abspath(path)
+    missing = []
+    head = path
+    while not os.path.lexists(head):
+        missing.append(head)
+        head = os.path.dirname(head)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(directory, 0o700)  # whatever the umask
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    info = os.fstat(descriptor)
+    if info.st_uid not in (os.geteuid(), 0) or info.st_mode & 0o002:
+        os.close(descriptor)
+        whose = ('writable by every user' if info.st_mode & 0o002
+                 else f'owned by user id {info.st_uid}')
+        raise CommandError(f'{path} is {whose}: pick a directory of your '
+                           f'own for files that hold job URLs')
+    return descriptor
+
+
+def _write_private(directory: str,
+                   files: Sequence[tuple[str, str]]) -> list[str]:
+    """Write ``files`` (name, text) into ``directory``, each readable by
+    its owner only (0600, whatever the umask); their paths.
+
+    Each is written to a new file (``O_EXCL``, ``O_NOFOLLOW``) and renamed
+    over the old one, which replaces a symbolic link or a file with wider
+    modes rather than writing through it.
+    """
+    try:
+        descriptor = _private_dir(directory)
+    except OSError as exc:
+        raise CommandError(f'cannot use {directory}: {exc.strerror}') from exc
+    paths = []
+    try:
+        for name, text in files:
+            path = os.path.join(os.path.abspath(directory), name)
+            temporary = f'.{name}.{uuid.uuid4().hex[:12]}'
+            try:
+                handle = os.open(temporary, os.O_WRONLY | os.O_CREAT
+                                 | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 0o600, dir_fd=descriptor)
+                try:
+                    with open(handle, 'w', encoding='utf-8') as file:
+                        os.fchmod(handle, 0o600)  # whatever the umask
+                        file.write(text)
+                        file.flush()
+                        os.fsync(handle)
+                    os.replace(temporary, name, src_dir_fd=descriptor,
+                               dst_dir_fd=descriptor)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(temporary, dir_fd=descriptor)
+                    raise
+            except OSError as exc:
+                raise CommandError(f'cannot write {path}: '
+                                   f'{exc.strerror}') from exc
+            paths.append(path)
+    finally:
+        os.close(descriptor)
+    return paths
+
+
+def _kubernetes(args: argparse.Namespace, calls: list[export.JobCall],
+                config_dir: str | None) -> export.Export:
     return export.kubernetes(
         calls, source=args.app, image=args.image,
         starting_deadline=args.starting_deadline,
         history_limit=args.history_limit, backoff_limit=args.backoff_limit)
 
 
-def _systemd(args: argparse.Namespace,
-             calls: list[export.JobCall]) -> export.Export:
-    return export.systemd(calls, source=args.app,
+def _systemd(args: argparse.Namespace, calls: list[export.JobCall],
+             config_dir: str | None) -> export.Export:
+    assert config_dir is not None
+    return export.systemd(calls, source=args.app, config_dir=config_dir,
                           randomized_delay=args.randomized_delay)
 
 
-def _crontab(args: argparse.Namespace,
-             calls: list[export.JobCall]) -> export.Export:
-    return export.crontab(calls, source=args.app)
+def _crontab(args: argparse.Namespace, calls: list[export.JobCall],
+             config_dir: str | None) -> export.Export:
+    assert config_dir is not None
+    return export.crontab(calls, source=args.app, config_dir=config_dir)
 
 
 def _history(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
@@ -522,9 +609,9 @@ def _parser() -> _Parser:
                                       metavar='FORMAT')
 
     def target(name: str, render: Callable[..., export.Export], text: str,
-               occurrence: str) -> _Parser:
+               occurrence: str, configs: str | None = None) -> _Parser:
         sub: _Parser = formats.add_parser(name, help=text, description=text)
-        sub.set_defaults(handler=_export, render=render)
+        sub.set_defaults(handler=_export, render=render, configs=configs)
         sub.add_argument('app', metavar='APP',
                          help='the CronApp, as module:attribute')
         sub.add_argument('--base-url', type=_base_url, metavar='URL',
@@ -541,12 +628,23 @@ def _parser() -> _Parser:
         sub.add_argument('--strict', action='store_true',
                          help='fail on a schedule the target cannot '
                          'express instead of leaving the job out')
+        if configs is None:
+            sub.add_argument('--output', metavar='DIR',
+                             help='write the files into DIR (made 0700 if '
+                             'missing; files 0600) instead of stdout')
+            return sub
         sub.add_argument('--output', metavar='DIR',
-                         help='write the files into DIR instead of stdout')
+                         help=f'write the {configs} and the curl config '
+                         'files holding the job URLs into DIR (made 0700 if '
+                         'missing; files 0600)')
+        sub.add_argument('--config-dir', metavar='DIR',
+                         help='write the curl config files into DIR '
+                         f'instead, and the {configs} to stdout unless '
+                         '--output is given')
         return sub
 
-    sub = target('kubernetes', _kubernetes, 'batch/v1 CronJobs, as YAML.',
-                 'nearest')
+    sub = target('kubernetes', _kubernetes, 'batch/v1 CronJobs and a '
+                 'Secret with their URLs, as YAML.', 'nearest')
     sub.add_argument('--image', default='curlimages/curl:8.10.1',
                      help='the image with curl (default %(default)s)')
     sub.add_argument('--starting-deadline', type=_positive, default=300,
@@ -558,13 +656,15 @@ def _parser() -> _Parser:
     sub.add_argument('--backoff-limit', type=_not_negative, default=0,
                      metavar='N', help='retries of a failed call (default '
                      '%(default)s: onecron reports a failed run itself)')
-    sub = target('systemd', _systemd, 'A .service and a .timer per job.',
-                 'none')
+    sub = target('systemd', _systemd, 'A .service and a .timer per job; '
+                 'curl reads the URL from a private config file (curl -K).',
+                 'none', configs='units')
     sub.add_argument('--randomized-delay', type=_positive,
                      metavar='SECONDS', help='RandomizedDelaySec= of the '
                      'timers (default: none)')
-    target('crontab', _crontab, 'Crontab lines, with CRON_TZ= per zone.',
-           'none')
+    target('crontab', _crontab, 'Crontab lines, with CRON_TZ= per zone; '
+           'curl reads the URL from a private config file (curl -K).',
+           'none', configs='crontab')
     return parser
 
 

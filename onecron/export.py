@@ -9,6 +9,14 @@ instead of onecron's scheduler. This module translates a
 I/O, no application; the command line (:mod:`onecron.cli`) collects the
 jobs and writes the text.
 
+A job's URL is its key, so no rendered command line holds one: a
+command line is readable by every local user (``/proc/*/cmdline``) and a
+CronJob spec by anyone allowed to view it. systemd and cron run
+``curl -K FILE`` on a curl config file holding the URL
+(:func:`curl_config`), which :attr:`Export.configs` gives for the caller to
+write privately; a Kubernetes CronJob takes its URL from a ``Secret``
+into an environment variable, which its shell hands to curl on stdin.
+
 What cannot be translated raises
 :class:`~onecron.errors.UntranslatableSchedule` and the renderers skip that
 job with a comment saying why: seconds, or the Quartz ``L``, ``W`` and
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,9 +42,9 @@ from .errors import UntranslatableSchedule
 from .schedule import Schedule
 
 __all__ = ['Dialect', 'Export', 'JobCall', 'Skipped', 'cron_expression',
-           'crontab', 'crontab_command', 'dns_label', 'kubernetes',
-           'on_calendar', 'systemd', 'systemd_word', 'unique_names',
-           'yaml_string']
+           'crontab', 'crontab_command', 'crontab_config_command',
+           'curl_config', 'dns_label', 'kubernetes', 'on_calendar',
+           'systemd', 'systemd_word', 'unique_names', 'yaml_string']
 
 #: which cron reads the expression: Vixie cron and cronie, or Kubernetes
 #: (robfig/cron, which reads ``*/n`` days as restricted)
@@ -401,10 +410,16 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Export:
-    """Generated files as (name, text), and the jobs left out."""
+    """Generated files as (name, text), and the jobs left out.
+
+    ``configs`` are the curl config files (name, text) that hold the job
+    URLs the ``files`` refer to by path: the caller writes them, readable
+    only by their owner, into the directory the renderer was given.
+    """
 
     files: tuple[tuple[str, str], ...]
     skipped: tuple[Skipped, ...]
+    configs: tuple[tuple[str, str], ...] = ()
 
     def text(self) -> str:
         """Everything in one text; several files under ``# file:`` lines."""
@@ -415,10 +430,19 @@ class Export:
                               for name, text in self.files)
 
 
+# what RFC 3986 lets a URL hold: no space, quote, backslash or control
+# character, which would end or change the URL in a config file or a shell
+_URL = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+")
+
+
 def _plan(jobs: Iterable[JobCall],
           translate: Callable[[Schedule], object]) -> tuple[
               list[tuple[JobCall, str]], list[Skipped]]:
-    """Scheduled jobs with their URL; the others, skipped with a reason."""
+    """Scheduled jobs with their URL; the others, skipped with a reason.
+
+    :raises ValueError: for a URL with characters no URL may hold, naming
+        the job (never the URL, which is its key)
+    """
     planned: list[tuple[JobCall, str]] = []
     skipped: list[Skipped] = []
     for job in jobs:
@@ -426,6 +450,11 @@ def _plan(jobs: Iterable[JobCall],
             skipped.append(Skipped(job.name, 'manual only: no schedule',
                                    manual=True))
             continue
+        if not _URL.fullmatch(job.url):
+            raise ValueError(
+                f'the URL of job {job.name!r} holds a character no URL may '
+                f'(a space, quote, backslash or control character): check '
+                f'the base URL')
         try:
             translate(job.schedule)
         except UntranslatableSchedule as exc:
@@ -451,8 +480,33 @@ def _about(job: JobCall) -> str:
                      f'({job.schedule})')
 
 
-_SECRET_NOTE = ("# They hold the jobs' signed URLs: whoever can read them "
-                "can run the jobs.\n")
+def _config_name(name: str) -> str:
+    """The curl config file of the job whose unit name is ``name``."""
+    return f'onecron-{name}.curlrc'
+
+
+def _check_config_dir(config_dir: str) -> None:
+    if not posixpath.isabs(config_dir):
+        raise ValueError(f'config_dir must be an absolute path (cron and '
+                         f'systemd run curl elsewhere), got {config_dir!r}')
+    if _one_line(config_dir) != config_dir:
+        raise ValueError(f'config_dir must not hold control characters, got '
+                         f'{config_dir!r}')
+
+
+def curl_config(url: str, *, job: str | None = None) -> str:
+    """A curl config file (``curl -K FILE``) that gives curl ``url``.
+
+    The URL is double-quoted with curl's escapes (``\\\\`` and ``\\"``);
+    ``job`` goes in a comment above it.
+    """
+    if _one_line(url) != url:
+        raise ValueError('a URL in a curl config file must not hold control '
+                         'characters')
+    escaped = url.replace('\\', '\\\\').replace('"', '\\"')
+    about = '' if job is None else f' of onecron job {_one_line(job)}'
+    return (f'# The signed URL{about}: whoever can read this file can run '
+            f'the job.\nurl = "{escaped}"\n')
 
 
 # -- Kubernetes ---------------------------------------------------------------
@@ -511,31 +565,63 @@ def _yaml_lines(value: Yaml, indent: int = 0) -> list[str]:
     return lines
 
 
+# the environment variable a CronJob's container finds its URL in
+_URL_VARIABLE = 'ONECRON_URL'
+
+# the container's shell script: printf is a shell builtin (dash, bash,
+# BusyBox ash), so the URL reaches no process's arguments, and curl reads
+# it as a config file on stdin
+_CURL_FROM_ENV = ("printf 'url = \"%s\"\\n' \"${variable}\" | curl "
+                  '--fail-with-body --silent --show-error --request POST '
+                  '--max-time {max_time} --config -')
+
+
 def kubernetes(jobs: Iterable[JobCall], *, source: str,
                image: str = 'curlimages/curl:8.10.1',
                starting_deadline: int = 300, history_limit: int = 3,
                backoff_limit: int = 0) -> Export:
-    """One ``batch/v1`` CronJob per scheduled job, as multi-document YAML.
+    """A ``Secret`` with the job URLs and one ``batch/v1`` CronJob per
+    scheduled job, as multi-document YAML.
 
-    Each calls its job's URL with curl, failing on a non-2xx answer, in
-    the job's zone (``spec.timeZone``, Kubernetes 1.27+), one at a time
-    (``concurrencyPolicy: Forbid``). ``source`` (the APP) goes in the
-    header comment.
+    Each CronJob calls its job's URL with curl, failing on a non-2xx
+    answer, in the job's zone (``spec.timeZone``, Kubernetes 1.27+), one
+    at a time (``concurrencyPolicy: Forbid``). The URL is not in the spec:
+    the container reads it from the Secret (one key per CronJob, named as
+    it) into ``$ONECRON_URL`` and hands it to curl on stdin, so neither
+    the CronJob nor the container's command line shows it. The Secret is
+    named ``onecron-`` and ``source`` (the APP) as a DNS label, and comes
+    first; ``source`` also goes in the header comment.
     """
     planned, skipped = _plan(
         jobs, lambda schedule: cron_expression(schedule,
                                                dialect='kubernetes'))
     names = unique_names([job.name for job, _ in planned], dns_label,
                          max_length=52)
+    secret = unique_names([source], lambda text: f'onecron-{dns_label(text)}',
+                          max_length=63)[source]
     parts = [f'# Kubernetes CronJobs for the onecron jobs of '
-             f'{_one_line(source)}.\n{_SECRET_NOTE}'
+             f'{_one_line(source)}.\n'
+             f'# The Secret {secret} holds their signed URLs: whoever can '
+             f'read it can run the jobs.\n'
              + _skipped_comments(skipped)]
     labels = {'app.kubernetes.io/managed-by': 'onecron'}
-    for job, url in planned:
+    if planned:
+        document: dict[str, Yaml] = {
+            'apiVersion': 'v1',
+            'kind': 'Secret',
+            'metadata': {'name': secret, 'labels': labels},
+            'type': 'Opaque',
+            'stringData': {names[job.name]: url for job, url in planned},
+        }
+        parts.append('---\n# the URLs of the CronJobs below, one per key\n'
+                     + '\n'.join(_yaml_lines(document)) + '\n')
+    for job, _ in planned:
         assert job.schedule is not None
         expression, zone = cron_expression(job.schedule,
                                            dialect='kubernetes')
-        document: dict[str, Yaml] = {
+        script = _CURL_FROM_ENV.format(variable=_URL_VARIABLE,
+                                       max_time=job.max_time)
+        document = {
             'apiVersion': 'batch/v1',
             'kind': 'CronJob',
             'metadata': {'name': names[job.name], 'labels': labels,
@@ -556,10 +642,13 @@ def kubernetes(jobs: Iterable[JobCall], *, source: str,
                             'containers': [{
                                 'name': 'curl',
                                 'image': image,
-                                'command': [
-                                    'curl', '--fail-with-body', '--silent',
-                                    '--show-error', '--request', 'POST',
-                                    '--max-time', str(job.max_time), url],
+                                'command': ['sh', '-c', script],
+                                'env': [{
+                                    'name': _URL_VARIABLE,
+                                    'valueFrom': {'secretKeyRef': {
+                                        'name': secret,
+                                        'key': names[job.name]}},
+                                }],
                             }],
                         },
                     },
@@ -587,26 +676,37 @@ def systemd_word(text: str) -> str:
     return f'"{escaped}"'
 
 
-def systemd(jobs: Iterable[JobCall], *, source: str,
+def systemd(jobs: Iterable[JobCall], *, source: str, config_dir: str,
             randomized_delay: int | None = None) -> Export:
     """A ``.service`` (curl, Type=oneshot) and a ``.timer`` per job.
 
     The timer fires at the ``OnCalendar=`` values of the schedule, to the
     second (``AccuracySec=1s``), and catches up a run missed while the
-    machine was off (``Persistent=true``).
+    machine was off (``Persistent=true``). The service runs
+    ``curl -K CONFIG``: the job's URL is in the curl config file
+    ``onecron-NAME.curlrc`` in ``config_dir`` (an absolute path), given in
+    :attr:`Export.configs`, never on the command line.
+
+    :raises ValueError: for a relative ``config_dir``
     """
+    _check_config_dir(config_dir)
     planned, skipped = _plan(jobs, on_calendar)
     names = unique_names([job.name for job, _ in planned], _unit_name,
                          max_length=200)
     files: list[tuple[str, str]] = []
+    configs: list[tuple[str, str]] = []
     for job, url in planned:
         assert job.schedule is not None
         unit = f'onecron-{names[job.name]}'
         title = _one_line(job.name).replace('%', '%%')
+        config = posixpath.join(config_dir, _config_name(names[job.name]))
+        configs.append((_config_name(names[job.name]),
+                        curl_config(url, job=job.name)))
         files.append((f'{unit}.service', (
             f'# {_about(job)}\n'
             f'# Generated by onecron from {_one_line(source)}.\n'
-            f'{_SECRET_NOTE}'
+            f"# curl reads the job's signed URL from {config}: whoever "
+            f'can read that file can run the job.\n'
             '[Unit]\n'
             f'Description=onecron job {title}\n'
             'Wants=network-online.target\n'
@@ -614,7 +714,7 @@ def systemd(jobs: Iterable[JobCall], *, source: str,
             '[Service]\n'
             'Type=oneshot\n'
             f'ExecStart=/usr/bin/curl -fsS -X POST --max-time {job.max_time} '
-            f'{systemd_word(url)}\n')))
+            f'-K {systemd_word(config)}\n')))
         calendar = ''.join(f'OnCalendar={event}\n'
                            for event in on_calendar(job.schedule))
         delay = ('' if randomized_delay is None
@@ -631,37 +731,71 @@ def systemd(jobs: Iterable[JobCall], *, source: str,
             f'Unit={unit}.service\n\n'
             '[Install]\n'
             'WantedBy=timers.target\n')))
-    return Export(tuple(files), tuple(skipped))
+    return Export(tuple(files), tuple(skipped), tuple(configs))
 
 
 # -- cron ---------------------------------------------------------------------
 
+def _cron_quoted(text: str) -> str:
+    """``text`` single-quoted for sh, ``%`` escaped (cron ends the command
+    at an unescaped ``%``)."""
+    quoted = "'" + text.replace("'", "'\"'\"'") + "'"
+    return quoted.replace('%', '\\%')
+
+
 def crontab_command(url: str, max_time: int) -> str:
-    """The curl command of a crontab line: URL single-quoted, ``%`` escaped
-    (cron ends the command at an unescaped ``%``)."""
-    quoted = "'" + url.replace("'", "'\"'\"'") + "'"
-    command = (f'curl -fsS -X POST --max-time {max_time} {quoted} '
-               '>/dev/null')
-    return command.replace('%', '\\%')
+    """The curl command of a crontab line calling ``url``: URL
+    single-quoted, ``%`` escaped (cron ends the command at an unescaped
+    ``%``).
+
+    This puts the URL on curl's command line, where every local user can
+    read it; :func:`crontab` uses :func:`crontab_config_command` instead.
+    """
+    return (f'curl -fsS -X POST --max-time {max_time} {_cron_quoted(url)} '
+            '>/dev/null')
 
 
-def crontab(jobs: Iterable[JobCall], *, source: str) -> Export:
+def crontab_config_command(config: str, max_time: int) -> str:
+    """The curl command of a crontab line that reads its URL from the curl
+    config file ``config``: the path single-quoted, ``%`` escaped."""
+    return (f'curl -fsS -X POST --max-time {max_time} '
+            f'-K {_cron_quoted(config)} >/dev/null')
+
+
+def crontab(jobs: Iterable[JobCall], *, source: str,
+            config_dir: str) -> Export:
     """Crontab lines grouped by ``CRON_TZ=`` zone.
+
+    Each line runs ``curl -K CONFIG``: the job's URL is in the curl config
+    file ``onecron-NAME.curlrc`` in ``config_dir`` (an absolute path),
+    given in :attr:`Export.configs`, never on the command line.
 
     ``CRON_TZ`` is read by cronie and most current crons, but not by
     Debian's cron, which uses the system's zone; it also applies to the
     lines after these, so keep them at the end of a crontab.
+
+    :raises ValueError: for a relative ``config_dir``
     """
+    _check_config_dir(config_dir)
     planned, skipped = _plan(jobs, cron_expression)
+    names = unique_names([job.name for job, _ in planned], _unit_name,
+                         max_length=200)
     by_zone: dict[str, list[str]] = {}
+    configs: list[tuple[str, str]] = []
     for job, url in planned:
         assert job.schedule is not None
         expression, zone = cron_expression(job.schedule)
+        config = posixpath.join(config_dir, _config_name(names[job.name]))
+        configs.append((_config_name(names[job.name]),
+                        curl_config(url, job=job.name)))
         by_zone.setdefault(zone, []).append(
             f'# {_about(job)}\n{expression} '
-            f'{crontab_command(url, job.max_time)}\n')
+            f'{crontab_config_command(config, job.max_time)}\n')
     text = (f'# crontab lines for the onecron jobs of {_one_line(source)}.\n'
-            f'{_SECRET_NOTE}' + _skipped_comments(skipped)
+            f"# curl reads each job's signed URL from a file in "
+            f'{_one_line(config_dir)}: whoever can read those files can run '
+            f'the jobs.\n' + _skipped_comments(skipped)
             + ''.join(f'\nCRON_TZ={zone}\n' + ''.join(lines)
                       for zone, lines in sorted(by_zone.items())))
-    return Export((('onecron.crontab', text),), tuple(skipped))
+    return Export((('onecron.crontab', text),), tuple(skipped),
+                  tuple(configs))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import stat
@@ -12,21 +13,26 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import croniter
 import pytest
 import yaml
 from webob import Request
 
+import onecron
 from onecron import Schedule, __version__
 from onecron.cli import load, main
 from onecron.lock import JobLocks
 
-from .conftest import wait_for
+from .conftest import LiveServer, wait_for
+
+# the directory holding the onecron package this test imported
+SOURCE = str(Path(onecron.__file__).resolve().parent.parent)
 
 APP = '''
 import time
@@ -104,18 +110,20 @@ class Project:
     path: Path
     module: str
 
-    def run(self, *args: str,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, timeout: float = 60,
+            umask: int = -1) -> subprocess.CompletedProcess[str]:
         """``python -m onecron.cli ARGS`` in the directory, as a user would
         run ``onecron``; ``{app}`` in ARGS is the module's ``app``."""
         return subprocess.run(
             [sys.executable, '-m', 'onecron.cli',
              *(arg.format(m=self.module) for arg in args)],
             cwd=self.path, capture_output=True, text=True, timeout=timeout,
-            env=self.env())
+            env=self.env(), umask=umask)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, 'PYTHONPATH': str(self.path)}
+        # the onecron under test, not whichever one is installed
+        return {**os.environ, 'PYTHONPATH': os.pathsep.join(
+            (str(self.path), SOURCE))}
 
     def app(self, attribute: str = 'app') -> str:
         return f'{self.module}:{attribute}'
@@ -316,10 +324,36 @@ def test_url_occurrence_nearest(
 
 # -- export -------------------------------------------------------------------
 
+def token_of(url: str) -> str:
+    """The signed token of a job URL."""
+    return url.rsplit('/', 1)[1].split('?')[0]
+
+
+def tokens(project: Project) -> list[str]:
+    """The tokens of every job of the project's app."""
+    app = load(project.app())
+    return [token_of(app.url_for(name, 'http://x')) for name in app.jobs]
+
+
+def cronjobs_and_secret(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The CronJobs of an export by job name, and its one Secret."""
+    documents = [doc for doc in yaml.safe_load_all(text) if doc]
+    (secret,) = [doc for doc in documents if doc['kind'] == 'Secret']
+    return {doc['metadata']['annotations']['onecron/job']: doc
+            for doc in documents if doc['kind'] == 'CronJob'}, secret
+
+
+def container_of(cronjob: dict[str, Any]) -> dict[str, Any]:
+    pod = cronjob['spec']['jobTemplate']['spec']['template']['spec']
+    (container,) = pod['containers']
+    return container  # type: ignore[no-any-return]
+
+
 def test_export_kubernetes_gives_cronjobs(project: Project) -> None:
     """One batch/v1 CronJob per translatable job: schedule, zone, Forbid,
-    deadline, history limits and a curl that fails on non-2xx; the others
-    are named in comments and warnings."""
+    deadline, history limits and a curl that fails on non-2xx, its URL
+    (with occurrence=nearest) in a Secret and not in the CronJob; the
+    others are named in comments and warnings."""
     result = project.run('export', 'kubernetes', project.app(),
                          '--base-url', 'http://web.default.svc:8080',
                          '--starting-deadline', '120')
@@ -329,11 +363,12 @@ def test_export_kubernetes_gives_cronjobs(project: Project) -> None:
     assert "left out job 'month_end'" in result.stderr
     assert '# skipped rebuild: manual only' in result.stdout
     assert '# skipped month_end: ' in result.stdout
-    documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-    by_job = {doc['metadata']['annotations']['onecron/job']: doc
-              for doc in documents}
+    by_job, secret = cronjobs_and_secret(result.stdout)
     assert sorted(by_job) == ['boom', 'feed', 'hourly', 'report', 'slow']
+    assert secret['metadata']['name'] == (
+        f"onecron-{project.module.replace('_', '-')}-app")
     app = load(project.app())
+    secret_tokens = tokens(project)
     for name, doc in by_job.items():
         assert doc['apiVersion'] == 'batch/v1'
         assert doc['kind'] == 'CronJob'
@@ -346,12 +381,19 @@ def test_export_kubernetes_gives_cronjobs(project: Project) -> None:
         assert spec['failedJobsHistoryLimit'] == 3
         pod = spec['jobTemplate']['spec']['template']['spec']
         assert pod['restartPolicy'] == 'Never'
-        (container,) = pod['containers']
+        container = container_of(doc)
         assert container['image'] == 'curlimages/curl:8.10.1'
-        command = container['command']
-        assert command[0] == 'curl' and '--fail-with-body' in command
-        assert command[command.index('--max-time') + 1] == '3600'
-        assert command[-1] == app.url_for(
+        shell, flag, script = container['command']
+        assert (shell, flag) == ('sh', '-c')
+        assert '--fail-with-body' in script
+        assert '--max-time 3600 ' in script
+        assert 'args' not in container
+        assert not any(token in yaml.safe_dump(doc)
+                       for token in secret_tokens)
+        (variable,) = container['env']
+        reference = variable['valueFrom']['secretKeyRef']
+        assert reference['name'] == secret['metadata']['name']
+        assert secret['stringData'][reference['key']] == app.url_for(
             name, 'http://web.default.svc:8080', occurrence='nearest')
     assert by_job['report']['spec']['schedule'] == '30 8 * * *'
     assert by_job['report']['spec']['timeZone'] == 'Europe/Zurich'
@@ -364,7 +406,7 @@ def test_export_strict_fails_on_an_untranslatable_schedule(
         project: Project) -> None:
     """``--strict`` turns a left-out job into an error naming it."""
     result = project.run('export', 'crontab', project.app(), '--base-url',
-                         'http://x.org', '--strict')
+                         'http://x.org', '--strict', '--output', 'out')
     assert result.returncode == 1
     line = one_error_line(result.stderr)
     assert "job 'month_end'" in line or "job 'ticker'" in line
@@ -385,9 +427,21 @@ def unit_file(text: str) -> dict[str, list[tuple[str, str]]]:
     return sections
 
 
+def config_url(path: Path) -> str:
+    """The URL in a curl config file, checked to be private to its owner."""
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    (line,) = [line for line in path.read_text().splitlines()
+               if not line.startswith('#')]
+    match = re.fullmatch(r'url = "([^"\\]*)"', line)
+    assert match is not None, line
+    return match[1]
+
+
 def test_export_systemd_writes_units(project: Project) -> None:
-    """systemd gives a oneshot curl service and a timer per job, written
-    to --output with private modes; systemd-analyze accepts them."""
+    """systemd gives a oneshot curl service and a timer per job, and the
+    curl config file holding its URL, written to --output with private
+    modes; ExecStart= names the file, not the URL; systemd-analyze accepts
+    the units."""
     out = project.path / 'units'
     result = project.run('export', 'systemd', project.app(), '--base-url',
                          'http://127.0.0.1:8080', '--output', str(out))
@@ -395,24 +449,30 @@ def test_export_systemd_writes_units(project: Project) -> None:
     written = sorted(Path(line).name for line in result.stdout.splitlines())
     assert written == sorted(f'onecron-{job}.{kind}' for job in (
         'boom', 'feed', 'hourly', 'month_end', 'report', 'slow', 'ticker')
-        for kind in ('service', 'timer'))
+        for kind in ('service', 'timer', 'curlrc'))
     app = load(project.app())
+    secret_tokens = tokens(project)
     calendars = {}
     for job in ('report', 'ticker', 'month_end', 'hourly', 'feed'):
         service = unit_file((out / f'onecron-{job}.service').read_text())
         assert ('Type', 'oneshot') in service['Service']
         (exec_start,) = [value for key, value in service['Service']
                          if key == 'ExecStart']
-        assert exec_start.startswith('/usr/bin/curl -fsS ')
-        assert exec_start.endswith(' ' + app.url_for(
-            job, 'http://127.0.0.1:8080').replace('%', '%%'))
+        assert not any(token in exec_start for token in secret_tokens)
+        config = out / f'onecron-{job}.curlrc'
+        assert exec_start == (
+            f'/usr/bin/curl -fsS -X POST --max-time 3600 -K {config}')
+        assert config_url(config) == app.url_for(job,
+                                                 'http://127.0.0.1:8080')
         timer = unit_file((out / f'onecron-{job}.timer').read_text())
         calendars[job] = [value for key, value in timer['Timer']
                           if key == 'OnCalendar']
         assert ('Persistent', 'true') in timer['Timer']
         assert ('Unit', f'onecron-{job}.service') in timer['Timer']
-        mode = stat.S_IMODE((out / f'onecron-{job}.timer').stat().st_mode)
-        assert mode == 0o600
+        for kind in ('service', 'timer'):
+            mode = stat.S_IMODE((out / f'onecron-{job}.{kind}').stat()
+                                .st_mode)
+            assert mode == 0o600
     assert calendars == {
         'report': ['*-*-* 08:30:00 Europe/Zurich'],
         'ticker': ['*-*-* *:*:00/5 UTC'],
@@ -424,27 +484,52 @@ def test_export_systemd_writes_units(project: Project) -> None:
         return  # the rest needs systemd's own checker
     verify = subprocess.run(
         ['systemd-analyze', 'verify', '--man=no',
-         *map(str, sorted(out.iterdir()))],
+         *sorted(str(path) for path in out.iterdir()
+                 if path.suffix in ('.service', '.timer'))],
         capture_output=True, text=True)
     assert verify.returncode == 0, verify.stderr
 
 
 def test_export_systemd_to_stdout_names_each_file(project: Project) -> None:
-    """Without --output the units follow one another under ``# file:``."""
+    """With --config-dir the units follow one another on stdout under
+    ``# file:``, and the URLs go only into the config files there."""
+    config_dir = project.path / 'conf'
     result = project.run('export', 'systemd', project.app(), '--base-url',
-                         'http://127.0.0.1:8080')
+                         'http://127.0.0.1:8080', '--config-dir', 'conf')
     assert result.returncode == 0, result.stderr
     assert '# file: onecron-report.timer\n' in result.stdout
     assert '# skipped rebuild: manual only' in result.stdout
+    assert f' -K {config_dir}/onecron-report.curlrc\n' in result.stdout
+    assert not any(token in result.stdout for token in tokens(project))
+    assert config_url(config_dir / 'onecron-report.curlrc') == load(
+        project.app()).url_for('report', 'http://127.0.0.1:8080')
+    assert stat.S_IMODE(config_dir.stat().st_mode) == 0o700
+    assert [path.name for path in project.path.iterdir() if path.is_dir()
+            and path.name != '__pycache__'] == ['conf']
+
+
+@pytest.mark.parametrize('target', ['crontab', 'systemd'])
+def test_export_without_a_place_for_the_urls_is_refused(
+        project: Project, target: str) -> None:
+    """crontab and systemd without --output or --config-dir print nothing:
+    one line says to pass --output DIR, exit 2 (no URLs on stdout to end
+    up on a command line)."""
+    result = project.run('export', target, project.app(), '--base-url',
+                         'http://127.0.0.1:8080')
+    assert result.returncode == 2
+    assert result.stdout == ''
+    assert 'pass --output DIR' in one_error_line(result.stderr)
 
 
 def test_export_crontab_lines_fire_like_the_jobs(project: Project) -> None:
     """Each crontab line has five valid fields that fire when the job does
-    (in its CRON_TZ) and a curl of the job's URL that fails on non-2xx."""
+    (in its CRON_TZ) and a curl that fails on non-2xx and reads the job's
+    URL from its config file in --config-dir."""
     result = project.run('export', 'crontab', project.app(), '--base-url',
-                         'https://example.org')
+                         'https://example.org', '--config-dir', 'conf')
     assert result.returncode == 0, result.stderr
     app = load(project.app())
+    secret_tokens = tokens(project)
     zone = None
     seen = []
     for line in result.stdout.splitlines():
@@ -456,11 +541,14 @@ def test_export_crontab_lines_fire_like_the_jobs(project: Project) -> None:
         fields, command = line.split()[:5], ' '.join(line.split()[5:])
         expression = ' '.join(fields)
         assert croniter.croniter.is_valid(expression)
+        assert not any(token in command for token in secret_tokens)
+        config = re.fullmatch(r"curl -fsS -X POST --max-time \d+ "
+                              r"-K '([^']+)' >/dev/null", command)
+        assert config is not None, command
+        url = config_url(Path(config[1]))
         job = next(name for name in app.jobs
-                   if app.url_for(name, 'https://example.org') in command)
+                   if app.url_for(name, 'https://example.org') == url)
         seen.append(job)
-        assert command.startswith('curl -fsS ')
-        assert command.endswith('>/dev/null')
         assert zone is not None
         own = app.jobs[job].schedule
         assert own is not None
@@ -471,6 +559,165 @@ def test_export_crontab_lines_fire_like_the_jobs(project: Project) -> None:
             a, b = own.next_after(a), translated.next_after(b)
             assert a == b
     assert sorted(seen) == ['boom', 'feed', 'hourly', 'report', 'slow']
+
+
+def recording_curl(directory: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose curl records its arguments, then runs the real
+    curl; the record's path."""
+    real = shutil.which('curl')
+    assert real is not None, 'curl is needed'
+    record = directory / 'argv'
+    (directory / 'bin').mkdir()
+    script = directory / 'bin' / 'curl'
+    script.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$0" "$@" >> {shlex.quote(str(record))}'
+        f'\nexec {shlex.quote(real)} "$@"\n')
+    script.chmod(0o700)
+    return {'PATH': f'{script.parent}:{os.environ["PATH"]}',
+            'HOME': str(directory)}, record
+
+
+def exported_hourly(project: Project, target: str, base_url: str,
+                    out: Path) -> tuple[list[str], dict[str, str]]:
+    """The hourly job's command line as exported to ``target``, and what
+    it needs in its environment."""
+    result = project.run('export', target, project.app(), '--base-url',
+                         base_url, '--output', str(out))
+    assert result.returncode == 0, result.stderr
+    if target == 'crontab':
+        (line,) = [line for line in
+                   (out / 'onecron.crontab').read_text().splitlines()
+                   if line.startswith('0 * * * * ')]
+        command = line.split(' ', 5)[5]
+        assert '%' not in command  # cron would make it a newline
+        return ['sh', '-c', command], {}
+    if target == 'systemd':
+        service = unit_file((out / 'onecron-hourly.service').read_text())
+        (exec_start,) = [value for key, value in service['Service']
+                         if key == 'ExecStart']
+        assert exec_start.startswith('/usr/bin/curl ')
+        # the local curl, found on PATH
+        return shlex.split(exec_start.replace('/usr/bin/curl', 'curl', 1)), {}
+    by_job, secret = cronjobs_and_secret(
+        (out / 'onecron-cronjobs.yaml').read_text())
+    container = container_of(by_job['hourly'])
+    (variable,) = container['env']
+    key = variable['valueFrom']['secretKeyRef']['key']
+    # the image's sh and curl are the local ones
+    return container['command'], {variable['name']:
+                                  secret['stringData'][key]}
+
+
+@pytest.mark.parametrize('target', ['crontab', 'systemd', 'kubernetes'])
+def test_exported_commands_run_the_job(
+        project: Project, live_server: Callable[..., LiveServer],
+        target: str) -> None:
+    """The exported command, run as cron, systemd or the container would
+    with the real curl, runs the job on a live server, and no process
+    gets its URL among its arguments (Kubernetes: a second call of the
+    occurrence gets 409 and runs nothing)."""
+    app = load(project.app())
+    app.stop()  # no scheduler in the test process
+    assert app.store is not None
+    server = live_server(app)
+    scratch = project.path / 'curl'
+    scratch.mkdir()
+    env, record = recording_curl(scratch)
+    argv, variables = exported_hourly(project, target, server.url,
+                                      project.path / 'out')
+    secret_tokens = tokens(project)
+    assert not any(token in word for word in argv for token in secret_tokens)
+    result = subprocess.run(argv, env={**env, **variables},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    (run,) = app.store.runs('default', 'hourly')
+    assert (run.trigger.value, run.outcome and run.outcome.value) == (
+        'url', 'ok')
+    recorded = record.read_text()
+    assert recorded.count('/bin/curl\n') == 1
+    assert not any(token in recorded for token in secret_tokens)
+    if target == 'kubernetes':
+        again = subprocess.run(argv, env={**env, **variables},
+                               capture_output=True, text=True, timeout=60)
+        assert again.returncode == 22  # curl --fail-with-body on the 409
+        assert '409' in again.stderr
+        assert len(app.store.runs('default', 'hourly')) == 1
+
+
+@pytest.mark.parametrize('target', ['crontab', 'systemd', 'kubernetes'])
+def test_export_files_are_private_whatever_the_umask(
+        project: Project, target: str) -> None:
+    """With umask 0, a missing --output directory is made 0700 (parents
+    too) and every file 0600; in a directory that was there, an old file
+    is replaced and a symbolic link replaced, not written through."""
+    def export(out: Path) -> list[Path]:
+        result = project.run('export', target, project.app(), '--base-url',
+                             'http://127.0.0.1:8080', '--output', str(out),
+                             umask=0)
+        assert result.returncode == 0, result.stderr
+        written = [Path(line) for line in result.stdout.splitlines()]
+        assert written and all(path.parent == out for path in written)
+        for path in written:
+            assert stat.S_ISREG(path.lstat().st_mode), path
+            assert stat.S_IMODE(path.lstat().st_mode) == 0o600, path
+        assert sorted(out.iterdir()) == sorted(written)  # no leftovers
+        return written
+
+    new = project.path / 'new'
+    names = [path.name for path in export(new / 'x' / 'y')]
+    for directory in (new, new / 'x', new / 'x' / 'y'):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    kept = project.path / 'kept'
+    kept.mkdir()
+    kept.chmod(0o755)
+    outside = project.path / 'outside'
+    outside.write_text('keep me')
+    (kept / names[0]).symlink_to(outside)
+    if len(names) > 1:
+        (kept / names[-1]).write_text('old')
+        (kept / names[-1]).chmod(0o644)
+    export(kept)
+    assert outside.read_text() == 'keep me'
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o755  # not made: left be
+
+
+def test_export_refuses_a_directory_every_user_may_write(
+        project: Project) -> None:
+    """A directory every user may write to is refused, one line naming it:
+    another user could swap the files in it."""
+    shared = project.path / 'shared'
+    shared.mkdir()
+    shared.chmod(0o777)
+    result = project.run('export', 'crontab', project.app(), '--base-url',
+                         'http://127.0.0.1:8080', '--output', str(shared))
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        f'onecron: error: {shared} is writable by every user: pick a '
+        f'directory of your own for files that hold job URLs')
+    assert list(shared.iterdir()) == []
+
+
+def test_export_shows_no_token_in_messages(project: Project) -> None:
+    """The log lines, warnings and errors of every export, and what
+    crontab and systemd print, hold no job token."""
+    runs = [
+        ('kubernetes', '--output', 'k'),
+        ('kubernetes', '--strict', '--output', 'k'),
+        ('crontab', '--config-dir', 'c'),
+        ('crontab', '--strict', '--output', 'c'),
+        ('systemd', '--config-dir', 'c'),
+        ('systemd', '--output', 's'),
+        ('systemd',),
+        ('crontab', '--base-url', 'http://x/"quoted', '--output', 'q'),
+    ]
+    secret_tokens = tokens(project)
+    for target, *rest in runs:
+        result = project.run('-v', 'export', target, project.app(),
+                             '--base-url', 'http://127.0.0.1:8080', *rest)
+        assert result.stderr
+        shown = result.stderr + result.stdout  # the paths, for kubernetes
+        assert not any(token in shown for token in secret_tokens), rest
+    assert not (project.path / 'q').exists()
 
 
 # -- history and status -------------------------------------------------------
@@ -539,6 +786,11 @@ BAD_INPUT = [
     (['url', '{m}:app', 'rebuild', '--base-url', 'http://x',
       '--occurrence', 'nearest'], 1, "job 'rebuild' has no schedule"),
     (['export', 'helm', '{m}:app'], 2, "invalid choice: 'helm'"),
+    (['export', 'crontab', '{m}:app', '--base-url', 'http://x'], 2,
+     'pass --output DIR'),
+    (['export', 'systemd', '{m}:app', '--base-url', 'http://x/"a',
+      '--config-dir', 'conf'], 1,
+     "the URL of job 'boom' holds a character no URL may"),
     (['run', '{m}:app'], 2, 'required: JOB'),
     (['launch'], 2, "invalid choice: 'launch'"),
     ([], 2, 'required: COMMAND'),

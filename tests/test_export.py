@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import croniter
 import pytest
@@ -17,10 +21,12 @@ from onecron import Schedule
 from onecron.calendar import matching_days
 from onecron.cron import CronExpression, parse_cron
 from onecron.errors import UntranslatableSchedule
-from onecron.export import (JobCall, cron_expression, crontab,
-                            crontab_command, dns_label, kubernetes,
-                            on_calendar, systemd, systemd_word,
+from onecron.export import (Export, JobCall, cron_expression, crontab,
+                            crontab_command, curl_config, dns_label,
+                            kubernetes, on_calendar, systemd, systemd_word,
                             unique_names, yaml_string)
+
+from .conftest import LiveServer
 
 UTC = timezone.utc
 BASE = datetime(2024, 1, 10, 5, 17, 3, tzinfo=UTC)
@@ -292,13 +298,17 @@ def test_crontab_commands_escape_percent_and_quotes() -> None:
                        "'http://h/a\\%20b/it'\"'\"'s' >/dev/null")
 
 
+DAILY = 'https://x.org/cronjobs/S3CRET-daily.sig'
+FAST = 'https://x.org/cronjobs/S3CRET-fast.sig'
+NOON = 'https://x.org/cronjobs/S3CRET-noon.sig?occurrence=nearest'
+
+
 def calls() -> list[JobCall]:
     return [
         JobCall('reports.daily', Schedule('30 8 * * *',
                                           timezone='Europe/Zurich'),
-                'https://x.org/cronjobs/t1', 60),
-        JobCall('reports.fast', Schedule('*/5 * * * * *'),
-                'https://x.org/cronjobs/t2', 60),
+                DAILY, 60),
+        JobCall('reports.fast', Schedule('*/5 * * * * *'), FAST, 60),
         JobCall('reports.by_hand', None, None, 60),
     ]
 
@@ -312,14 +322,16 @@ def test_kubernetes_skips_with_a_comment_naming_the_job() -> None:
     assert '# skipped reports.by_hand: manual only' in text
     assert [skipped.job for skipped in result.skipped] == [
         'reports.fast', 'reports.by_hand']
-    documents = [doc for doc in yaml.safe_load_all(text) if doc]
+    documents = [doc for doc in yaml.safe_load_all(text)
+                 if doc and doc['kind'] == 'CronJob']
     assert [doc['metadata']['annotations']['onecron/job']
             for doc in documents] == ['reports.daily']
 
 
 def test_systemd_writes_a_service_and_a_timer_per_job() -> None:
     """systemd gives two files per scheduled job; the seconds schedule too."""
-    result = systemd(calls(), source='mod:app', randomized_delay=30)
+    result = systemd(calls(), source='mod:app', config_dir='/etc/onecron',
+                     randomized_delay=30)
     names = [name for name, _ in result.files]
     assert names == ['onecron-reports.daily.service',
                      'onecron-reports.daily.timer',
@@ -334,8 +346,208 @@ def test_systemd_writes_a_service_and_a_timer_per_job() -> None:
 def test_crontab_groups_jobs_by_zone() -> None:
     """Each zone gets one CRON_TZ= line before its jobs."""
     more = calls() + [JobCall('reports.noon', Schedule('0 12 * * *'),
-                              'https://x.org/cronjobs/t3', 60)]
-    text = crontab(more, source='mod:app').text()
+                              NOON, 60)]
+    text = crontab(more, source='mod:app', config_dir='/etc/onecron').text()
     zones = re.findall(r'^CRON_TZ=(.*)$', text, re.MULTILINE)
     assert zones == ['Europe/Zurich', 'UTC']
     assert text.index('CRON_TZ=UTC') < text.index('0 12 * * * curl')
+
+
+# -- where the URLs are -------------------------------------------------------
+
+def secret_parts(url: str) -> list[str]:
+    """What of ``url`` must not show: its token, and the whole URL."""
+    return [url, url.rsplit('/', 1)[1].split('?')[0]]
+
+
+def test_crontab_lines_read_the_urls_from_config_files() -> None:
+    """A crontab line holds no URL: curl reads it with -K from the job's
+    config file in config_dir, which Export.configs gives."""
+    more = calls() + [JobCall('reports.noon', Schedule('0 12 * * *'),
+                              NOON, 60)]
+    result = crontab(more, source='mod:app', config_dir='/etc/on%cron')
+    text = result.text()
+    for url in (DAILY, NOON):
+        for part in secret_parts(url):
+            assert part not in text
+    lines = [line for line in text.splitlines()
+             if line and not line.startswith(('#', 'CRON_TZ='))]
+    assert lines == [
+        "30 8 * * * curl -fsS -X POST --max-time 60 -K "
+        "'/etc/on\\%cron/onecron-reports.daily.curlrc' >/dev/null",
+        "0 12 * * * curl -fsS -X POST --max-time 60 -K "
+        "'/etc/on\\%cron/onecron-reports.noon.curlrc' >/dev/null"]
+    configs = dict(result.configs)
+    assert sorted(configs) == ['onecron-reports.daily.curlrc',
+                               'onecron-reports.noon.curlrc']
+    assert f'\nurl = "{NOON}"\n' in configs['onecron-reports.noon.curlrc']
+
+
+def test_systemd_services_read_the_urls_from_config_files() -> None:
+    """ExecStart= holds no URL: curl reads it with -K from the job's config
+    file in config_dir, which Export.configs gives."""
+    result = systemd(calls(), source='mod:app', config_dir='/etc/onecron')
+    for _, text in result.files:
+        for part in secret_parts(DAILY):
+            assert part not in text
+    service = dict(result.files)['onecron-reports.daily.service']
+    (exec_start,) = re.findall('^ExecStart=(.*)$', service, re.MULTILINE)
+    assert exec_start == (
+        '/usr/bin/curl -fsS -X POST --max-time 60 '
+        '-K /etc/onecron/onecron-reports.daily.curlrc')
+    configs = dict(result.configs)
+    assert sorted(configs) == ['onecron-reports.daily.curlrc',
+                               'onecron-reports.fast.curlrc']
+    assert f'\nurl = "{DAILY}"\n' in configs['onecron-reports.daily.curlrc']
+
+
+def test_kubernetes_keeps_the_urls_in_a_secret() -> None:
+    """One Secret holds the URLs, a key per CronJob; each CronJob takes its
+    URL from it into $ONECRON_URL, and neither the CronJob nor its
+    container's command holds it."""
+    more = calls() + [JobCall('reports.noon', Schedule('0 12 * * *'),
+                              NOON, 60)]
+    documents = [doc for doc in yaml.safe_load_all(
+        kubernetes(more, source='mod:app').text()) if doc]
+    assert [doc['kind'] for doc in documents] == ['Secret', 'CronJob',
+                                                  'CronJob']
+    secret, *cronjobs = documents
+    assert secret['apiVersion'] == 'v1' and secret['type'] == 'Opaque'
+    assert secret['metadata']['name'] == 'onecron-mod-app'
+    assert secret['stringData'] == {'reports-daily': DAILY,
+                                    'reports-noon': NOON}
+    for cronjob in cronjobs:
+        for part in secret_parts(DAILY) + secret_parts(NOON):
+            assert part not in yaml.safe_dump(cronjob)
+        pod = cronjob['spec']['jobTemplate']['spec']['template']['spec']
+        (container,) = pod['containers']
+        assert container['command'][:2] == ['sh', '-c']
+        assert '--config -' in container['command'][2]
+        assert container['env'] == [{
+            'name': 'ONECRON_URL', 'valueFrom': {'secretKeyRef': {
+                'name': 'onecron-mod-app',
+                'key': cronjob['metadata']['name']}}}]
+
+
+def test_no_secret_without_a_scheduled_job() -> None:
+    """An export with nothing to schedule has no Secret either."""
+    text = kubernetes(calls()[1:], source='mod:app').text()
+    assert [doc for doc in yaml.safe_load_all(text) if doc] == []
+
+
+@pytest.mark.parametrize('url', [
+    'https://x.org/a"b/S3CRET', 'https://x.org/a\\b/S3CRET',
+    'https://x.org/a b/S3CRET', 'https://x.org/a\nb/S3CRET'])
+def test_an_impossible_url_is_refused_without_showing_it(url: str) -> None:
+    """A URL with a quote, backslash, space or control character (from a
+    bad base URL) is refused by every target, naming the job, not the
+    URL."""
+    jobs = [JobCall('reports.noon', Schedule('0 12 * * *'), url, 60)]
+    renders: list[Callable[[], Export]] = [
+        lambda: crontab(jobs, source='m:a', config_dir='/c'),
+        lambda: systemd(jobs, source='m:a', config_dir='/c'),
+        lambda: kubernetes(jobs, source='m:a')]
+    for render in renders:
+        with pytest.raises(ValueError) as info:
+            render()
+        assert "job 'reports.noon'" in str(info.value)
+        assert 'S3CRET' not in str(info.value)
+
+
+@pytest.mark.parametrize('config_dir', ['etc/onecron', '', '/etc/a\nb'])
+def test_the_config_dir_must_be_an_absolute_path(config_dir: str) -> None:
+    """cron and systemd run curl in another directory: config_dir must be
+    absolute, and on one line."""
+    for render in (crontab, systemd):
+        with pytest.raises(ValueError, match='config_dir'):
+            render(calls(), source='m:a', config_dir=config_dir)
+
+
+def test_curl_config_escapes_quotes_and_backslashes() -> None:
+    """curl_config double-quotes the URL with curl's own escapes."""
+    assert curl_config('http://h/a"b\\c') == (
+        '# The signed URL: whoever can read this file can run the job.\n'
+        'url = "http://h/a\\"b\\\\c"\n')
+    assert curl_config('http://h/', job='a\nb').startswith(
+        '# The signed URL of onecron job a?b: ')
+
+
+# -- the commands, run for real -----------------------------------------------
+
+# every character a URL may hold, for the shells and curl to pass on
+ODD_PATH = "/cronjobs/S3CRET-x_y.z~!$&'()*+,;=:@%41-%25/sig"
+
+
+def echo(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """A WSGI app answering with the request's method and URI."""
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [f"{environ['REQUEST_METHOD']} "
+            f"{environ['REQUEST_URI']}".encode()]
+
+
+@pytest.fixture
+def recording_curl(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose curl is a script that records its arguments
+    (one per line) and runs the real curl; the record's path."""
+    real = shutil.which('curl')
+    assert real is not None, 'curl is needed'
+    record = tmp_path / 'argv'
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'curl').write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$0" "$@" >> {shlex.quote(str(record))}'
+        f'\nexec {shlex.quote(real)} "$@"\n')
+    (bin_dir / 'curl').chmod(0o700)
+    env = {'PATH': f'{bin_dir}:{os.environ["PATH"]}', 'HOME': str(tmp_path)}
+    return env, record
+
+
+def write_configs(directory: Path, configs: tuple[tuple[str, str], ...]
+                  ) -> None:
+    for name, text in configs:
+        (directory / name).write_text(text)
+
+
+def test_each_target_hands_curl_the_exact_url(
+        tmp_path: Path, live_server: Callable[..., LiveServer],
+        recording_curl: tuple[dict[str, str], Path]) -> None:
+    """The crontab line through sh, the ExecStart= command and the
+    container's shell each POST to the URL as given, odd characters and
+    all, and no process gets it among its arguments."""
+    server = live_server(echo)
+    url = server.url + ODD_PATH + '?occurrence=nearest'
+    env, record = recording_curl
+    jobs = [JobCall('job', Schedule('0 12 * * *'), url, 10)]
+    config_dir = tmp_path / 'conf'
+    config_dir.mkdir()
+    cron = crontab(jobs, source='m:a', config_dir=str(config_dir))
+    write_configs(config_dir, cron.configs)
+    (line,) = [line for line in cron.text().splitlines()
+               if line.startswith('0 12')]
+    command = line.split(' ', 5)[5].replace('\\%', '%')
+    command = command.replace('>/dev/null', f'>{tmp_path}/out')
+    commands = [['sh', '-c', command]]
+    units = systemd(jobs, source='m:a', config_dir=str(config_dir))
+    (exec_start,) = re.findall('^ExecStart=/usr/bin/(.*)$',
+                               dict(units.files)['onecron-job.service'],
+                               re.MULTILINE)
+    commands.append(shlex.split(exec_start.replace('%%', '%')))
+    (cronjob,) = [doc for doc in yaml.safe_load_all(
+        kubernetes(jobs, source='m:a').text()) if doc['kind'] == 'CronJob']
+    (container,) = cronjob['spec']['jobTemplate']['spec']['template'][
+        'spec']['containers']
+    commands.append(container['command'])
+    answers = []
+    for argv in commands:
+        result = subprocess.run(argv, env={**env, 'ONECRON_URL': url},
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        answers.append(result.stdout)
+        for word in argv:
+            assert 'S3CRET' not in word
+    answers[0] = (tmp_path / 'out').read_text()
+    expected = f'POST {ODD_PATH}?occurrence=nearest'
+    assert answers == [expected] * 3
+    recorded = record.read_text()
+    assert recorded.count('/bin/curl\n') == 3
+    assert 'S3CRET' not in recorded
