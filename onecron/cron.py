@@ -288,8 +288,8 @@ def _parse_days(text: str) -> tuple[set[int], set[str]]:
         if upper in ('L', 'LW'):
             specials.add(upper)
         elif match := _NEAREST_WEEKDAY.fullmatch(item):
-            _check_range(_DAY, int(match[1]), item)
-            specials.add(f'{int(match[1])}W')
+            day = _check_range(_DAY, _int(match[1]), item)
+            specials.add(f'{day}W')
         else:
             days |= _parse_item(_DAY, item)
     return days, specials
@@ -305,7 +305,7 @@ def _parse_weekdays(
     last: set[int] = set()
     for item in _items(_WEEKDAY, text):
         if match := _NTH_WEEKDAY.fullmatch(item):
-            k = int(match[2])
+            k = _int(match[2])
             if not 1 <= k <= 5:
                 raise InvalidSchedule(
                     f'weekday {item!r}: occurrence {k} is out of range 1-5',
@@ -351,15 +351,12 @@ def _parse_item(field: _Field, item: str) -> set[int]:
         if not step_text:
             raise InvalidSchedule(f'{field.name} {item!r} has no step after '
                                   f"'/'", field=field.name, value=item)
-        step = int(step_text)
-        span = field.high - field.low
+        # as in Vixie cron and cronsim, a step past the end of the range
+        # is valid and keeps only its first value: day */100 is day 1
+        step = _int(step_text)
         if step < 1:
             raise InvalidSchedule(f'{field.name} step {step} in {item!r} '
                                   f'must be at least 1', field=field.name,
-                                  value=item)
-        if step > span:
-            raise InvalidSchedule(f'{field.name} step {step} in {item!r} is '
-                                  f'larger than {span}', field=field.name,
                                   value=item)
     return set(range(start, end + 1, step))
 
@@ -367,7 +364,7 @@ def _parse_item(field: _Field, item: str) -> set[int]:
 def _value(field: _Field, text: str, item: str) -> int:
     """A number or name of ``field``, range-checked."""
     if text.isdigit():
-        return _check_range(field, int(text), item)
+        return _check_range(field, _int(text), item)
     value = field.names.get(text.upper())
     if value is None:
         expected = (f'a name {_names(field)} or ' if field.names else '')
@@ -375,6 +372,14 @@ def _value(field: _Field, text: str, item: str) -> int:
                               f'number {field.low}-{field.high}',
                               field=field.name, value=item)
     return value
+
+
+def _int(digits: str) -> int:
+    """ASCII digits as an int, at most 10**100: int() refuses thousands of
+    digits, and every number that large is out of every field's range and
+    a step past its end."""
+    digits = digits.lstrip('0') or '0'
+    return int(digits) if len(digits) <= 100 else 10**100
 
 
 def _check_range(field: _Field, value: int, item: object = None) -> int:

@@ -63,36 +63,46 @@ def _time_words(cron: CronExpression) -> str | None:
             return None
         if len(seconds) == 60:
             return 'every second'
-        step = _STEP.fullmatch(seconds_text[0])
-        return f'every {step[1]} seconds' if step else None
+        step = _even_step(seconds_text[0], 60)
+        return f'every {step} seconds' if step else None
     second = seconds[0]
     if len(minutes) * len(hours) <= _MAX_TIMES:
         return 'at ' + _join(_clock(h, m, second)
                              for h in hours for m in minutes)
     if second:
         return None
-    minute_step = _STEP.fullmatch(minute_text)
-    hour_step = _STEP.fullmatch(hour_text)
+    minute_step = _even_step(minute_text, 60)
+    hour_step = _even_step(hour_text, 24)
     if every_hour:
         if len(minutes) == 60:
             return 'every minute'
         if minute_step:
-            return f'every {minute_step[1]} minutes'
+            return f'every {minute_step} minutes'
         label = 'minute' if len(minutes) == 1 else 'minutes'
         return f'at {label} {_join(map(str, minutes))} of every hour'
     if len(minutes) == 1 and hour_step:
-        return f'every {hour_step[1]} hours at minute {minutes[0]}'
+        return f'every {hour_step} hours at minute {minutes[0]}'
     if _is_run(hours):
         first = _clock(hours[0], minutes[0])
         last = _clock(hours[-1], minutes[-1])
         if len(minutes) == 60:
             return f'every minute from {first} to {last}'
         if minute_step:
-            return (f'every {minute_step[1]} minutes from {first} '
+            return (f'every {minute_step} minutes from {first} '
                     f'to {last}')
         if len(minutes) == 1:
             return (f'at minute {minutes[0]} of every hour from {first} '
                     f'to {last}')
+    return None
+
+
+def _even_step(text: str, size: int) -> str | None:
+    """The n of a ``*/n`` field when it divides ``size``, so that fires
+    are n apart all round: ``*/45`` minutes are :00 and :45, and ``*/100``
+    is :00 alone."""
+    step = _STEP.fullmatch(text)
+    if step and len(step[1]) <= 2 and size % int(step[1]) == 0:
+        return step[1]
     return None
 
 

@@ -2,8 +2,13 @@
 or never, per job. The only module that imports :mod:`smtplib`.
 
 Mail goes out from one background thread, so a slow or unreachable mail
-server never holds up a job's request or the scheduler; a failure to send
-is logged and reported, never raised.
+server never holds up a job's request or the scheduler; a failure to make
+or send a mail is logged and reported, never raised.
+
+What a run puts in a mail is made safe first: undecodable bytes a job
+printed (lone surrogates, which UTF-8 cannot encode) are written as
+``\\udcff``, and line breaks in a header value (an application id, a job
+name) become spaces, so they can neither break the mail nor add headers.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import smtplib
 import socket
 import ssl
@@ -28,6 +34,10 @@ log = logging.getLogger(__name__)
 
 #: how ``tls=`` may be set
 TLS_MODES = (None, 'starttls', 'ssl')
+
+# what a header value must not hold: line breaks of every kind the email
+# package knows (it refuses them) and the other control characters
+_CONTROLS = re.compile('[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]+')
 
 
 @dataclass(frozen=True)
@@ -59,11 +69,37 @@ class SmtpSettings:
         if isinstance(self.recipients, str) or not self.recipients:
             raise ValueError(f'recipients must be a non-empty list of '
                              f'addresses, got {self.recipients!r}')
-        if '@' not in self.sender:
-            raise ValueError(f'sender must be an address, '
-                             f'got {self.sender!r}')
+        _check_address('sender', self.sender)
+        for recipient in self.recipients:
+            _check_address('recipients', recipient)
         if (self.username is None) != (self.password is None):
             raise ValueError('give both username and password, or neither')
+
+
+def _check_address(setting: str, address: object) -> None:
+    """Refuse an address that could never go into a mail header."""
+    if not isinstance(address, str) or '@' not in address:
+        raise ValueError(f'{setting} must be an address, got {address!r}')
+    if _CONTROLS.search(address):
+        raise ValueError(f'{setting}: {address!r} holds a line break or '
+                         f'another control character')
+    try:
+        EmailMessage()['To'] = address
+    except Exception:  # the email package fails on some: 'ops@[example'
+        raise ValueError(f'{setting}: {address!r} is not an address the '
+                         f'email package can write') from None
+
+
+def _text(value: str) -> str:
+    """``value`` with lone surrogates (bytes a job printed that were not
+    UTF-8) written as ``\\udcff``: UTF-8 cannot encode them."""
+    return value.encode('utf-8', 'backslashreplace').decode('utf-8')
+
+
+def _header(value: str) -> str:
+    """``value`` made safe for one header line: each run of line breaks
+    and control characters becomes a space."""
+    return _CONTROLS.sub(' ', _text(value))
 
 
 class Notify(Protocol):
@@ -97,28 +133,49 @@ class Mailer:
     def notify(self, job: Job, application_id: str, outcome: Outcome, *,
                output: str = '', error: str | None = None,
                duration: float | None = None) -> None:
-        """Mail about a run, if the job's ``notify`` asks for it."""
-        if not should_mail(job, outcome, output + (error or '')):
-            return
+        """Mail about a run, if the job's ``notify`` asks for it.
+
+        Never raises: a mail that cannot be made is reported (log and
+        Sentry) and the run, its answer and its ``then`` jobs go on.
+        """
+        try:
+            if not should_mail(job, outcome, output + (error or '')):
+                return
+            message = self._message(job, application_id, outcome,
+                                    output=output, error=error,
+                                    duration=duration)
+            with self._mutex:
+                if self._thread is None or self._pid != os.getpid():
+                    self._pid = os.getpid()
+                    self._thread = threading.Thread(
+                        target=self._run, name='onecron-mail', daemon=True)
+                    self._thread.start()
+            self._queue.put(message)
+        except Exception as exc:
+            self._reporter.failure(
+                job.name, application_id,
+                f'the mail about a run ({outcome.value}) could not be '
+                f'made: {type(exc).__name__}: {exc}', exc)
+
+    def _message(self, job: Job, application_id: str, outcome: Outcome, *,
+                 output: str, error: str | None,
+                 duration: float | None) -> EmailMessage:
         message = EmailMessage()
-        message['Subject'] = (f'[onecron] {job.name} ({application_id}): '
-                              f'{outcome.value}')
+        message['Subject'] = _header(f'[onecron] {job.name} '
+                                     f'({application_id}): {outcome.value}')
         message['From'] = self.settings.sender
         message['To'] = ', '.join(self.settings.recipients)
         took = '' if duration is None else f'Duration: {duration:.1f}s\n'
-        message.set_content(
-            f'Job: {job.name}\nApplication: {application_id}\n'
+        # the body may hold line breaks, but a name or id must not start
+        # a line of its own
+        message.set_content(_text(
+            f'Job: {_header(job.name)}\n'
+            f'Application: {_header(application_id)}\n'
             f'Outcome: {outcome.value}\n{took}'
             f'Host: {socket.gethostname()} (pid {os.getpid()})\n\n'
             f'Output:\n{output or "(none)"}\n'
-            + (f'\nError:\n{error}\n' if error else ''))
-        with self._mutex:
-            if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(
-                    target=self._run, name='onecron-mail', daemon=True)
-                self._thread.start()
-        self._queue.put(message)
+            + (f'\nError:\n{error}\n' if error else '')))
+        return message
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued, then end the thread."""
@@ -132,7 +189,7 @@ class Mailer:
         while (message := self._queue.get()) is not None:
             try:
                 self._send(message)
-            except (OSError, smtplib.SMTPException) as exc:
+            except Exception as exc:  # this thread must live on
                 self._reporter.failure(
                     '*', '*', f'mail to {message["To"]} failed: {exc}', exc)
 

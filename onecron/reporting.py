@@ -2,6 +2,12 @@
 
 The only module that imports :mod:`sentry_sdk`. Without ``sentry_sdk.init``
 its capture functions do nothing, so the log is always the first channel.
+
+Each report is one Sentry event, sent here with the job's tags. Sentry's
+logging integration (on by default) would make a second, untagged event of
+the ERROR record, so it is told to ignore this module's logger, and the
+record becomes a breadcrumb here instead, as the integration would have
+made it.
 """
 
 from __future__ import annotations
@@ -9,8 +15,15 @@ from __future__ import annotations
 import logging
 
 import sentry_sdk
+from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
 
 log = logging.getLogger(__name__)
+# only the Reporter logs here, and it sends every record itself; other
+# onecron loggers (and the application's) still reach Sentry as usual
+ignore_logger(log.name)
+
+_FAILED = 'job %s (%s) failed: %s'
+_SLOW = 'job %s (%s) was slow: it took %.1fs (limit %.1fs)'
 
 
 class Reporter:
@@ -22,26 +35,38 @@ class Reporter:
 
     def failure(self, job: str, application_id: str, message: str,
                 exc: BaseException | None = None) -> None:
-        """A run of ``job`` failed: ERROR record and a Sentry event."""
+        """A run of ``job`` failed: ERROR record and one Sentry event."""
         tags = {'onecron.job': job, 'onecron.application_id': application_id}
+        args = (job, application_id, message)
         if exc is not None:
-            log.error('job %s (%s) failed: %s', job, application_id, message,
-                      exc_info=exc)
+            log.error(_FAILED, *args, exc_info=exc)
             sentry_sdk.capture_exception(exc, tags=tags)
         else:
-            log.error('job %s (%s) failed: %s', job, application_id, message)
+            log.error(_FAILED, *args)
             sentry_sdk.capture_message(
                 f'onecron job {job} failed: {message}', level='error',
                 tags=tags)
+        _breadcrumb('error', _FAILED % args)
 
     def slow(self, job: str, application_id: str, duration: float,
              limit: float) -> None:
-        """A run of ``job`` took longer than ``limit``: WARNING and event."""
-        log.warning('job %s (%s) was slow: it took %.1fs (limit %.1fs)',
-                    job, application_id, duration, limit)
+        """A run of ``job`` took longer than ``limit``: WARNING and one
+        Sentry event."""
+        args = (job, application_id, duration, limit)
+        log.warning(_SLOW, *args)
         sentry_sdk.capture_message(
             f'onecron job {job} took {duration:.1f}s', level='warning',
             tags={'onecron.job': job, 'onecron.application_id': application_id})
+        _breadcrumb('warning', _SLOW % args)
 
     def __repr__(self) -> str:
         return f'<{type(self).__name__}>'
+
+
+def _breadcrumb(level: str, message: str) -> None:
+    """The breadcrumb the logging integration would have made of the
+    ignored record, so that later events still show the report."""
+    if sentry_sdk.get_client().get_integration(LoggingIntegration) is None:
+        return  # the application turned log breadcrumbs off
+    sentry_sdk.add_breadcrumb(type='log', category=log.name, level=level,
+                              message=message)

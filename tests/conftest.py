@@ -73,7 +73,13 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
         server.close()
 
 
-class _Capture(Transport):
+#: where the test clients "send" events: nothing listens there
+SENTRY_DSN = 'http://public@127.0.0.1:9/1'
+
+
+class SentryCapture(Transport):
+    """A transport that keeps the events instead of sending them."""
+
     def __init__(self, events: list[dict[str, Any]]) -> None:
         super().__init__()
         self.events = events
@@ -86,10 +92,12 @@ class _Capture(Transport):
 
 @pytest.fixture
 def sentry_events() -> Iterator[list[dict[str, Any]]]:
-    """Events sent to Sentry during the test (a real client, no network)."""
+    """Events sent to Sentry during the test (a real client, no network),
+    with the default integrations on, the logging integration included, as
+    most applications run it."""
     events: list[dict[str, Any]] = []
-    sentry_sdk.init(dsn='http://public@127.0.0.1:9/1',
-                    transport=_Capture(events), default_integrations=False)
+    sentry_sdk.init(dsn=SENTRY_DSN, transport=SentryCapture(events),
+                    default_integrations=True)
     yield events
     sentry_sdk.init()  # back to a client that sends nothing
 

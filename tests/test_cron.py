@@ -46,6 +46,46 @@ PARSED = [
     ('*/20 * * * *', 'seconds', (0,)),
 ]
 
+# Vixie cron and cronsim: a step past the end of its range is valid and
+# keeps the range's first value
+VIXIE_STEPS = [
+    ('*/60 * * * * *', 'seconds', (0,)),
+    ('7/99 * * * * *', 'seconds', (7,)),
+    ('*/90 * * * *', 'minutes', (0,)),
+    ('*/45 * * * *', 'minutes', (0, 45)),
+    ('10-20/50 * * * *', 'minutes', (10,)),
+    ('50/20 * * * *', 'minutes', (50,)),
+    ('0 */24 * * *', 'hours', (0,)),
+    ('0 */1000 * * *', 'hours', (0,)),
+    ('0 0 */30 * *', 'days', frozenset({1, 31})),
+    ('0 0 */31 * *', 'days', frozenset({1})),
+    ('0 0 */45 * *', 'days', frozenset({1})),
+    ('0 0 */100 * *', 'days', frozenset({1})),
+    ('0 0 */0100 * *', 'days', frozenset({1})),
+    ('0 0 */100,1-7 * *', 'days', frozenset(range(1, 8))),
+    ('0 0 15/20 * *', 'days', frozenset({15})),
+    ('0 0 * */12 *', 'months', frozenset({1})),
+    ('0 0 * JUN/9 *', 'months', frozenset({6})),
+    ('0 0 * * */7', 'weekdays', frozenset({0})),
+    ('0 0 * * */8', 'weekdays', frozenset({0})),
+    ('0 0 * * */100', 'weekdays', frozenset({0})),
+    ('0 0 * * MON-FRI/10', 'weekdays', frozenset({1})),
+    ('0 0 */' + '9' * 5000 + ' * *', 'days', frozenset({1})),
+]
+
+
+@pytest.mark.parametrize('expr, attribute, expected', VIXIE_STEPS,
+                         ids=[row[0][:24] for row in VIXIE_STEPS])
+def test_steps_past_the_range(expr: str, attribute: str,
+                              expected: object) -> None:
+    """A step larger than its field's range keeps the first value."""
+    assert getattr(parse_cron(expr), attribute) == expected
+
+
+def test_step_past_the_range_in_keywords() -> None:
+    """The keyword form takes the same steps as the text."""
+    assert fields_from_keywords(day='*/100') == ('0', '0', '*/100', '*', '*')
+
 
 @pytest.mark.parametrize('expr, attribute, expected', PARSED,
                          ids=[f'{row[0]}:{row[1]}' for row in PARSED])
@@ -61,6 +101,7 @@ RESTRICTED = [
     ('0 0 * * 1', False, True),
     ('0 0 1 * 1', True, True),
     ('0 0 */2 * 1', False, True),
+    ('1 1 */100,1-7 * MON', False, True),
     ('0 0 ? * 1', False, True),
     ('0 0 1 * ?', True, False),
     ('0 0 L * 5L', True, True),
@@ -115,10 +156,15 @@ INVALID = [
     ('0 0 * * 8', 'weekday', 'weekday 8 is out of range 0-7'),
     ('60 * * * * *', 'second', 'second 60 is out of range 0-59'),
     ('*/0 * * * *', 'minute', "minute step 0 in '*/0' must be at least 1"),
-    ('*/90 * * * *', 'minute', "minute step 90 in '*/90' is larger than 59"),
-    ('0 */24 * * *', 'hour', "hour step 24 in '*/24' is larger than 23"),
-    ('0 0 */31 * *', 'day', "day step 31 in '*/31' is larger than 30"),
+    ('*/00 * * * *', 'minute', "minute step 0 in '*/00' must be at least 1"),
+    ('0 0 */0 * *', 'day', "day step 0 in '*/0' must be at least 1"),
     ('1-5/0 * * * *', 'minute', 'minute step 0'),
+    ('0 0 * * */0', 'weekday', 'weekday step 0'),
+    ('*/x * * * *', 'minute', "minute '*/x' is not valid"),
+    ('*/-1 * * * *', 'minute', "minute '*/-1' is not valid"),
+    ('*/1.5 * * * *', 'minute', "minute '*/1.5' is not valid"),
+    ('*/\u00b2 * * * *', 'minute', 'is not valid'),
+    ('0 0 */1_0 * *', 'day', "day '*/1_0' is not valid"),
     ('*/ * * * *', 'minute', "no step after '/'"),
     ('*/5x * * * *', 'minute', "minute '*/5x' is not valid"),
     ('5-1 * * * *', 'minute', "minute range '5-1' runs backwards"),
@@ -157,6 +203,20 @@ def test_invalid_expressions(expr: str, field: str, words: str) -> None:
     with pytest.raises(InvalidSchedule) as info:
         parse_cron(expr)
     assert words in str(info.value)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize('expr, field', [
+    ('9' * 5000 + ' * * * *', 'minute'),
+    ('0 0 1-' + '9' * 5000 + ' * *', 'day'),
+    ('0 0 ' + '9' * 5000 + 'W * *', 'day'),
+    ('0 0 * * 1#' + '9' * 5000, 'weekday'),
+], ids=['value', 'range-end', 'nearest-weekday', 'occurrence'])
+def test_huge_numbers(expr: str, field: str) -> None:
+    """Thousands of digits are out of range, not a bare ValueError from
+    int()."""
+    with pytest.raises(InvalidSchedule, match='out of range') as info:
+        parse_cron(expr)
     assert info.value.field == field
 
 
@@ -281,7 +341,7 @@ def _field(low: int, high: int,
     def item(draw: st.DrawFn) -> str:
         a = draw(st.integers(low, high))
         b = draw(st.integers(a, high))
-        step = draw(st.integers(1, high - low))
+        step = draw(st.integers(1, high - low + 40))  # past the end too
         return draw(st.sampled_from([
             str(a), f'{a}-{b}', f'*/{step}', f'{a}-{b}/{step}',
             f'{a}/{step}', '*', draw(value)]))

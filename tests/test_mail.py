@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import logging
 import socket
 import urllib.error
 import urllib.request
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+import onecron.mail
 from onecron import CronApp
 from onecron.mail import SmtpSettings
 
@@ -25,9 +27,11 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.recipients: list[str] = []
 
     async def handle_DATA(self, server: Any, session: Any,
                           envelope: Any) -> str:
+        self.recipients += envelope.rcpt_tos
         self.messages.append(email.message_from_bytes(envelope.content))
         return '250 OK'
 
@@ -49,11 +53,19 @@ def free_port() -> int:
     return port
 
 
-def make_app(tmp_path: Path, port: int) -> CronApp:
-    return CronApp(secret='s', lock_dir=str(tmp_path), enabled=False,
+def make_app(tmp_path: Path, port: int, **options: Any) -> CronApp:
+    options.setdefault('enabled', False)
+    return CronApp(secret='s', lock_dir=str(tmp_path),
                    smtp=SmtpSettings(sender='cron@example.org',
                                      recipients=['ops@example.org'],
-                                     host='127.0.0.1', port=port))
+                                     host='127.0.0.1', port=port),
+                   **options)
+
+
+def body_of(message: Message) -> str:
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode('utf-8')
 
 
 def run(app: CronApp, name: str, url: str) -> None:
@@ -114,12 +126,131 @@ def test_unreachable_mail_server_is_reported_not_raised(
                          for r in caplog.records))
 
 
+def chained_app(tmp_path: Path, port: int,
+                ran: list[str]) -> CronApp:
+    """An app whose job 'first' logs text with an undecodable byte, mails
+    every run with output, and runs 'second' after it."""
+    app = make_app(tmp_path, port, enabled=True)
+
+    @app.cronjob(name='first', notify='always', then=['second'])
+    def first(request: Any) -> None:
+        logging.getLogger('job.first').warning(
+            'read %s', b'caf\xff'.decode('utf-8', 'surrogateescape'))
+
+    app.cronjob(name='second')(lambda request: ran.append('second'))
+    return app
+
+
+def run_first(app: CronApp, url: str) -> int:
+    with urllib.request.urlopen(app.url_for('first', url)) as response:
+        status: int = response.status
+    return status
+
+
+def test_surrogates_are_mailed_escaped_and_the_chain_runs(
+        tmp_path: Path, inbox: tuple[Inbox, int], live_server: Any) -> None:
+    """Undecodable bytes in a run's output reach the mail as \\udcff; the
+    run answers 200 and its then= job runs."""
+    handler, port = inbox
+    ran: list[str] = []
+    app = chained_app(tmp_path, port, ran)
+    try:
+        assert run_first(app, live_server(app).url) == 200
+        wait_for(lambda: ran == ['second'])
+        [message] = wait_for(lambda: handler.messages)
+    finally:
+        app.stop()
+        app.mailer.close()  # type: ignore[union-attr]
+    assert message['Subject'] == '[onecron] first (default): ok'
+    assert 'WARNING job.first: read caf\\udcff' in body_of(message)
+
+
+def test_line_breaks_in_an_application_id_add_no_header(
+        tmp_path: Path, inbox: tuple[Inbox, int], live_server: Any) -> None:
+    """A CR/LF in an application id becomes a space: the mail arrives, with
+    no header or recipient added."""
+    handler, port = inbox
+    app = make_app(tmp_path, port, application_id=lambda request:
+                   'tenant\r\nBcc: evil@example.org\n')
+    app.cronjob(name='broken')(lambda r: 1 / 0)
+    run(app, 'broken', live_server(app).url)
+    [message] = wait_for(lambda: handler.messages)
+    app.mailer.close()  # type: ignore[union-attr]
+    assert message['Subject'] == (
+        '[onecron] broken (tenant Bcc: evil@example.org ): failed')
+    assert message['Bcc'] is None
+    assert handler.recipients == ['ops@example.org']
+    assert 'Application: tenant Bcc: evil@example.org ' in (
+        body_of(message).splitlines())
+
+
+def test_a_mail_that_cannot_be_made_is_reported_and_the_run_goes_on(
+        tmp_path: Path, inbox: tuple[Inbox, int], live_server: Any,
+        monkeypatch: Any, caplog: Any,
+        sentry_events: list[dict[str, Any]]) -> None:
+    """notify never raises: when the email package fails on a message, the
+    failure is logged and sent to Sentry once, and the run answers 200 and
+    runs its then= job."""
+    class Failing(onecron.mail.EmailMessage):
+        def set_content(self, *args: Any, **kwargs: Any) -> None:
+            # what the email package raises on some addresses
+            raise AttributeError("'InvalidHeaderDefect' object has no "
+                                 "attribute 'all_defects'")
+
+    monkeypatch.setattr(onecron.mail, 'EmailMessage', Failing)
+    handler, port = inbox
+    ran: list[str] = []
+    app = chained_app(tmp_path, port, ran)
+    try:
+        with caplog.at_level(logging.ERROR, logger='onecron'):
+            assert run_first(app, live_server(app).url) == 200
+            wait_for(lambda: ran == ['second'])
+    finally:
+        app.stop()
+    [record] = [r for r in caplog.records if r.name.startswith('onecron')]
+    assert 'the mail about a run (ok) could not be made' in (
+        record.getMessage())
+    [event] = sentry_events
+    assert event['exception']['values'][0]['type'] == 'AttributeError'
+    assert event['tags']['onecron.job'] == 'first'
+    assert handler.messages == []
+
+
+def test_a_refusing_mail_server_is_reported_and_the_chain_runs(
+        tmp_path: Path, live_server: Any,
+        sentry_events: list[dict[str, Any]]) -> None:
+    """A mail server that refuses the connection: one Sentry event, and
+    the run still answers 200 and runs its then= job."""
+    ran: list[str] = []
+    app = chained_app(tmp_path, free_port(), ran)
+    try:
+        assert run_first(app, live_server(app).url) == 200
+        wait_for(lambda: ran == ['second'])
+        wait_for(lambda: sentry_events)
+    finally:
+        app.stop()
+        app.mailer.close()  # type: ignore[union-attr]
+    [event] = sentry_events
+    exception = event['exception']['values'][0]
+    assert exception['type'] == 'ConnectionRefusedError'
+
+
 @pytest.mark.parametrize('options, fragment', [
     ({'tls': 'yes'}, 'tls'),
     ({'recipients': 'ops@example.org'}, 'recipients'),
     ({'sender': 'nobody'}, 'sender'),
     ({'username': 'u'}, 'password'),
-], ids=['tls', 'recipients-str', 'sender', 'half-credentials'])
+    ({'sender': 'cron@example.org\r\nBcc: evil@example.org'},
+     'sender: .* holds a line break'),
+    ({'recipients': ['ops@example.org\nBcc: evil@example.org']},
+     'recipients: .* holds a line break'),
+    ({'recipients': ['ops@example.org', 'nobody']},
+     "recipients must be an address, got 'nobody'"),
+    ({'recipients': ['ops@[example.org']},
+     'not an address the email package can write'),
+], ids=['tls', 'recipients-str', 'sender', 'half-credentials',
+        'sender-crlf', 'recipient-lf', 'recipient-no-at',
+        'recipient-unwritable'])
 def test_bad_settings_fail_at_construction(options: dict[str, Any],
                                            fragment: str) -> None:
     """Bad SMTP settings fail when configured, naming the setting."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import itertools
 import os
 import pickle
 import threading
@@ -11,6 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from cronsim import CronSim, CronSimError
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -192,6 +194,104 @@ def test_next_fires(expr: str, start: str, expected: list[str]) -> None:
     found = fires(schedule, local(start, 'UTC'), len(expected))
     assert [when.replace(tzinfo=None) for when in found] == [
         datetime.fromisoformat(text) for text in expected]
+
+
+# --- steps past the end of their range, as in Vixie cron and cronsim ---
+
+def test_first_monday_of_the_month() -> None:
+    """``*/100,1-7`` starts with ``*``, so day and weekday must both
+    match: 01:01 on the first Monday of each month, and only then."""
+    schedule = Schedule('1 1 */100,1-7 * MON')
+    expected = []
+    for year in (2024, 2025):
+        for month in range(1, 13):
+            day = date(year, month, 1)
+            day += timedelta((7 - day.weekday()) % 7)
+            expected.append(datetime.combine(day, datetime.min.time(), UTC)
+                            + timedelta(hours=1, minutes=1))
+    start = datetime(2023, 12, 31, tzinfo=UTC)
+    assert fires(schedule, start, 24) == expected
+
+
+VIXIE_STEPS = [
+    # expression, start (UTC), first fires
+    ('0 0 */100 * *', '2024-01-15T00:00',
+     ['2024-02-01T00:00', '2024-03-01T00:00']),
+    ('0 0 */45 * *', '2024-01-01T00:00',
+     ['2024-02-01T00:00', '2024-03-01T00:00']),
+    ('*/90 * * * *', '2024-05-03T08:00',
+     ['2024-05-03T09:00', '2024-05-03T10:00']),
+    ('0 */30 * * *', '2024-05-03T08:00',
+     ['2024-05-04T00:00', '2024-05-05T00:00']),
+    ('0 0 * */13 *', '2024-01-31T00:00',
+     ['2025-01-01T00:00', '2025-01-02T00:00']),
+    ('0 0 * * */8', '2024-05-01T00:00',
+     ['2024-05-05T00:00', '2024-05-12T00:00']),
+    ('*/61 * * * * *', '2024-05-03T08:00:00',
+     ['2024-05-03T08:01:00', '2024-05-03T08:02:00']),
+]
+
+
+@pytest.mark.parametrize('expr, start, expected', VIXIE_STEPS,
+                         ids=[row[0] for row in VIXIE_STEPS])
+def test_steps_past_the_range(expr: str, start: str,
+                              expected: list[str]) -> None:
+    """A step past the end of its range fires on the range's first value."""
+    found = fires(Schedule(expr), local(start, 'UTC'), len(expected))
+    assert [when.replace(tzinfo=None) for when in found] == [
+        datetime.fromisoformat(text) for text in expected]
+
+
+CRONSIM_STEPS = [
+    '0 0 */100 * *', '0 0 */45 * *', '0 0 */31 * *', '0 0 */30 * *',
+    '1 1 */100,1-7 * MON', '1 1 */45,8-14 * FRI', '0 0 */100 * MON',
+    '0 0 1-7 * */100', '*/100 * * * *', '*/45 * * * *', '50/20 * * * *',
+    '10-20/50 * * * *', '0 */24 * * *', '0 */1000 * * *', '0 9/20 * * *',
+    '0 0 * */12 *', '0 0 * JUN/9 *', '0 0 1 */100 *', '0 0 * * */7',
+    '0 0 * * */8', '0 0 * * MON-FRI/10', '0 0 * * 6/5',
+    '*/60 * * * * *', '7/99 */100 * * * *', '*/100 */100 */100 * * *',
+]
+
+
+@pytest.mark.parametrize('expr', CRONSIM_STEPS)
+def test_steps_past_the_range_agree_with_cronsim(expr: str) -> None:
+    """Steps past the end of their range fire exactly when cronsim says."""
+    start = datetime(2024, 1, 15, 13, 37, 11, tzinfo=UTC)
+    expected = list(itertools.islice(CronSim(expr, start), 40))
+    assert fires(Schedule(expr), start, 40) == expected
+
+
+def _stepped(low: int, high: int) -> st.SearchStrategy[str]:
+    """A field of numbers, ranges and steps up to 40 past the end."""
+    @st.composite
+    def item(draw: st.DrawFn) -> str:
+        a = draw(st.integers(low, high))
+        b = draw(st.integers(a, high))
+        step = draw(st.integers(1, high - low + 40))
+        # cronsim reads a one-value range with a step, 5-5/2, as 5/2
+        stepped_range = f'{a}-{b}/{step}' if a < b else f'{a}-{b}'
+        return draw(st.sampled_from([
+            str(a), f'{a}-{b}', f'*/{step}', stepped_range, f'{a}/{step}',
+            '*']))
+
+    return st.lists(item(), min_size=1, max_size=3).map(','.join)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.tuples(_stepped(0, 59), _stepped(0, 59), _stepped(0, 23),
+                 _stepped(1, 31), _stepped(1, 12),
+                 _stepped(0, 7)).map(' '.join),
+       st.datetimes(min_value=datetime(1990, 1, 1),
+                    max_value=datetime(2060, 1, 1), timezones=st.just(UTC)))
+def test_steps_agree_with_cronsim(expr: str, start: datetime) -> None:
+    """Numbers, ranges and steps of any size fire when cronsim says."""
+    try:
+        expected = list(itertools.islice(CronSim(expr, start), 8))
+    except CronSimError:  # a day no month has, when both must match
+        expected = []
+    schedule = _schedule_or_skip(expr, 'UTC')
+    assert fires(schedule, start, 8) == expected
 
 
 def test_result_is_strictly_after_and_in_the_zone() -> None:
@@ -596,6 +696,11 @@ def test_wall_clock_flag(expr: str, wall_clock: bool) -> None:
     (Schedule('0 7 * * SAT,SUN'), 'at 07:00 on Saturday and Sunday, UTC'),
     (Schedule('30 0 8 * * *'), 'at 08:00:30 every day, UTC'),
     (Schedule('*/5 * * * * *'), 'every 5 seconds'),
+    (Schedule('*/100 * * * *'), 'at minute 0 of every hour'),
+    (Schedule('*/45 * * * *'), 'at minutes 0 and 45 of every hour'),
+    (Schedule('*/100 * * * * *'), 'every minute'),
+    (Schedule('*/7 * * * * *'), "cron '*/7 * * * * *', UTC"),
+    (Schedule('*/45 9-17 * * *'), "cron '*/45 9-17 * * *', UTC"),
     (Schedule('0 0 */2 * *'), "cron '0 0 */2 * *', UTC"),
     (Schedule('7,9 */3 * * *'), "cron '7,9 */3 * * *', UTC"),
 ], ids=lambda value: str(value) if isinstance(value, Schedule) else None)
@@ -619,7 +724,7 @@ def _number(field: str) -> st.SearchStrategy[str]:
         if kind == 'n':
             return str(a)
         b = draw(st.integers(a, high))
-        step = draw(st.integers(1, high - low))
+        step = draw(st.integers(1, high - low + 40))  # past the end too
         return {'range': f'{a}-{b}', 'step': f'*/{step}',
                 'rstep': f'{a}-{b}/{step}', 'start': f'{a}/{step}'}[kind]
 
