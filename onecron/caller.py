@@ -25,9 +25,13 @@ from typing import NamedTuple
 
 import pycurl
 
+from .headers import REPORTED_HEADER
 from .hosts import origin
 
 log = logging.getLogger(__name__)
+
+#: the start of the header line of :data:`~onecron.headers.REPORTED_HEADER`
+_REPORTED = REPORTED_HEADER.lower().encode('ascii') + b':'
 
 #: how much of a response body is kept for the log
 MAX_BODY = 64 * 1024
@@ -49,6 +53,8 @@ class CallResult:
     #: whether the error was the total timeout
     timed_out: bool = False
     body: bytes = b''
+    #: whether the answer says its failure was reported where it ran
+    reported: bool = False
 
     @property
     def ok(self) -> bool:
@@ -93,13 +99,18 @@ class CallRequest(NamedTuple):
 class _Call:
     """A call on its way: its request, its handle, what it received."""
 
-    __slots__ = ('request', 'curl', 'started', 'body')
+    __slots__ = ('request', 'curl', 'started', 'body', 'reported')
 
     def __init__(self, request: CallRequest) -> None:
         self.request = request
         self.curl: pycurl.Curl | None = None
         self.started = 0.0
         self.body = bytearray()
+        self.reported = False
+
+    def header(self, line: bytes) -> None:
+        if line[:len(_REPORTED)].lower() == _REPORTED:
+            self.reported = True
 
     def sink(self, chunk: bytes) -> None:
         room = MAX_BODY - len(self.body)
@@ -311,6 +322,7 @@ class Caller:
         curl.setopt(pycurl.HTTPHEADER, [
             f'User-Agent: {self.user_agent}', 'Expect:', *request.headers])
         curl.setopt(pycurl.WRITEFUNCTION, call.sink)
+        curl.setopt(pycurl.HEADERFUNCTION, call.header)
         return curl
 
     def _wait_and_act(self) -> None:
@@ -366,7 +378,7 @@ class Caller:
             error=message,
             redirect=curl.getinfo(pycurl.REDIRECT_URL) or None,
             timed_out=errno == pycurl.E_OPERATION_TIMEDOUT,
-            body=bytes(call.body))
+            body=bytes(call.body), reported=call.reported)
         curl.close()
         try:
             call.request.on_done(result)

@@ -41,7 +41,7 @@ from webob.exc import HTTPMethodNotAllowed
 
 from .clock import Clock, utcnow
 from .access import JobAccess
-from .headers import RUN_HEADER, trigger_of as _trigger_of
+from .headers import REPORTED_HEADER, RUN_HEADER, trigger_of as _trigger_of
 from .history import History
 from .job import Job
 from .lock import JobLocks
@@ -49,8 +49,9 @@ from .mail import Notify
 from .misfire import nearest
 from .schedule import Schedule
 from .output import captured
-from .reporting import Reporter
+from .reporting import REDACTED, Reporter, redacting
 from .signing import JobSigner, OccurrenceToken, StaticToken, TriggerToken
+from .text import encodable
 from .store import Outcome, Trigger
 
 if TYPE_CHECKING:
@@ -64,9 +65,6 @@ RUN_METHODS = ('GET', 'POST')
 OCCURRENCE_PATH = 'o'
 #: the path segment under the prefix before a trigger token
 TRIGGER_PATH = 't'
-
-#: what stands for a job URL's token in a stored or mailed output
-REDACTED = '[token]'
 
 #: triggers a job's ``then`` jobs after a successful run
 Chain = Callable[[Job, Request, str], None]
@@ -332,7 +330,9 @@ class JobEndpoint:
              run_id: int | None) -> Response:
         started = time.monotonic()
         error = None
-        with captured() as lines:
+        # what the job logs or raises may quote its own URL (request.url)
+        token = _token_of(request)
+        with captured() as lines, redacting(token):
             try:
                 result = job.func(request)
             except Exception as exc:
@@ -346,8 +346,6 @@ class JobEndpoint:
         output = '\n'.join(lines)
         if error is None and result is not None:
             output = f'{output}\n{result}' if output else str(result)
-        # what the job logged or raised may quote its own URL (request.url)
-        token = _token_of(request)
         output = output.replace(token, REDACTED)
         if error is not None:
             error = error.replace(token, REDACTED)
@@ -359,12 +357,15 @@ class JobEndpoint:
             self._notify(job, application_id, outcome, output=output,
                          error=error, duration=duration)
         if error is not None:
-            return _plain(500, 'Internal Server Error')
+            response = _plain(500, 'Internal Server Error')
+            response.headers[REPORTED_HEADER] = 'failure'
+            return response
         log.debug('job %s (%s) ran in %.3fs', job.name, application_id,
                   duration)
         if job.then and self._chain is not None:
             self._chain(job, request, application_id)
-        return _plain(200, result if isinstance(result, str) else 'OK')
+        return _plain(200, encodable(result) if isinstance(result, str)
+                      else 'OK')
 
     def close(self) -> None:
         """Close the job lock files no run holds (they reopen on use)."""

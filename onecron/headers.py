@@ -22,6 +22,9 @@ OCCURRENCE_HEADER = 'X-Onecron-Occurrence'
 TRIGGER_HEADER = 'X-Onecron-Trigger'
 #: a unique key for the run, chosen by the caller
 RUN_HEADER = 'X-Onecron-Run'
+#: on a job's answer: the endpoint has reported the failure itself (log,
+#: Sentry), so the scheduler that called it does not report it again
+REPORTED_HEADER = 'X-Onecron-Reported'
 
 _TRIGGERS = {trigger.value: trigger for trigger in Trigger}
 

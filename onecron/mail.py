@@ -29,6 +29,7 @@ from typing import Protocol
 from .job import Job
 from .reporting import Reporter
 from .store import Outcome
+from .text import encodable
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +91,10 @@ def _check_address(setting: str, address: object) -> None:
                          f'email package can write') from None
 
 
-def _text(value: str) -> str:
-    """``value`` with lone surrogates (bytes a job printed that were not
-    UTF-8) written as ``\\udcff``: UTF-8 cannot encode them."""
-    return value.encode('utf-8', 'backslashreplace').decode('utf-8')
-
-
 def _header(value: str) -> str:
     """``value`` made safe for one header line: each run of line breaks
     and control characters becomes a space."""
-    return _CONTROLS.sub(' ', _text(value))
+    return _CONTROLS.sub(' ', encodable(value))
 
 
 class Notify(Protocol):
@@ -168,7 +163,7 @@ class Mailer:
         took = '' if duration is None else f'Duration: {duration:.1f}s\n'
         # the body may hold line breaks, but a name or id must not start
         # a line of its own
-        message.set_content(_text(
+        message.set_content(encodable(
             f'Job: {_header(job.name)}\n'
             f'Application: {_header(application_id)}\n'
             f'Outcome: {outcome.value}\n{took}'

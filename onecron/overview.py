@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .store import Hold, JobSettings, Run, SchedulerInfo
+from .text import encodable
 
 if TYPE_CHECKING:
     from .app import CronApp
@@ -26,17 +27,6 @@ __all__ = ['ApplicationStatus', 'JobStatus', 'collect', 'as_json',
 NO_BASE_URL = ('no base URL: this process schedules no job of this id. '
                'Configure CronApp(base_url=...) (or allowed_hosts); the '
                'scheduler never takes its base from a Host header alone.')
-
-
-def encodable(text: str) -> str:
-    """``text`` with what UTF-8 cannot encode (lone surrogates, as
-    ``surrogateescape`` makes of undecodable bytes) written as an escape:
-    the six characters ``\\udcff`` for the surrogate U+DCFF."""
-    try:
-        text.encode('utf-8')
-    except UnicodeEncodeError:
-        return text.encode('utf-8', 'backslashreplace').decode('utf-8')
-    return text
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,35 @@ logging integration (on by default) would make a second, untagged event of
 the ERROR record, so it is told to ignore this module's logger, and the
 record becomes a breadcrumb here instead, as the integration would have
 made it.
+
+While a job runs, its URL's token is a secret that what it logs or
+raises may quote (``request.url``, a frame's local ``request``):
+:func:`redacting` replaces it with ``[token]`` in every Sentry event sent
+meanwhile from that thread, and in this module's log records.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
 import sentry_sdk
+from sentry_sdk.scope import add_global_event_processor
 from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
 
 log = logging.getLogger(__name__)
 # only the Reporter logs here, and it sends every record itself; other
 # onecron loggers (and the application's) still reach Sentry as usual
 ignore_logger(log.name)
+
+#: what stands for a secret in a report
+REDACTED = '[token]'
+#: the secrets of what runs in this context, to keep out of reports
+_secrets: ContextVar[tuple[str, ...]] = ContextVar('onecron_secrets',
+                                                   default=())
 
 _FAILED = 'job %s (%s) failed: %s'
 _SLOW = 'job %s (%s) was slow: it took %.1fs (limit %.1fs)'
@@ -63,10 +79,65 @@ class Reporter:
         return f'<{type(self).__name__}>'
 
 
+@contextmanager
+def redacting(secret: str) -> Iterator[None]:
+    """Keep ``secret`` out of Sentry events and this module's log records
+    made in this context (a thread, while a job runs)."""
+    reset = _secrets.set((*_secrets.get(), secret))
+    try:
+        yield
+    finally:
+        _secrets.reset(reset)
+
+
+def redact(value: Any, secrets: tuple[str, ...]) -> Any:
+    """``value`` with each of ``secrets`` replaced in every str in it
+    (dicts, lists and tuples walked)."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {redact(key, secrets): redact(item, secrets)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact(item, secrets) for item in value)
+    return value
+
+
+def _scrub_event(event: Any, hint: Any) -> Any:
+    secrets = _secrets.get()
+    return redact(event, secrets) if secrets else event
+
+
+class _Scrub(logging.Filter):
+    """Rewrites a record of a report made while a job's token is secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = _secrets.get()
+        if secrets:
+            record.msg = redact(record.getMessage(), secrets)
+            record.args = None
+            if record.exc_info:
+                text = logging.Formatter().formatException(record.exc_info)
+                redacted = redact(text, secrets)
+                if redacted != text:
+                    # a handler would format the exception anew: only
+                    # the redacted text may reach it
+                    record.exc_text = redacted
+                    record.exc_info = None
+        return True
+
+
+add_global_event_processor(_scrub_event)
+log.addFilter(_Scrub())
+
+
 def _breadcrumb(level: str, message: str) -> None:
     """The breadcrumb the logging integration would have made of the
     ignored record, so that later events still show the report."""
     if sentry_sdk.get_client().get_integration(LoggingIntegration) is None:
         return  # the application turned log breadcrumbs off
+    secrets = _secrets.get()
     sentry_sdk.add_breadcrumb(type='log', category=log.name, level=level,
-                              message=message)
+                              message=redact(message, secrets))

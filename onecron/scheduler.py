@@ -96,7 +96,12 @@ def report_result(reporter: Reporter, history: History, job: Job,
         log.info('job %s (%s) ran: %s', job.name, application_id,
                  result.describe())
         return
-    reporter.failure(job.name, application_id, result.describe())
+    if result.reported:
+        # the endpoint that ran it reported the failure: once is enough
+        log.info('job %s (%s) failed where it ran: %s', job.name,
+                 application_id, result.describe())
+    else:
+        reporter.failure(job.name, application_id, result.describe())
     if notify is not None and (result.timed_out or result.status in (0, 404)
                                or 300 <= result.status < 400):
         # the endpoint mails what it ran; these it never saw, or not whole

@@ -49,10 +49,13 @@ def salted(salt: str, payload: object) -> str:
 
 
 #: the tokens that run the job: only ever fuzzed after a change
-VALID = [('', SIGNER.token_for('job')), ('o/', occurrence())]
+VALID = [('', SIGNER.token_for('job', 'default')),
+         ('', SIGNER.token_for('job')),  # names no id: the id is fixed
+         ('o/', occurrence())]
 #: tokens that must not run it as they are
 NEAR_VALID = [
     ('', SIGNER.token_for('ghost')),  # no such job
+    ('', SIGNER.token_for('job', 'other')),  # another application id
     ('', OTHER.token_for('job')),  # a foreign secret
     ('', salted('another-salt', 'job')),
     ('', salted(OCCURRENCE_SALT, 'job')),
@@ -104,6 +107,12 @@ PATHS = st.one_of(
     st.sampled_from(['', '/', '/o', '/o/', '/status.json', '/jobs/job',
                      '/control/run', '/o/o/o']).map(
         lambda tail: PREFIX + tail),
+    # bytes that are not UTF-8, alone or after a valid token
+    st.binary(max_size=24).map(
+        lambda raw: PREFIX + '/' + quote(raw, safe='/')),
+    st.tuples(st.sampled_from(VALID), st.binary(min_size=1, max_size=4)).map(
+        lambda pair: f'{PREFIX}/{pair[0][0]}{pair[0][1]}'
+        + quote(b'\xff' + pair[1], safe='')),
 )
 METHODS = st.one_of(
     st.sampled_from(['GET', 'POST']),  # the ones that get past 405
@@ -184,7 +193,7 @@ def test_the_fuzzed_tokens_are_the_ones_that_run(tmp_path: Path) -> None:
     for kind, token in VALID:
         response = Request.blank(f'{PREFIX}/{kind}{token}').get_response(app)
         assert response.status_int == 200
-    assert runs == ['ran', 'ran']
+    assert runs == ['ran'] * len(VALID)
 
 
 # --- schedules: next_after against an independent matcher --------------------
