@@ -87,7 +87,6 @@ class Housekeeper:
         return False
 
     def crashed(self, error: Exception) -> None:
-        log.error('housekeeping failed', exc_info=error)
         self._reporter.failure('*', '*', 'housekeeping failed', error)
 
     # -- the rounds ----------------------------------------------------------

@@ -301,9 +301,8 @@ class Scheduler:
         return True
 
     def crashed(self, error: Exception) -> None:
-        """A step raised: never silent (the model's thread died quietly)."""
-        log.error('scheduler for %r: a step failed', self.application_id,
-                  exc_info=error)
+        """A step raised: never silent (the model's thread died quietly).
+        The reporter logs it with the traceback and sends it, once."""
         self._reporter.failure('*', self.application_id,
                                'scheduler step failed', error)
 
