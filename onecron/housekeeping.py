@@ -11,7 +11,6 @@ pass of retention now and then.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -26,7 +25,6 @@ from .store import Hold, JobSettings, SchedulerInfo
 if TYPE_CHECKING:
     from .scheduler import Scheduler
 
-log = logging.getLogger(__name__)
 
 #: seconds between rounds at most: switches and holds are read this often
 POLL_INTERVAL = 2.0
