@@ -29,6 +29,8 @@ def website(request: Request) -> Response:
 
 app = CronApp(
     website,
+    # the secret comes from the environment; without ONECRON_SECRET the
+    # placeholder below is used, and onecron warns that it is one
     secret=os.environ.get('ONECRON_SECRET', 'change-me-in-production'),
     base_url=os.environ.get('ONECRON_BASE_URL', 'http://127.0.0.1:8080'),
     # every run is written here; see http://127.0.0.1:8080/cronjobs/

@@ -38,7 +38,8 @@ from .history import History
 from .hosts import check_base_url, host_allowed, parse_allowed_hosts
 from .housekeeping import Housekeeper
 from .scheduler import Scheduler, holder_name, node_name
-from .signing import JobSigner, StaticToken, secrets_list
+from .signing import (
+    GOOD_SECRET, JobSigner, StaticToken, secrets_list, weak_secret)
 from .mail import Mailer, SmtpSettings
 from .misfire import check_policy
 from .status import StatusPage
@@ -247,6 +248,14 @@ class CronApp(Controls):
         self.job_access = job_access
         #: the secrets: the first signs, all verify
         self.secrets = secrets_list(secret)
+        for index, entry in enumerate(self.secrets):
+            weakness = weak_secret(entry)
+            if weakness is not None:
+                # the secret itself is never shown, nor any part of it
+                log.warning('CronApp(secret=...): secret %d of %d is weak, '
+                            '%s: whoever guesses it runs every job; %s',
+                            index + 1, len(self.secrets), weakness,
+                            GOOD_SECRET)
         self._signer = JobSigner(secret)
         self._jobs: dict[str, Job] = {}
         #: the registered jobs by name (read-only)

@@ -73,6 +73,36 @@ def secrets_list(secret: str | Sequence[str]) -> list[str]:
     return secrets
 
 
+#: a secret shorter than this is guessable offline from one job URL
+MIN_SECRET_LENGTH = 32
+
+#: secrets copied from documentation and examples, in lower case
+PLACEHOLDERS = frozenset({
+    'secret', 'changeme', 'change-me', 'change me', 'change-me-in-production',
+    'long random string', 'long-random-string', 'your-secret-key',
+    'not-a-secret', 'development', 'dev', 'test', 'password', 'xxx',
+})
+
+#: what the weak-secret warning says a good secret looks like
+GOOD_SECRET = ('a good one is 32 or more random characters, kept out of '
+               'the code, e.g. python -c "import secrets; '
+               'print(secrets.token_urlsafe(32))"')
+
+
+def weak_secret(secret: str) -> str | None:
+    """Why ``secret`` is weak (a placeholder, short, one repeated
+    character), or None when nothing is found against it. A hint, not a
+    proof of strength: randomness cannot be seen in one string."""
+    if secret.strip().lower() in PLACEHOLDERS:
+        return 'it is a placeholder from an example'
+    if len(set(secret)) <= 2:
+        return 'it repeats one or two characters'
+    if len(secret) < MIN_SECRET_LENGTH:
+        return (f'it has {len(secret)} characters, fewer than '
+                f'{MIN_SECRET_LENGTH}')
+    return None
+
+
 class StaticToken(NamedTuple):
     """What a valid static token says."""
 

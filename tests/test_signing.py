@@ -3,6 +3,7 @@ time, and silent about why they fail."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -255,3 +256,25 @@ def test_trigger_window_is_around_when_the_call_was_due() -> None:
     assert said.valid_at(AT - timedelta(seconds=60), 60)
     assert not said.valid_at(AT + timedelta(seconds=61), 60)
     assert not said.valid_at(AT - timedelta(seconds=61), 60)
+
+
+@pytest.mark.parametrize('secret, weak', [
+    ('abc', True), ('change-me-in-production', True),
+    ('long random string', True), ('a' * 64, True), ('ab' * 40, True),
+    ('s3cr3t-but-only-23-char', True),
+    ('kq0f8Zb1xP4mW9cT2rV7nY5hJ3sL6dGe', False),
+    ('correct horse battery staple and more words', False),
+])
+def test_weak_secrets_are_warned_about(
+        secret: str, weak: bool, caplog: pytest.LogCaptureFixture) -> None:
+    """A placeholder, short or repetitive secret gets a WARNING naming
+    ``secret`` and what a good one looks like, without showing it."""
+    from onecron import CronApp
+    with caplog.at_level(logging.WARNING, logger='onecron'):
+        CronApp(secret=['kq0f8Zb1xP4mW9cT2rV7nY5hJ3sL6dGe', secret])
+    warnings = [r.getMessage() for r in caplog.records
+                if 'secret' in r.getMessage()]
+    assert len(warnings) == weak
+    for message in warnings:
+        assert 'secret 2 of 2 is weak' in message
+        assert 'token_urlsafe' in message and secret not in message
