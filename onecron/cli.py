@@ -321,12 +321,14 @@ def _url(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError('no base URL: pass --base-url (or configure '
                          'CronApp(base_url=...))')
     out.write(app.url_for(name, args.base_url,
+                          application_id=args.application_id,
                           occurrence=args.occurrence) + '\n')
     return 0
 
 
 def _export(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
-    base_url = args.base_url or app.base_url_of(_default_id(app))
+    application_id = args.application_id or _default_id(app)
+    base_url = args.base_url or app.base_url_of(application_id)
     if not base_url:
         raise UsageError('no base URL: pass --base-url, the URL the jobs '
                          'are reachable at from where they are called')
@@ -349,8 +351,9 @@ def _export(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
     for name in sorted(app.jobs):
         job = app.jobs[name]
         timeout = args.max_time or job.timeout or app.trigger_timeout
-        url = None if job.manual else app.url_for(name, base_url,
-                                                  occurrence=occurrence)
+        url = None if job.manual else app.url_for(
+            name, base_url, application_id=application_id,
+            occurrence=occurrence)
         calls.append(export.JobCall(name, job.schedule, url,
                                     max(1, math.ceil(timeout))))
     try:
@@ -584,6 +587,7 @@ def _parser() -> _Parser:
                      help="'nearest': the URL stands for the occurrence "
                      'nearest the call, which runs once however often it '
                      'is called')
+    application_id(sub)
 
     sub = command('history', _history, 'Show the newest runs from the '
                   'store.')
@@ -628,6 +632,7 @@ def _parser() -> _Parser:
         sub.add_argument('--strict', action='store_true',
                          help='fail on a schedule the target cannot '
                          'express instead of leaving the job out')
+        application_id(sub)
         if configs is None:
             sub.add_argument('--output', metavar='DIR',
                              help='write the files into DIR (made 0700 if '

@@ -43,7 +43,8 @@ from onecron.store import StoreError
 
 HERE = {here!r}
 
-app = CronApp(None, secret='cli secret', store=HERE + '/runs.sqlite',
+app = CronApp(None, secret='cli secret of 32 characters or more',
+              store=HERE + '/runs.sqlite',
               lock_dir=HERE)
 
 @app.cronjob(hour=8, minute=30, timezone='Europe/Zurich', name='report')
@@ -83,7 +84,7 @@ def rebuild(request):
 
 NOT_AN_APP = 42
 
-bare = CronApp(None, secret='no store')
+bare = CronApp(None, secret='no store but a long secret of 32+ chars')
 
 @bare.cronjob(minute=0, name='tick')
 def tick(request):
@@ -94,7 +95,8 @@ class BrokenStore(SqliteStore):
         raise StoreError(f'SQLite store {{self.path}}: disk I/O error')
     runs = last_runs = running = job_settings = hold = schedulers = _broken
 
-broken_store = CronApp(None, secret='x', store=BrokenStore(HERE + '/b.db'))
+broken_store = CronApp(None, secret='broken store with a 32+ char secret',
+                       store=BrokenStore(HERE + '/b.db'))
 
 @broken_store.cronjob(minute=0, name='tick')
 def tick2(request):
@@ -830,7 +832,7 @@ def test_an_import_error_of_the_app_is_one_line(project: Project) -> None:
     the module and the error; --traceback shows where."""
     (project.path / 'badapp.py').write_text(textwrap.dedent('''
         from onecron import CronApp
-        app = CronApp(None, secret='s')
+        app = CronApp(None, secret='a secret of thirty-two characters')
         @app.cronjob(hour=25)
         def job(request):
             pass
@@ -847,7 +849,8 @@ def test_a_store_that_cannot_open_is_one_line(project: Project) -> None:
     """A store path that cannot be opened fails the import on one line."""
     (project.path / 'nostore.py').write_text(textwrap.dedent(f'''
         from onecron import CronApp
-        app = CronApp(None, secret='s', store={str(project.path)!r})
+        app = CronApp(None, secret='a secret of thirty-two characters',
+                      store={str(project.path)!r})
     '''))
     result = project.run('status', 'nostore:app')
     assert result.returncode == 1
