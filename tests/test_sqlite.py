@@ -8,6 +8,7 @@ and the query plans that keep the status page fast.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -25,8 +26,9 @@ from pathlib import Path
 import pytest
 
 from onecron.errors import OnecronError
-from onecron.sqlite import _SCHEMA_1, _SCHEMA_2, SCHEMA_VERSION, SqliteStore
-from onecron.store import Outcome, StoreError, Trigger
+from onecron.sqlite import (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, SCHEMA_VERSION,
+                            SqliteStore)
+from onecron.store import Outcome, RunKeyTaken, StoreError, Trigger
 
 T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
 
@@ -263,12 +265,45 @@ def test_a_version_2_file_keeps_its_runs_ids_and_keys(path: str) -> None:
         assert store.version() == SCHEMA_VERSION
         assert [(run.id, run.job, run.key) for run in store.runs('app')] == [
             (2, 'b', None), (1, 'a', 'key-a')]
-        assert store.start_run('app', 'a', trigger=Trigger.URL, started=T0,
-                               key='key-a') == 1
+        assert store.record_run('app', 'a', trigger=Trigger.URL, started=T0,
+                                ended=T0, outcome=Outcome.OK,
+                                key='key-a') == 1
         assert store.start_run('app', 'c', trigger=Trigger.URL,
                                started=T0) == 4
     finally:
         store.close()
+
+
+def test_a_version_3_file_scopes_its_keys_to_their_jobs(
+        path: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Upgrading to version 4 keeps the runs and their keys, which now
+    belong to their application id and job: another job or tenant starts
+    a run with the same key; the key's own job may not start it again."""
+    with sqlite3.connect(path, isolation_level=None) as db:
+        for statement in (*_SCHEMA_1, *_SCHEMA_2, *_SCHEMA_3):
+            db.execute(statement)
+        db.execute('PRAGMA user_version = 3')
+        db.execute("""INSERT INTO runs (id, application_id, job,
+            triggered_by, started, ended, outcome, output, run_key) VALUES
+            (7, 'app', 'job', 'scheduler', '2024-03-01T08:30:00.000000+00:00',
+             '2024-03-01T08:31:00.000000+00:00', 'ok', 'first', 'k')""")
+    with caplog.at_level(logging.INFO, logger='onecron'), \
+            SqliteStore(path) as store:
+        assert 'from version 3 to 4' in caplog.text
+        assert store.version() == SCHEMA_VERSION == 4
+        assert store.start_run('app', 'other', trigger=Trigger.URL,
+                               started=T0, key='k') == 8
+        assert store.start_run('tenant', 'job', trigger=Trigger.URL,
+                               started=T0, key='k') == 9
+        with pytest.raises(RunKeyTaken):
+            store.start_run('app', 'job', trigger=Trigger.URL, started=T0,
+                            key='k')
+        assert store.record_run('app', 'job', trigger=Trigger.URL,
+                                started=T0, ended=T0, outcome=Outcome.FAILED,
+                                key='k') == 7
+        run = store.get_run(7)
+        assert run is not None and (run.outcome, run.output, run.key) == (
+            Outcome.OK, 'first', 'k')
 
 
 def test_a_missing_directory_fails_naming_the_path(tmp_path: Path) -> None:
