@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 import types
@@ -205,6 +206,14 @@ _START_RUN = _inserts(
 _KEYED = '''SELECT id, began FROM runs
     WHERE application_id = ? AND job = ? AND run_key = ?'''
 
+#: the permissions of the store's files: they hold every job's output and
+#: the callers' run keys, for the owner's eyes only
+_MODE = 0o600
+
+#: held from creating a store file to closing it: a connection of this
+#: process that opened it meanwhile would lose its locks at the close
+_CREATING = threading.Lock()
+
 #: above every run id (SQLite's rowids are signed 64-bit)
 _MAX_ID = 2 ** 63 - 1
 
@@ -238,6 +247,11 @@ class SqliteStore(Store):
     ``timeout`` is how many seconds a write waits for another writer
     before it fails with :class:`~onecron.store.StoreError`. Opening checks
     the file at once, so a bad path or a newer schema fails at start-up.
+
+    The file, and the ``-wal`` and ``-shm`` files beside it, can be read
+    and written by their owner only (0600), whatever the umask; a file of
+    ours found open to others is tightened. ``path`` must name the file
+    itself, not a symbolic link.
     """
 
     #: how often, in seconds, a connection checks that the file at the
@@ -260,6 +274,8 @@ class SqliteStore(Store):
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._shared = types.SimpleNamespace()
+        # files of others, open to others, warned about once
+        self._loose: set[str] = set()
         # (owning thread, connection): closed when the thread is gone
         self._connections: list[tuple[_Owner, sqlite3.Connection]] = []
         # connections that must never be closed, see _abandon
@@ -279,6 +295,7 @@ class SqliteStore(Store):
     # --- connections --------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
+        self._make_private()
         db = sqlite3.connect(self.path, timeout=self.timeout,
                              isolation_level=None, check_same_thread=False)
         try:
@@ -294,6 +311,72 @@ class SqliteStore(Store):
             db.close()
             raise
         return db
+
+    def _make_private(self) -> None:
+        """Create the file for the owner alone, or check the one there,
+        before SQLite opens it.
+
+        SQLite creates a file as the umask says (0644: any local user
+        reads every output and run key); its ``-wal`` and ``-shm`` files
+        get the database file's permissions. So the file is created here,
+        0600 whatever the umask, and a file of ours (or its ``-wal`` or
+        ``-shm``) that others may use is tightened to its owner's bits. No
+        symbolic link is followed (in a shared directory, another user's
+        link could point at any file of ours), and only a regular file is
+        opened (a FIFO would block).
+
+        An existing file is never opened here: closing a descriptor of a
+        file drops every POSIX lock the process holds on it, the locks of
+        its open SQLite connections too, and that corrupts the database.
+        """
+        for _ in range(3):  # another process may remove it in between
+            with _CREATING:  # our own connections open it after the close
+                try:
+                    fd = os.open(self.path, os.O_CREAT | os.O_EXCL
+                                 | os.O_NOFOLLOW | os.O_WRONLY
+                                 | os.O_CLOEXEC, _MODE)
+                except FileExistsError:
+                    pass
+                else:
+                    try:
+                        os.fchmod(fd, _MODE)  # the umask may take bits
+                    finally:
+                        os.close(fd)
+                    break
+            if self._tighten(self.path):
+                break
+        for name in (self.path + '-wal', self.path + '-shm'):
+            self._tighten(name)
+
+    def _tighten(self, name: str) -> bool:
+        """Take the group's and others' permissions off the file ``name``
+        if it is ours (warn once if it is another user's); False if there
+        is no such file."""
+        try:
+            status = os.lstat(name)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISLNK(status.st_mode):
+            raise StoreError(
+                f'SQLite store {self.path}: {name} is a symbolic link, which '
+                'onecron does not follow: give the path of the file itself',
+                location=self.path)
+        if not stat.S_ISREG(status.st_mode):
+            raise StoreError(f'SQLite store {self.path}: {name} is not a '
+                             'regular file', location=self.path)
+        mode = stat.S_IMODE(status.st_mode)
+        if not mode & 0o077:
+            return True
+        if status.st_uid == os.geteuid():
+            os.chmod(name, mode & 0o700)  # by path: see _make_private
+            log.info('%r: %s could be used by other users (mode %03o): now '
+                     '%03o', self, name, mode, mode & 0o700)
+        elif name not in self._loose:
+            self._loose.add(name)
+            log.warning('%r: %s belongs to another user and other users may '
+                        'use it (mode %03o): onecron cannot tighten it', self,
+                        name, mode)
+        return True
 
     def _check_schema(self, db: sqlite3.Connection) -> None:
         if self._user_version(db) == SCHEMA_VERSION:
