@@ -324,7 +324,7 @@ def modes(path: str) -> dict[str, int]:
             for suffix in ('', '-wal', '-shm')}
 
 
-@pytest.mark.parametrize('mask', [0o022, 0o000])
+@pytest.mark.parametrize('mask', [0o022, 0o000], ids=['022', '000'])
 def test_the_files_are_the_owners_alone_whatever_the_umask(
         path: str, mask: int) -> None:
     """A new store file, its -wal and its -shm are 0600 under any umask:
