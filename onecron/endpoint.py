@@ -51,8 +51,8 @@ from .schedule import Schedule
 from .output import captured
 from .reporting import REDACTED, Reporter, redacting
 from .signing import JobSigner, OccurrenceToken, StaticToken, TriggerToken
+from .store import Outcome, RunKeyTaken, Trigger
 from .text import encodable
-from .store import Outcome, Trigger
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -250,9 +250,16 @@ class JobEndpoint:
                     key=key)
                 return _plain(409, 'Conflict: the job is still running')
         try:
-            run_id = self._history.started(application_id, job.name,
-                                           trigger=trigger,
-                                           scheduled=scheduled, key=key)
+            try:
+                run_id = self._history.started(application_id, job.name,
+                                               trigger=trigger,
+                                               scheduled=scheduled, key=key)
+            except RunKeyTaken as taken:  # a repeated or forged call
+                log.info('job %s (%s): run %d has started with the call\'s '
+                         'run key already, not run again', job.name,
+                         application_id, taken.run_id)
+                return _plain(409, 'Conflict: this run key has started '
+                              'already')
             return self._run(job, request, application_id, run_id)
         finally:
             if locked:

@@ -47,7 +47,12 @@ class History:
     def started(self, application_id: str, job: str, *, trigger: Trigger,
                 scheduled: datetime | None = None,
                 key: str | None = None) -> int | None:
-        """Write a run as it starts; its id, or None."""
+        """Write a run as it starts; its id, or None.
+
+        Raises :class:`~onecron.store.RunKeyTaken` (not a failure of the
+        store: it is not caught) if a run of this job has started with
+        ``key`` already; nothing is written, and the job must not run.
+        """
         # read() spelled out, here and in finished(): every job run passes
         store = self.store
         if store is None:
@@ -98,7 +103,8 @@ class History:
                   error: str) -> None:
         """Mark the run ``key`` timed out, or write it if it never began."""
         if not self.read(lambda store: store.finish_run_by_key(
-                key, ended=self._clock(), outcome=Outcome.TIMED_OUT,
+                key, application_id=application_id, job=job,
+                ended=self._clock(), outcome=Outcome.TIMED_OUT,
                 error=error), True):
             self.record(application_id, job, trigger=Trigger.SCHEDULER,
                         outcome=Outcome.TIMED_OUT, scheduled=scheduled,

@@ -21,7 +21,8 @@ upgrade it once, and refuses a newer one.
 
 Times are ``timestamptz``, read back as UTC. Run ids come from a sequence:
 they never repeat, so they order and page runs. PostgreSQL text cannot
-hold NUL: a NUL in a run's output or error is stored as ``\\x00``.
+hold NUL: a NUL in a run's output, error or key is stored as ``\\x00``
+(by every store, see :func:`~onecron.store.storable`).
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .store import (Hold, JobSettings, Lease, Outcome, Run, SchedulerInfo,
-                    Store, StoreError, Trigger, _redacted, utc)
+from .store import (Hold, JobSettings, Lease, Outcome, Run, RunKeyTaken,
+                    SchedulerInfo, Store, StoreError, Trigger, _redacted, utc)
 
 log = logging.getLogger(__name__)
 
 #: the schema version this code writes (in ``onecron_schema``)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: seconds before the first reconnection, doubled after each failed one
 FIRST_RETRY = 0.5
@@ -137,8 +138,24 @@ _SCHEMA_3 = (
     'DROP INDEX onecron_runs_unfinished',
 )
 
+# version 4: a run key is unique per application id and job, not across
+# the store, so that a caller's key cannot reach another job's or another
+# tenant's run; ``began`` tells a run that started (start_run: a second
+# start with its key is refused) from one only recorded (record_run: the
+# first start takes it over). Runs stored before count as started; a
+# constant default adds the column without rewriting the table.
+_SCHEMA_4 = (
+    '''ALTER TABLE onecron_runs
+        ADD COLUMN began boolean NOT NULL DEFAULT true''',
+    # the constraint "run_key text UNIQUE" of version 1 made
+    'ALTER TABLE onecron_runs DROP CONSTRAINT onecron_runs_run_key_key',
+    '''CREATE UNIQUE INDEX onecron_runs_by_key
+        ON onecron_runs (application_id, job, run_key)
+        WHERE run_key IS NOT NULL''',
+)
+
 #: what brings a store of version n (the index) to version n + 1
-_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3)
+_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, _SCHEMA_4)
 
 _SESSION = '''SELECT set_config('TimeZone', 'UTC', false),
     set_config('statement_timeout', %(ms)s, false),
@@ -152,11 +169,25 @@ _COLUMNS = ', '.join(f'r.{name}' for name in (
     'id', 'application_id', 'job', 'scheduled', 'triggered_by', 'started',
     'ended', 'outcome', 'http_status', 'output', 'error', 'run_key'))
 
+#: a whole run (skipped, missed), recorded: not started
 _INSERT_RUN = '''INSERT INTO onecron_runs (application_id, job, scheduled,
     triggered_by, started, ended, outcome, http_status, output, error,
-    run_key) VALUES (%(application_id)s, %(job)s, %(scheduled)s,
+    run_key, began) VALUES (%(application_id)s, %(job)s, %(scheduled)s,
     %(trigger)s, %(started)s, %(ended)s, %(outcome)s, %(http_status)s,
-    %(output)s, %(error)s, %(key)s)'''
+    %(output)s, %(error)s, %(key)s, false)'''
+
+#: a run as it starts: the other columns keep their defaults
+_START_RUN = '''INSERT INTO onecron_runs (application_id, job, scheduled,
+    triggered_by, started, run_key) VALUES (%(application_id)s, %(job)s,
+    %(scheduled)s, %(trigger)s, %(started)s, %(key)s)'''
+
+#: the index a run's key is unique in: its application id and job
+_BY_KEY = ''' ON CONFLICT (application_id, job, run_key)
+    WHERE run_key IS NOT NULL'''
+
+#: the run of a job with a key
+_KEYED = '''SELECT id FROM onecron_runs WHERE application_id =
+    %(application_id)s AND job = %(job)s AND run_key = %(key)s'''
 
 # A loose index scan: hop from job to job through onecron_runs_by_job, then
 # take each job's newest run from it too, so the cost grows with the number
@@ -424,34 +455,63 @@ class PostgresStore(Store):
             'scheduled': run.scheduled, 'trigger': run.trigger.value,
             'started': run.started, 'ended': run.ended,
             'outcome': None if run.outcome is None else run.outcome.value,
-            'http_status': run.http_status, 'output': _no_nul(run.output),
-            'error': _no_nul_or_none(run.error), 'key': run.key}
+            'http_status': run.http_status, 'output': run.output,
+            'error': run.error, 'key': run.key}
         with self._db() as db:
             if run.key is None:
                 return _id(db.execute(_INSERT_RUN + ' RETURNING id', values))
             # a pruned run may vanish between the two: then insert again
             for _ in range(3):
-                row = db.execute(_INSERT_RUN + ' ON CONFLICT (run_key) DO '
-                                 'NOTHING RETURNING id', values).fetchone()
+                row = db.execute(_INSERT_RUN + _BY_KEY + ' DO NOTHING '
+                                 'RETURNING id', values).fetchone()
                 if row is None:
-                    row = db.execute('SELECT id FROM onecron_runs WHERE '
-                                     'run_key = %(key)s', values).fetchone()
+                    row = db.execute(_KEYED, values).fetchone()
                 if row is not None:
                     return int(row[0])
-        raise StoreError(f'PostgreSQL store {self.location}: the run with '
-                         f'key {run.key!r} keeps vanishing',
-                         location=self.location)
+        raise self._vanishing(run.application_id, run.job)
 
-    def _finish(self, run_id: int | None, key: str | None, ended: datetime,
-                outcome: Outcome, http_status: int | None, output: str,
-                error: str | None) -> bool:
-        where, value = ('id', run_id) if run_id is not None else (
-            'run_key', key)
+    def _start_run(self, application_id: str, job: str,
+                   scheduled: datetime | None, trigger: Trigger,
+                   started: datetime, key: str | None) -> int:
+        values = {'application_id': application_id, 'job': job,
+                  'scheduled': scheduled, 'trigger': trigger.value,
+                  'started': started, 'key': key}
         with self._db() as db:
-            cursor = db.execute(_FINISH + f'{where} = %(value)s', {
+            if key is None:
+                return _id(db.execute(_START_RUN + ' RETURNING id', values))
+            for _ in range(3):
+                # new, or a run only recorded with the key: this one
+                # starts it; none comes back if it has started already
+                row = db.execute(_START_RUN + _BY_KEY + ''' DO UPDATE SET
+                    began = true WHERE NOT onecron_runs.began
+                    RETURNING id''', values).fetchone()
+                if row is not None:
+                    return int(row[0])
+                row = db.execute(_KEYED, values).fetchone()
+                if row is not None:
+                    raise RunKeyTaken(application_id, job, int(row[0]))
+        raise self._vanishing(application_id, job)
+
+    def _vanishing(self, application_id: str, job: str) -> StoreError:
+        return StoreError(f'PostgreSQL store {self.location}: the keyed run '
+                          f'of job {job!r} ({application_id}) keeps '
+                          'vanishing', location=self.location)
+
+    def _finish(self, run_id: int | None, key: tuple[str, str, str] | None,
+                ended: datetime, outcome: Outcome, http_status: int | None,
+                output: str, error: str | None) -> bool:
+        if run_id is not None:
+            where = 'id = %(id)s'
+        else:
+            where = ('application_id = %(app)s AND job = %(job)s '
+                     'AND run_key = %(key)s')
+        application_id, job, run_key = key or (None, None, None)
+        with self._db() as db:
+            cursor = db.execute(_FINISH + where, {
                 'outcome': outcome.value, 'ended': ended,
-                'http_status': http_status, 'output': _no_nul(output),
-                'error': _no_nul_or_none(error), 'value': value})
+                'http_status': http_status, 'output': output,
+                'error': error, 'id': run_id, 'app': application_id,
+                'job': job, 'key': run_key})
             return cursor.rowcount > 0
 
     def runs(self, application_id: str, job: str | None = None, *,
@@ -528,7 +588,8 @@ class PostgresStore(Store):
                 AND c.job = %s AND c.scheduled BETWEEN %s AND %s
                 AND c.claimed < %s AND NOT EXISTS (
                     SELECT 1 FROM onecron_runs AS r
-                    WHERE r.run_key = c.run_key)''',
+                    WHERE r.application_id = c.application_id
+                    AND r.job = c.job AND r.run_key = c.run_key)''',
                               (application_id, job, since, until,
                                claimed_before)).fetchall()
         return {key: utc(scheduled) for key, scheduled in rows}
@@ -770,14 +831,6 @@ def _id(cursor: psycopg.Cursor[tuple[Any, ...]]) -> int:
     row = cursor.fetchone()
     assert row is not None  # RETURNING of an INSERT that went through
     return int(row[0])
-
-
-def _no_nul(text: str) -> str:
-    return text.replace('\x00', '\\x00')
-
-
-def _no_nul_or_none(text: str | None) -> str | None:
-    return None if text is None else _no_nul(text)
 
 
 def _utc_or_none(moment: datetime | None) -> datetime | None:

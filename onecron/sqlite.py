@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 import types
@@ -26,13 +27,13 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from .store import (Hold, JobSettings, Lease, Outcome, Run, SchedulerInfo,
-                    Store, StoreError, Trigger, utc)
+from .store import (Hold, JobSettings, Lease, Outcome, Run, RunKeyTaken,
+                    SchedulerInfo, Store, StoreError, Trigger, utc)
 
 log = logging.getLogger(__name__)
 
 #: the schema version this code writes (``PRAGMA user_version``)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # version 1: runs, switches, holds, schedulers
 _SCHEMA_1 = (
@@ -130,8 +131,22 @@ _SCHEMA_3 = (
         WHERE run_key IS NOT NULL''',
 )
 
+# version 4: a run key is unique per application id and job, not across
+# the store, so that a caller's key cannot reach another job's or another
+# tenant's run; ``began`` tells a run that started (start_run: a second
+# start with its key is refused) from one only recorded (record_run: the
+# first start takes it over). Runs stored before count as started. A
+# constant default: adding the column rewrites no row, and a starting run
+# stores nothing for it.
+_SCHEMA_4 = (
+    'ALTER TABLE runs ADD COLUMN began INTEGER NOT NULL DEFAULT 1',
+    'DROP INDEX runs_by_key',
+    '''CREATE UNIQUE INDEX runs_by_key ON runs (application_id, job, run_key)
+        WHERE run_key IS NOT NULL''',
+)
+
 #: what brings a store of version n (the index) to version n + 1
-_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3)
+_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, _SCHEMA_4)
 
 _COLUMNS = ', '.join(f'r.{name}' for name in _RUN_COLUMNS.split(', '))
 
@@ -167,24 +182,37 @@ def _inserts(columns: str) -> tuple[str, str]:
     and with one.
 
     A run gets one id above the highest there is or was (see _SCHEMA_3).
-    A run whose key is stored already is not written again; a run without
-    a key is not in that index, and the check would cost every external
-    call.
+    A run whose key its job has already is not written again; a run
+    without a key is not in that index, and the check would cost every
+    external call.
     """
     values = ', '.join('?' * len(columns.split(',')))
     insert = f'''INSERT INTO runs (id, {columns}) VALUES (
         (SELECT MAX(IFNULL((SELECT MAX(id) FROM runs), 0), floor) + 1
          FROM run_ids), {values})'''
     return insert, insert + '''
-        ON CONFLICT (run_key) WHERE run_key IS NOT NULL DO NOTHING'''
+        ON CONFLICT (application_id, job, run_key) WHERE run_key IS NOT NULL
+        DO NOTHING'''
 
 
-#: a whole run (skipped, missed)
-_INSERT_RUN = _inserts(_RUN_COLUMNS.removeprefix('id, '))
+#: a whole run (skipped, missed), recorded: not started
+_INSERT_RUN = _inserts(_RUN_COLUMNS.removeprefix('id, ') + ', began')
 #: a run as it starts: the other columns keep their defaults, so every
 #: job run binds and encodes only these
 _START_RUN = _inserts(
     'application_id, job, scheduled, triggered_by, started, run_key')
+
+#: the run of a job with a key (the values start with application_id, job)
+_KEYED = '''SELECT id, began FROM runs
+    WHERE application_id = ? AND job = ? AND run_key = ?'''
+
+#: the permissions of the store's files: they hold every job's output and
+#: the callers' run keys, for the owner's eyes only
+_MODE = 0o600
+
+#: held from creating a store file to closing it: a connection of this
+#: process that opened it meanwhile would lose its locks at the close
+_CREATING = threading.Lock()
 
 #: above every run id (SQLite's rowids are signed 64-bit)
 _MAX_ID = 2 ** 63 - 1
@@ -219,6 +247,11 @@ class SqliteStore(Store):
     ``timeout`` is how many seconds a write waits for another writer
     before it fails with :class:`~onecron.store.StoreError`. Opening checks
     the file at once, so a bad path or a newer schema fails at start-up.
+
+    The file, and the ``-wal`` and ``-shm`` files beside it, can be read
+    and written by their owner only (0600), whatever the umask; a file of
+    ours found open to others is tightened. ``path`` must name the file
+    itself, not a symbolic link.
     """
 
     #: how often, in seconds, a connection checks that the file at the
@@ -241,6 +274,8 @@ class SqliteStore(Store):
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._shared = types.SimpleNamespace()
+        # files of others, open to others, warned about once
+        self._loose: set[str] = set()
         # (owning thread, connection): closed when the thread is gone
         self._connections: list[tuple[_Owner, sqlite3.Connection]] = []
         # connections that must never be closed, see _abandon
@@ -260,6 +295,7 @@ class SqliteStore(Store):
     # --- connections --------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
+        self._make_private()
         db = sqlite3.connect(self.path, timeout=self.timeout,
                              isolation_level=None, check_same_thread=False)
         try:
@@ -275,6 +311,72 @@ class SqliteStore(Store):
             db.close()
             raise
         return db
+
+    def _make_private(self) -> None:
+        """Create the file for the owner alone, or check the one there,
+        before SQLite opens it.
+
+        SQLite creates a file as the umask says (0644: any local user
+        reads every output and run key); its ``-wal`` and ``-shm`` files
+        get the database file's permissions. So the file is created here,
+        0600 whatever the umask, and a file of ours (or its ``-wal`` or
+        ``-shm``) that others may use is tightened to its owner's bits. No
+        symbolic link is followed (in a shared directory, another user's
+        link could point at any file of ours), and only a regular file is
+        opened (a FIFO would block).
+
+        An existing file is never opened here: closing a descriptor of a
+        file drops every POSIX lock the process holds on it, the locks of
+        its open SQLite connections too, and that corrupts the database.
+        """
+        for _ in range(3):  # another process may remove it in between
+            with _CREATING:  # our own connections open it after the close
+                try:
+                    fd = os.open(self.path, os.O_CREAT | os.O_EXCL
+                                 | os.O_NOFOLLOW | os.O_WRONLY
+                                 | os.O_CLOEXEC, _MODE)
+                except FileExistsError:
+                    pass
+                else:
+                    try:
+                        os.fchmod(fd, _MODE)  # the umask may take bits
+                    finally:
+                        os.close(fd)
+                    break
+            if self._tighten(self.path):
+                break
+        for name in (self.path + '-wal', self.path + '-shm'):
+            self._tighten(name)
+
+    def _tighten(self, name: str) -> bool:
+        """Take the group's and others' permissions off the file ``name``
+        if it is ours (warn once if it is another user's); False if there
+        is no such file."""
+        try:
+            status = os.lstat(name)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISLNK(status.st_mode):
+            raise StoreError(
+                f'SQLite store {self.path}: {name} is a symbolic link, which '
+                'onecron does not follow: give the path of the file itself',
+                location=self.path)
+        if not stat.S_ISREG(status.st_mode):
+            raise StoreError(f'SQLite store {self.path}: {name} is not a '
+                             'regular file', location=self.path)
+        mode = stat.S_IMODE(status.st_mode)
+        if not mode & 0o077:
+            return True
+        if status.st_uid == os.geteuid():
+            os.chmod(name, mode & 0o700)  # by path: see _make_private
+            log.info('%r: %s could be used by other users (mode %03o): now '
+                     '%03o', self, name, mode, mode & 0o700)
+        elif name not in self._loose:
+            self._loose.add(name)
+            log.warning('%r: %s belongs to another user and other users may '
+                        'use it (mode %03o): onecron cannot tighten it', self,
+                        name, mode)
+        return True
 
     def _check_schema(self, db: sqlite3.Connection) -> None:
         if self._user_version(db) == SCHEMA_VERSION:
@@ -422,47 +524,66 @@ class SqliteStore(Store):
             run.application_id, run.job, _text_or_none(run.scheduled),
             run.trigger.value, _text(run.started), _text_or_none(run.ended),
             None if run.outcome is None else run.outcome.value,
-            run.http_status, run.output, run.error, run.key))
+            run.http_status, run.output, run.error, run.key, 0),
+            start=False)
 
     def _start_run(self, application_id: str, job: str,
                    scheduled: datetime | None, trigger: Trigger,
                    started: datetime, key: str | None) -> int:
         return self._insert(_START_RUN, key, (
             application_id, job, _text_or_none(scheduled), trigger.value,
-            _text(started), key))
+            _text(started), key), start=True)
 
     def _insert(self, inserts: tuple[str, str], key: str | None,
-                values: tuple[object, ...]) -> int:
+                values: tuple[object, ...], *, start: bool) -> int:
+        """Write a run, or find the run of its job with its ``key``.
+
+        The values begin with the application id and the job. ``start``:
+        the run starts, which takes over a run only recorded with the key
+        and is refused (:class:`RunKeyTaken`) for one that started.
+        """
         with self._write() as db:
             if key is None:
                 return _row_id(db.execute(inserts[0], values))
             cursor = db.execute(inserts[1], values)
             if cursor.rowcount:
                 return _row_id(cursor)
-            # a retried call: the run with this key is written already
-            row = db.execute('SELECT id FROM runs WHERE run_key = ?',
-                             (key,)).fetchone()
-            existing: int = row[0]
-            return existing
+            # the job has a run with this key: which, and did it start?
+            application_id, job = values[0], values[1]
+            with self._atomic(db):
+                row = db.execute(_KEYED, (application_id, job,
+                                          key)).fetchone()
+                if row is None:  # pruned since: none has the key now
+                    return _row_id(db.execute(inserts[0], values))
+                run_id: int = row[0]
+                if not start:
+                    return run_id  # a retried call: written already
+                if row[1]:
+                    raise RunKeyTaken(str(application_id), str(job), run_id)
+                db.execute('UPDATE runs SET began = 1 WHERE id = ?',
+                           (run_id,))
+                return run_id
 
-    def _finish(self, run_id: int | None, key: str | None, ended: datetime,
-                outcome: Outcome, http_status: int | None, output: str,
-                error: str | None) -> bool:
+    def _finish(self, run_id: int | None, key: tuple[str, str, str] | None,
+                ended: datetime, outcome: Outcome, http_status: int | None,
+                output: str, error: str | None) -> bool:
         ended_text = _text(ended)
-        value: int | str | None
         with self._write() as db:
             if run_id is not None:
                 if db.execute(_FINISH_RUNNING, (
                         outcome.value, ended_text, http_status, output,
                         error, run_id)).rowcount:
                     return True
-                where, value = 'id', run_id
+                where = 'id = :id'
             else:
-                where, value = 'run_key', key
-            cursor = db.execute(_FINISH + f'{where} = :value', {
+                where = ('application_id = :app AND job = :job '
+                         'AND run_key = :key')
+            application_id, job, run_key = key or (None, None, None)
+            cursor = db.execute(_FINISH + where, {
                 'outcome': outcome.value, 'ended': ended_text,
                 'http_status': http_status, 'output': output,
-                'error': error, 'value': value})
+                'error': error, 'id': run_id, 'app': application_id,
+                'job': job, 'key': run_key})
             return cursor.rowcount > 0
 
     def runs(self, application_id: str, job: str | None = None, *,
@@ -550,7 +671,8 @@ class SqliteStore(Store):
                 FROM claims AS c WHERE c.application_id = ? AND c.job = ?
                 AND c.scheduled BETWEEN ? AND ? AND c.claimed < ?
                 AND NOT EXISTS (SELECT 1 FROM runs AS r
-                                WHERE r.run_key = c.run_key)''',
+                    WHERE r.application_id = c.application_id
+                    AND r.job = c.job AND r.run_key = c.run_key)''',
                               (application_id, job, _text(since),
                                _text(until),
                                _text(claimed_before))).fetchall()

@@ -49,6 +49,26 @@ class StoreError(OnecronError, RuntimeError):
         self.location = location
 
 
+class RunKeyTaken(OnecronError, ValueError):
+    """A run was started with the key of a run that has started already.
+
+    Run keys are unique per application id and job: the first start of a
+    key is the run (a run only recorded under that key, say timed out by
+    the scheduler before its call arrived, is the one that starts); any
+    other start with that key is a repeated or forged call, and the
+    endpoint answers 409 without running the job. The message names the
+    job and the run, never the key (a caller's, perhaps secret).
+    """
+
+    def __init__(self, application_id: str, job: str, run_id: int) -> None:
+        super().__init__(f'a run of job {job!r} ({application_id}) has '
+                         f'started with this key already: run {run_id}')
+        self.application_id = application_id
+        self.job = job
+        #: the run that started with the key
+        self.run_id = run_id
+
+
 class Outcome(str, enum.Enum):
     """How a run ended."""
 
@@ -89,7 +109,8 @@ class Run:
     output: str
     #: the error message and traceback, bounded like ``output``
     error: str | None
-    #: the caller's unique run key, if one was given
+    #: the caller's run key, if one was given: unique per application id
+    #: and job
     key: str | None
 
     @property
@@ -171,21 +192,33 @@ def utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def bounded(text: str) -> str:
-    """``text`` cut to :data:`MAX_OUTPUT` characters, with a marker if cut.
+def storable(text: str) -> str:
+    """``text`` as every backend stores it.
 
-    Characters UTF-8 cannot encode (lone surrogates from undecodable bytes)
-    become escapes, so any output can be stored.
+    A NUL (which PostgreSQL text cannot hold) becomes ``\\x00``, and a
+    character UTF-8 cannot encode (a lone surrogate from undecodable bytes,
+    say ``\\udcff``) its backslash escape, so that any text a job prints
+    or a caller sends can be written, and reads back the same from every
+    backend.
     """
+    if not text.isascii():  # a flag: ASCII text costs no scan
+        try:
+            text.encode('utf-8')
+        except UnicodeEncodeError:
+            text = text.encode('utf-8', 'backslashreplace').decode('utf-8')
+    if '\x00' in text:
+        text = text.replace('\x00', '\\x00')
+    return text
+
+
+def bounded(text: str) -> str:
+    """``text`` cut to :data:`MAX_OUTPUT` characters, with a marker if cut,
+    and made :func:`storable`."""
     if len(text) > MAX_OUTPUT:
         dropped = len(text) - MAX_OUTPUT
         text = (f'{text[:MAX_OUTPUT]}\n'
                 f'[… output truncated: {dropped} characters dropped]')
-    try:
-        text.encode('utf-8')
-    except UnicodeEncodeError:
-        text = text.encode('utf-8', 'backslashreplace').decode('utf-8')
-    return text
+    return storable(text)
 
 
 class Store(abc.ABC):
@@ -196,8 +229,9 @@ class Store(abc.ABC):
     when the backend fails; callers log it and carry on.
 
     The run-writing methods are implemented here once: they check and
-    normalise their arguments and bound the output, then call
-    :meth:`_insert_run` and :meth:`_finish`, which backends implement.
+    normalise their arguments and make the texts :func:`storable` and
+    bounded, then call :meth:`_start_run`, :meth:`_insert_run` and
+    :meth:`_finish`, which backends implement.
     """
 
     # --- runs: written when they start, completed when they end ---------
@@ -207,15 +241,21 @@ class Store(abc.ABC):
                   key: str | None = None) -> int:
         """Record a run as it starts (no outcome yet); return its id.
 
-        With a ``key`` that is already stored, return that run's id and
-        write nothing, so a retried call records one run.
+        A ``key`` is unique per application id and job (the same key on
+        another job or application id is another run). If a run of this
+        job has started with ``key`` already, raise :class:`RunKeyTaken`
+        and write nothing: a call repeated with the same key must not run
+        the job again, nor rewrite the first run. A run only recorded with
+        ``key`` (:meth:`record_run`: the scheduler found the call timed
+        out or failed before it began) is the run that starts now: its id
+        is returned, and the end completes it.
         """
         # every job run passes here and in finish_run: no call to spare
         if trigger.__class__ is not Trigger:
             trigger = Trigger(trigger)
         return self._start_run(
             application_id, job, None if scheduled is None else utc(scheduled),
-            trigger, utc(started), key)
+            trigger, utc(started), None if key is None else storable(key))
 
     def finish_run(self, run_id: int, *, ended: datetime, outcome: Outcome,
                    http_status: int | None = None, output: str = '',
@@ -232,16 +272,19 @@ class Store(abc.ABC):
                             None if error is None else bounded(error)):
             log.warning('no run %d to finish in %r (pruned?)', run_id, self)
 
-    def finish_run_by_key(self, key: str, *, ended: datetime,
-                          outcome: Outcome, http_status: int | None = None,
-                          output: str = '', error: str | None = None) -> bool:
-        """Complete the run with ``key``, like :meth:`finish_run`.
+    def finish_run_by_key(self, key: str, *, application_id: str, job: str,
+                          ended: datetime, outcome: Outcome,
+                          http_status: int | None = None, output: str = '',
+                          error: str | None = None) -> bool:
+        """Complete the run of ``application_id`` and ``job`` with ``key``,
+        like :meth:`finish_run`.
 
-        False if no run has that key.
+        False if no run of that job has that key; a run of another job or
+        application id with the same key is never touched.
         """
-        return self._finish(None, key, utc(ended), Outcome(outcome),
-                            http_status, bounded(output),
-                            _bounded_or_none(error))
+        return self._finish(None, (application_id, job, storable(key)),
+                            utc(ended), Outcome(outcome), http_status,
+                            bounded(output), _bounded_or_none(error))
 
     def record_run(self, application_id: str, job: str, *, trigger: Trigger,
                    started: datetime, ended: datetime, outcome: Outcome,
@@ -250,38 +293,45 @@ class Store(abc.ABC):
                    error: str | None = None, key: str | None = None) -> int:
         """Record a complete run at once (skipped, missed); return its id.
 
-        A stored ``key`` makes it a no-op returning that run's id.
+        A ``key`` that a run of this job has (started or recorded) makes
+        it a no-op returning that run's id.
         """
         return self._insert_run(Run(
             0, application_id, job, _utc_or_none(scheduled), Trigger(trigger),
             utc(started), utc(ended), Outcome(outcome), http_status,
-            bounded(output), _bounded_or_none(error), key))
+            bounded(output), _bounded_or_none(error),
+            None if key is None else storable(key)))
 
+    @abc.abstractmethod
     def _start_run(self, application_id: str, job: str,
                    scheduled: datetime | None, trigger: Trigger,
                    started: datetime, key: str | None) -> int:
-        """Store a run that starts now, as :meth:`_insert_run` would.
+        """Store a run that starts now; return its id.
 
+        With a ``key``, atomically: a new run if no run of
+        ``application_id`` and ``job`` has that key; the id of one that
+        was only recorded (:meth:`_insert_run`), now marked as started;
+        :class:`RunKeyTaken`, writing nothing, if one has started with it.
         Its own method so that a backend can write the one row of every
-        job run with the fewest steps; times are UTC.
+        job run with the fewest steps; times are UTC, the key storable.
         """
-        return self._insert_run(Run(0, application_id, job, scheduled,
-                                    trigger, started, None, None, None, '',
-                                    None, key))
 
     @abc.abstractmethod
     def _insert_run(self, run: Run) -> int:
-        """Store ``run`` (its ``id`` is ignored) and return the new id.
+        """Store ``run`` (its ``id`` is ignored) as recorded, not started,
+        and return the new id.
 
-        If ``run.key`` is already stored, write nothing and return the id
-        of the run that has it. Times are UTC, texts already bounded.
+        If a run of ``run.application_id`` and ``run.job`` has ``run.key``
+        already, write nothing and return its id. Times are UTC, texts
+        already storable and bounded.
         """
 
     @abc.abstractmethod
-    def _finish(self, run_id: int | None, key: str | None, ended: datetime,
-                outcome: Outcome, http_status: int | None, output: str,
-                error: str | None) -> bool:
-        """Complete the run with ``run_id`` (or else ``key``); False if none.
+    def _finish(self, run_id: int | None, key: tuple[str, str, str] | None,
+                ended: datetime, outcome: Outcome, http_status: int | None,
+                output: str, error: str | None) -> bool:
+        """Complete the run with ``run_id``, or else the run of
+        ``key``: (application id, job, run key); False if none.
 
         The rule, so that a timeout and the job's own end may arrive in
         either order: TIMED_OUT, once stored, stays the outcome; a TIMED_OUT
@@ -356,8 +406,8 @@ class Store(abc.ABC):
         the process that wrote it fires. ``now`` is kept as the time of
         the claim.
         """
-        return self._claim(application_id, job, utc(scheduled), key,
-                           utc(now))
+        return self._claim(application_id, job, utc(scheduled),
+                           storable(key), utc(now))
 
     @abc.abstractmethod
     def _claim(self, application_id: str, job: str, scheduled: datetime,
@@ -383,9 +433,11 @@ class Store(abc.ABC):
         """Claims of a job's occurrences from ``since`` to ``until``, made
         before ``claimed_before``, whose run never started: by key.
 
-        A scheduler that claimed and died before its call arrived leaves
-        such a claim; whoever takes over may run the occurrence under the
-        same key (:meth:`claim` gives it to that key again).
+        A claim's run is the run of the same application id and job with
+        the claim's key, started or recorded. A scheduler that claimed and
+        died before its call arrived leaves such a claim; whoever takes
+        over may run the occurrence under the same key (:meth:`claim`
+        gives it to that key again).
         """
         return self._unstarted_claims(application_id, job, utc(since),
                                       utc(until), utc(claimed_before))

@@ -24,9 +24,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from onecron.postgres import (_LAST_RUNS, _SCHEMA_1,
+from onecron.postgres import (_LAST_RUNS, _SCHEMA_1, _SCHEMA_2, _SCHEMA_3,
                               SCHEMA_VERSION, PostgresStore, _runs_query)
-from onecron.store import Outcome, StoreError, Trigger
+from onecron.store import Outcome, RunKeyTaken, StoreError, Trigger
 
 from .postgresql import Cluster, free_port
 
@@ -153,6 +153,42 @@ def test_a_version_1_schema_is_upgraded_keeping_its_runs(
         assert store.claim('app', 'old', T0, key='k', now=T0)
         assert store.take_lease('app', holder='h', node='n', ttl=5,
                                 now=T0)[0]
+    finally:
+        store.close()
+
+
+def test_a_version_3_schema_scopes_its_keys_to_their_jobs(
+        postgresql_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Upgrading to version 4 keeps the runs and their keys, which now
+    belong to their application id and job: another job or tenant starts
+    a run with the same key; the key's own job may not start it again."""
+    with connect(postgresql_url) as db:
+        for statement in (*_SCHEMA_1, *_SCHEMA_2, *_SCHEMA_3):
+            db.execute(statement)
+        db.execute('UPDATE onecron_schema SET version = 3')
+        first = db.execute("""INSERT INTO onecron_runs (application_id, job,
+            triggered_by, started, ended, outcome, output, run_key) VALUES
+            ('app', 'job', 'scheduler', %s, %s, 'ok', 'first', 'k')
+            RETURNING id""", (T0, T0)).fetchone()[0]  # type: ignore[index]
+    with caplog.at_level(logging.INFO, logger='onecron'):
+        store = PostgresStore(postgresql_url)
+    try:
+        assert f'from version 3 to {SCHEMA_VERSION}' in caplog.text
+        assert store.version() == SCHEMA_VERSION == 4
+        other = store.start_run('app', 'other', trigger=Trigger.URL,
+                                started=T0, key='k')
+        tenant = store.start_run('tenant', 'job', trigger=Trigger.URL,
+                                 started=T0, key='k')
+        assert len({first, other, tenant}) == 3
+        with pytest.raises(RunKeyTaken):
+            store.start_run('app', 'job', trigger=Trigger.URL, started=T0,
+                            key='k')
+        assert store.record_run('app', 'job', trigger=Trigger.URL,
+                                started=T0, ended=T0, outcome=Outcome.FAILED,
+                                key='k') == first
+        run = store.get_run(first)
+        assert run is not None and (run.outcome, run.output, run.key) == (
+            Outcome.OK, 'first', 'k')
     finally:
         store.close()
 

@@ -8,11 +8,13 @@ and the query plans that keep the status page fast.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -25,8 +27,9 @@ from pathlib import Path
 import pytest
 
 from onecron.errors import OnecronError
-from onecron.sqlite import _SCHEMA_1, _SCHEMA_2, SCHEMA_VERSION, SqliteStore
-from onecron.store import Outcome, StoreError, Trigger
+from onecron.sqlite import (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, SCHEMA_VERSION,
+                            SqliteStore)
+from onecron.store import Outcome, RunKeyTaken, StoreError, Trigger
 
 T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
 
@@ -263,12 +266,145 @@ def test_a_version_2_file_keeps_its_runs_ids_and_keys(path: str) -> None:
         assert store.version() == SCHEMA_VERSION
         assert [(run.id, run.job, run.key) for run in store.runs('app')] == [
             (2, 'b', None), (1, 'a', 'key-a')]
-        assert store.start_run('app', 'a', trigger=Trigger.URL, started=T0,
-                               key='key-a') == 1
+        assert store.record_run('app', 'a', trigger=Trigger.URL, started=T0,
+                                ended=T0, outcome=Outcome.OK,
+                                key='key-a') == 1
         assert store.start_run('app', 'c', trigger=Trigger.URL,
                                started=T0) == 4
     finally:
         store.close()
+
+
+def test_a_version_3_file_scopes_its_keys_to_their_jobs(
+        path: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Upgrading to version 4 keeps the runs and their keys, which now
+    belong to their application id and job: another job or tenant starts
+    a run with the same key; the key's own job may not start it again."""
+    with sqlite3.connect(path, isolation_level=None) as db:
+        for statement in (*_SCHEMA_1, *_SCHEMA_2, *_SCHEMA_3):
+            db.execute(statement)
+        db.execute('PRAGMA user_version = 3')
+        db.execute("""INSERT INTO runs (id, application_id, job,
+            triggered_by, started, ended, outcome, output, run_key) VALUES
+            (7, 'app', 'job', 'scheduler', '2024-03-01T08:30:00.000000+00:00',
+             '2024-03-01T08:31:00.000000+00:00', 'ok', 'first', 'k')""")
+    with caplog.at_level(logging.INFO, logger='onecron'), \
+            SqliteStore(path) as store:
+        assert 'from version 3 to 4' in caplog.text
+        assert store.version() == SCHEMA_VERSION == 4
+        assert store.start_run('app', 'other', trigger=Trigger.URL,
+                               started=T0, key='k') == 8
+        assert store.start_run('tenant', 'job', trigger=Trigger.URL,
+                               started=T0, key='k') == 9
+        with pytest.raises(RunKeyTaken):
+            store.start_run('app', 'job', trigger=Trigger.URL, started=T0,
+                            key='k')
+        assert store.record_run('app', 'job', trigger=Trigger.URL,
+                                started=T0, ended=T0, outcome=Outcome.FAILED,
+                                key='k') == 7
+        run = store.get_run(7)
+        assert run is not None and (run.outcome, run.output, run.key) == (
+            Outcome.OK, 'first', 'k')
+
+
+# --- the file's permissions -----------------------------------------------
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def modes(path: str) -> dict[str, int]:
+    """The permission bits of the store file, its -wal and its -shm."""
+    return {suffix: stat.S_IMODE(os.stat(path + suffix).st_mode)
+            for suffix in ('', '-wal', '-shm')}
+
+
+@pytest.mark.parametrize('mask', [0o022, 0o000], ids=['022', '000'])
+def test_the_files_are_the_owners_alone_whatever_the_umask(
+        path: str, mask: int) -> None:
+    """A new store file, its -wal and its -shm are 0600 under any umask:
+    no other local user reads the outputs and run keys."""
+    with umask(mask), SqliteStore(path) as store:
+        add(store)
+        assert modes(path) == {'': 0o600, '-wal': 0o600, '-shm': 0o600}
+
+
+def test_a_file_open_to_others_is_tightened_and_said(
+        path: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A store file of ours that others may read (made by an older
+    onecron under umask 022), and its -wal and -shm, become 0600 when it
+    is opened, with an INFO line naming each file."""
+    with umask(0o022):
+        SqliteStore(path).close()
+        os.chmod(path, 0o644)
+        # a connection of the old onecron keeps -wal and -shm, as 0644
+        older = sqlite3.connect(path, isolation_level=None)
+    try:
+        older.execute("INSERT INTO holds VALUES ('app', 1, NULL)")
+        assert modes(path) == {'': 0o644, '-wal': 0o644, '-shm': 0o644}
+        with caplog.at_level(logging.INFO, logger='onecron'), \
+                SqliteStore(path) as store:
+            assert modes(path) == {'': 0o600, '-wal': 0o600, '-shm': 0o600}
+            assert store.hold('app').held
+    finally:
+        older.close()
+    for name in (path, path + '-wal', path + '-shm'):
+        assert f'{name} could be used by other users (mode 644): now 600' \
+            in caplog.text
+
+
+def test_checking_the_file_keeps_the_locks_of_open_connections(
+        store: SqliteStore, path: str) -> None:
+    """Opening the store again, which checks the files' permissions, while
+    a connection of this process holds the write lock leaves that lock
+    held (closing any descriptor of a file drops all the process's locks
+    on it), so another process still waits."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute('BEGIN IMMEDIATE')
+        SqliteStore(path).close()
+        other = subprocess.run(
+            [sys.executable, '-c', textwrap.dedent('''
+                import sqlite3, sys
+                db = sqlite3.connect(sys.argv[1], timeout=0,
+                                     isolation_level=None)
+                try:
+                    db.execute('BEGIN IMMEDIATE')
+                except sqlite3.OperationalError as error:
+                    print(error)
+                else:
+                    print('got the lock')
+            '''), path], capture_output=True, text=True, timeout=30)
+        assert other.stdout.strip() == 'database is locked', other
+    finally:
+        holder.close()
+
+
+def test_a_symbolic_link_is_refused(tmp_path: Path, path: str) -> None:
+    """A store path that is a symbolic link (another user's, in a shared
+    directory, could point at any file of ours) fails naming the path,
+    and the file it points at is left alone."""
+    target = tmp_path / 'target'
+    target.write_text('mine')
+    target.chmod(0o644)
+    os.symlink(target, path)
+    with pytest.raises(StoreError, match='is a symbolic link') as error:
+        SqliteStore(path)
+    assert error.value.location == path
+    assert target.read_text() == 'mine'
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_a_fifo_is_refused_at_once(path: str) -> None:
+    """A FIFO at the store path is refused, not waited on forever."""
+    os.mkfifo(path)
+    with pytest.raises(StoreError, match='not a regular file'):
+        SqliteStore(path)
 
 
 def test_a_missing_directory_fails_naming_the_path(tmp_path: Path) -> None:
@@ -277,7 +413,7 @@ def test_a_missing_directory_fails_naming_the_path(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=re.escape(path)) as error:
         SqliteStore(path)
     assert error.value.location == path
-    assert isinstance(error.value.__cause__, sqlite3.Error)
+    assert isinstance(error.value.__cause__, FileNotFoundError)
 
 
 def test_a_file_as_directory_fails_naming_the_path(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ a way to open the same store again, as another process would.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -19,8 +20,9 @@ import pytest
 from onecron.postgres import PostgresStore
 from onecron.sqlite import SqliteStore
 from onecron.store import (CLAIM_DAYS, MAX_OUTPUT, Hold, JobSettings,
-                           Outcome, Run, SchedulerInfo, Store, StoreError,
-                           Trigger, bounded, open_store)
+                           Outcome, Run, RunKeyTaken, SchedulerInfo, Store,
+                           StoreError, Trigger, bounded, open_store,
+                           storable)
 
 from .postgresql import free_port
 
@@ -107,15 +109,17 @@ def test_a_started_run_is_visible_as_running(store: Store) -> None:
 
 def test_a_known_key_returns_the_same_run_and_writes_nothing(
         store: Store) -> None:
-    """start_run and record_run with a stored key give that run's id."""
+    """record_run with a key its job has already gives that run's id and
+    writes nothing."""
     first = store.start_run('app', 'job', trigger=Trigger.SCHEDULER,
                             started=at(0), key='app/job/08:30')
-    again = store.start_run('app', 'job', trigger=Trigger.MANUAL,
-                            started=at(5), key='app/job/08:30')
     recorded = store.record_run('app', 'job', trigger=Trigger.SCHEDULER,
                                 started=at(6), ended=at(7),
                                 outcome=Outcome.SKIPPED, key='app/job/08:30')
-    assert first == again == recorded
+    again = store.record_run('app', 'job', trigger=Trigger.MANUAL,
+                             started=at(8), ended=at(9),
+                             outcome=Outcome.FAILED, key='app/job/08:30')
+    assert first == recorded == again
     assert [run.id for run in store.runs('app')] == [first]
     run = store.get_run(first)
     assert run is not None and run.trigger is Trigger.SCHEDULER
@@ -132,9 +136,11 @@ def test_finish_by_key_completes_or_says_there_is_none(store: Store) -> None:
     """finish_run_by_key fills the keyed run; False for an unknown key."""
     run_id = store.start_run('app', 'job', trigger=Trigger.SCHEDULER,
                              started=at(0), key='k')
-    assert store.finish_run_by_key('k', ended=at(1), outcome=Outcome.OK,
+    assert store.finish_run_by_key('k', application_id='app', job='job',
+                                   ended=at(1), outcome=Outcome.OK,
                                    http_status=200, output='done')
-    assert not store.finish_run_by_key('nope', ended=at(1),
+    assert not store.finish_run_by_key('nope', application_id='app',
+                                       job='job', ended=at(1),
                                        outcome=Outcome.OK)
     run = store.get_run(run_id)
     assert run is not None
@@ -146,8 +152,8 @@ def test_timed_out_sticks_when_the_job_ends_later(store: Store) -> None:
     """A run marked timed out stays so; the job's end fills the rest."""
     run_id = store.start_run('app', 'job', trigger=Trigger.SCHEDULER,
                              started=at(0), key='k')
-    assert store.finish_run_by_key('k', ended=at(1),
-                                   outcome=Outcome.TIMED_OUT,
+    assert store.finish_run_by_key('k', application_id='app', job='job',
+                                   ended=at(1), outcome=Outcome.TIMED_OUT,
                                    error='no answer within 60s')
     store.finish_run(run_id, ended=at(3), outcome=Outcome.OK,
                      http_status=200, output='late but done')
@@ -164,7 +170,8 @@ def test_timed_out_after_the_end_keeps_the_real_end(store: Store) -> None:
                              started=at(0), key='k')
     store.finish_run(run_id, ended=at(2), outcome=Outcome.OK,
                      http_status=200, output='done')
-    store.finish_run_by_key('k', ended=at(3), outcome=Outcome.TIMED_OUT)
+    store.finish_run_by_key('k', application_id='app', job='job',
+                            ended=at(3), outcome=Outcome.TIMED_OUT)
     run = store.get_run(run_id)
     assert run is not None
     assert (run.outcome, run.ended, run.http_status, run.output) == (
@@ -200,6 +207,127 @@ def test_enum_values_are_accepted_as_strings(store: Store) -> None:
     run = store.get_run(run_id)
     assert run is not None
     assert run.trigger is Trigger.CHAIN and run.outcome is Outcome.TIMED_OUT
+
+
+# --- run keys: one run per key, application id and job ---------------------
+
+def test_the_same_key_on_two_jobs_starts_two_runs(store: Store) -> None:
+    """A key is unique per job: job A's key starts a run of job B too."""
+    first = store.start_run('app', 'a', trigger=Trigger.URL, started=at(0),
+                            key='k')
+    second = store.start_run('app', 'b', trigger=Trigger.URL, started=at(1),
+                             key='k')
+    assert first != second
+    assert [(run.job, run.key) for run in store.runs('app')] == [
+        ('b', 'k'), ('a', 'k')]
+
+
+def test_a_second_start_of_a_key_is_refused_and_writes_nothing(
+        store: Store) -> None:
+    """Starting a job's run again with the key of a run that started
+    raises RunKeyTaken, running or ended, and leaves that run as it is."""
+    run_id = store.start_run('app', 'job', trigger=Trigger.SCHEDULER,
+                             started=at(0), scheduled=at(0), key='key-7f3a')
+    with pytest.raises(RunKeyTaken) as taken:
+        store.start_run('app', 'job', trigger=Trigger.URL, started=at(1),
+                        key='key-7f3a')
+    assert (taken.value.application_id, taken.value.job,
+            taken.value.run_id) == ('app', 'job', run_id)
+    assert 'key-7f3a' not in str(taken.value)
+    store.finish_run(run_id, ended=at(2), outcome=Outcome.OK,
+                     http_status=200, output='first')
+    with pytest.raises(RunKeyTaken):
+        store.start_run('app', 'job', trigger=Trigger.URL, started=at(3),
+                        key='key-7f3a')
+    assert store.runs('app') == [Run(
+        run_id, 'app', 'job', at(0), Trigger.SCHEDULER, at(0), at(2),
+        Outcome.OK, 200, 'first', None, 'key-7f3a')]
+
+
+def test_a_key_of_one_tenant_never_touches_anothers_run(
+        store: Store) -> None:
+    """Tenant x's calls with tenant y's key start, finish and record x's
+    own runs; y's run stays as it was."""
+    theirs = store.start_run('y', 'job', trigger=Trigger.SCHEDULER,
+                             started=at(0), key='k')
+    ours = store.start_run('x', 'job', trigger=Trigger.URL, started=at(1),
+                           key='k')
+    assert ours != theirs
+    assert store.finish_run_by_key('k', application_id='x', job='job',
+                                   ended=at(2), outcome=Outcome.TIMED_OUT,
+                                   error='forged')
+    assert not store.finish_run_by_key('k', application_id='z', job='job',
+                                       ended=at(2), outcome=Outcome.FAILED)
+    assert store.record_run('x', 'job', trigger=Trigger.URL, started=at(3),
+                            ended=at(3), outcome=Outcome.SKIPPED,
+                            key='k') == ours
+    assert store.get_run(theirs) == Run(
+        theirs, 'y', 'job', None, Trigger.SCHEDULER, at(0), None, None,
+        None, '', None, 'k')
+    run = store.get_run(ours)
+    assert run is not None and run.outcome is Outcome.TIMED_OUT
+
+
+def test_the_first_start_takes_over_a_run_only_recorded(
+        store: Store) -> None:
+    """A run recorded under a key before it began (the scheduler timed
+    the call out while it queued) is the run its first start starts: it
+    keeps timed out and gets the output; a second start is refused."""
+    recorded = store.record_run('app', 'job', trigger=Trigger.SCHEDULER,
+                                started=at(0), ended=at(1),
+                                outcome=Outcome.TIMED_OUT, scheduled=at(0),
+                                error='no answer within 60s', key='k')
+    assert store.start_run('app', 'job', trigger=Trigger.SCHEDULER,
+                           started=at(2), scheduled=at(0), key='k') == recorded
+    store.finish_run(recorded, ended=at(3), outcome=Outcome.OK,
+                     http_status=200, output='late but done')
+    with pytest.raises(RunKeyTaken):
+        store.start_run('app', 'job', trigger=Trigger.SCHEDULER,
+                        started=at(4), key='k')
+    run = store.get_run(recorded)
+    assert run is not None
+    assert (run.outcome, run.output, run.error) == (
+        Outcome.TIMED_OUT, 'late but done', 'no answer within 60s')
+    assert [r.id for r in store.runs('app')] == [recorded]
+
+
+def test_racing_starts_of_one_key_start_one_run(
+        reopen: Callable[[], Store]) -> None:
+    """Eight stores (as eight processes) start the same key at once: one
+    run starts, the seven others are refused."""
+    stores = [reopen() for _ in range(8)]
+    barrier = threading.Barrier(len(stores))
+    results: list[int | str] = []
+
+    def start(store: Store) -> None:
+        barrier.wait(10)
+        try:
+            results.append(store.start_run(
+                'app', 'job', trigger=Trigger.URL, started=at(0), key='k'))
+        except RunKeyTaken:
+            results.append('taken')
+
+    threads = [threading.Thread(target=start, args=(store,))
+               for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    [started] = [result for result in results if result != 'taken']
+    assert results.count('taken') == 7
+    assert [run.id for run in stores[0].runs('app')] == [started]
+
+
+def test_claims_see_only_their_own_jobs_runs(store: Store) -> None:
+    """A claim stays unstarted while only another job, or another
+    application id, has run with its key."""
+    store.claim('app', 'job', at(0), key='k', now=at(0))
+    store.start_run('app', 'other', trigger=Trigger.URL, started=at(1),
+                    key='k')
+    store.start_run('tenant', 'job', trigger=Trigger.URL, started=at(1),
+                    key='k')
+    assert store.unstarted_claims('app', 'job', at(0), at(1),
+                                  claimed_before=at(2)) == {'k': at(0)}
 
 
 # --- times and texts ------------------------------------------------------
@@ -280,6 +408,33 @@ def test_undecodable_output_is_stored_escaped(store: Store) -> None:
     run = store.get_run(run_id)
     assert run is not None and run.output == 'bad \\udcff byte'
     assert bounded('plain') == 'plain'
+
+
+def test_nul_and_surrogates_read_back_escaped_on_every_backend(
+        store: Store) -> None:
+    """NUL (which PostgreSQL text refuses) and lone surrogates in output,
+    error and key are stored as the same escapes by every backend; the
+    key still finds its run."""
+    text = 'a\x00b' + b'\xff'.decode('utf-8', 'surrogateescape')
+    stored = 'a\\x00b\\udcff'
+    started = store.start_run('app', 'job', trigger=Trigger.URL,
+                              started=at(0), key=text)
+    store.finish_run(started, ended=at(1), outcome=Outcome.FAILED,
+                     output=text, error=text)
+    recorded = store.record_run('app', 'other', trigger=Trigger.URL,
+                                started=at(0), ended=at(1),
+                                outcome=Outcome.FAILED, output=text,
+                                error='\x00', key=text)
+    assert store.finish_run_by_key(text, application_id='app', job='other',
+                                   ended=at(2), outcome=Outcome.TIMED_OUT)
+    with pytest.raises(RunKeyTaken):
+        store.start_run('app', 'job', trigger=Trigger.URL, started=at(3),
+                        key=text)
+    runs = [store.get_run(started), store.get_run(recorded)]
+    assert [(run.output, run.error, run.key) for run in runs
+            if run is not None] == [(stored, stored, stored),
+                                    (stored, '\\x00', stored)]
+    assert storable('plain') == 'plain' == bounded('plain')
 
 
 # --- reading runs ---------------------------------------------------------
@@ -452,8 +607,8 @@ def test_heartbeat_inserts_then_updates(
 # --- the store itself -------------------------------------------------------
 
 def test_version_and_repr(store: Store) -> None:
-    """A new store is at schema version 3 and its repr names its class."""
-    assert store.version() == 3
+    """A new store is at schema version 4 and its repr names its class."""
+    assert store.version() == 4
     assert repr(store).startswith(f'<{type(store).__name__} ')
 
 
@@ -493,7 +648,7 @@ def test_open_store_opens_postgresql_from_a_url(postgresql_url: str,
     url = postgresql_url.replace('postgresql://', f'{scheme}://')
     store = open_store(url)
     assert isinstance(store, PostgresStore)
-    assert store.version() == 3
+    assert store.version() == 4
     store.close()
 
 
