@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from .errors import OnecronError
+from .text import encodable
 
 log = logging.getLogger(__name__)
 
@@ -202,10 +203,7 @@ def storable(text: str) -> str:
     backend.
     """
     if not text.isascii():  # a flag: ASCII text costs no scan
-        try:
-            text.encode('utf-8')
-        except UnicodeEncodeError:
-            text = text.encode('utf-8', 'backslashreplace').decode('utf-8')
+        text = encodable(text)
     if '\x00' in text:
         text = text.replace('\x00', '\\x00')
     return text
