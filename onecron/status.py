@@ -294,7 +294,7 @@ class StatusPage:
              form: Mapping[str, str]) -> None:
         app = self.app
         if action == 'run-now':
-            app.run_soon(name, application_id=application_id)
+            app._run_now(name, application_id)  # a manual run, as the CLI's
         elif action in ('enable', 'disable'):
             app.set_enabled(name, action == 'enable', application_id)
         elif action == 'override':

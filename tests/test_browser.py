@@ -93,8 +93,8 @@ def test_status_page_fits_and_run_now_shows_up_in_the_history(
         page: Page, tmp_path: Path,
         live_server: Callable[..., LiveServer]) -> None:
     """With job names as long as real ones, nothing spills out of the
-    page at 1280 px or on a phone; press Run now, and find the new run
-    in the job's history, which fits too."""
+    page at 1280 px or on a phone; press Run now, and find the new
+    (manual) run in the job's history, which fits too."""
     app = CronApp(secret='browser test', store=tmp_path / 'runs.db',
                   clock=utcnow, lock_dir=str(tmp_path / 'locks'))
 
@@ -160,7 +160,7 @@ def test_status_page_fits_and_run_now_shows_up_in_the_history(
             assert time.monotonic() < deadline, 'the run did not show up'
             page.wait_for_timeout(100)
             page.reload()
-        expect(runs.first).to_contain_text('soon')
+        expect(runs.first).to_contain_text('manual')
         expect(runs.first).to_contain_text('200')
         expect(page.locator('pre').first).to_have_text(
             'deleted 3 expired rows')

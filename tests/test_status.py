@@ -933,7 +933,9 @@ def test_release_with_catch_up_runs_what_was_missed(
 
 
 def test_run_now_calls_the_job_url(store: Store) -> None:
-    """Run now hands one call of the job's URL to the caller."""
+    """Run now hands one call of the job's URL to the caller, as a
+    manual run (as ``onecron run``'s); run_soon() from code stays
+    ``soon``."""
     caller = RecordingCaller()
     app = make_app(store, base_url='http://127.0.0.1:9', caller=caller)
     response = Client(app).post('run-now', job='manual',
@@ -941,7 +943,9 @@ def test_run_now_calls_the_job_url(store: Store) -> None:
     assert response.status_int == 303
     [call] = caller.calls
     assert call.url == app.url_for('manual')
-    assert 'X-Onecron-Trigger: soon' in call.headers
+    assert 'X-Onecron-Trigger: manual' in call.headers
+    app.run_soon('manual')
+    assert 'X-Onecron-Trigger: soon' in caller.calls[1].headers
 
 
 @pytest.mark.parametrize('action', ['run-now', 'enable', 'disable',
@@ -1074,8 +1078,8 @@ def test_no_application_id_seen_yet(store: Store) -> None:
 
 def test_run_now_over_http(tmp_path: Path,
                            live_server: Callable[..., LiveServer]) -> None:
-    """On a real server, Run now runs the job through its URL; the run
-    shows in status.json and the history."""
+    """On a real server, Run now runs the job through its URL; the run,
+    recorded as manual, shows in status.json and the history."""
     app = make_app(tmp_path / 'runs.db', clock=utcnow, enabled=True)
     server = live_server(app)
     app.start(base_url=server.url, application_id='default')
@@ -1101,10 +1105,14 @@ def test_run_now_over_http(tmp_path: Path,
             last = jobs['morning']['last_run']
             return last if last and last['outcome'] == 'ok' else None
 
-        assert wait_for(last_run)['trigger'] == 'soon'
+        # a person asked for it: manual, as a run of `onecron run` is
+        assert wait_for(last_run)['trigger'] == 'manual'
+        assert app.store is not None
+        [run] = app.store.runs('default', 'morning')
+        assert run.trigger is Trigger.MANUAL
         with opener.open(f'{server.url}/cronjobs/jobs/morning') as response:
             html = response.read().decode()
-        assert '<td data-label="Trigger">soon</td>' in html
+        assert '<td data-label="Trigger">manual</td>' in html
         assert 'good morning' in html
         with pytest.raises(urllib.error.HTTPError) as error:
             opener.open(f'{server.url}/cronjobs/control/hold',
