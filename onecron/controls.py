@@ -81,6 +81,14 @@ class Controls:
         self._trigger(job, self._base_url_of(application_id), application_id,
                       Trigger.SOON, delay=delay)
 
+    def _run_now(self, name: str, application_id: str) -> None:
+        """Run the job called ``name`` once, now, because a person asked
+        for it (the status page's Run now): recorded as a ``manual`` run,
+        as ``onecron run`` records its runs; :meth:`run_soon`, called by
+        code, records ``soon``."""
+        self._trigger(self._job(name), self._base_url_of(application_id),
+                      application_id, Trigger.MANUAL)
+
     def base_url_of(self, application_id: str) -> str | None:
         raise NotImplementedError
 

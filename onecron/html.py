@@ -2,6 +2,11 @@
 
 Each function returns a whole document, made encodable as UTF-8 (a lone
 surrogate shows as its escape, see :func:`~onecron.overview.encodable`).
+A job's times show in the zone of its schedule, with the zone's
+abbreviation, and in UTC on hover; the scheduler's in UTC. The tables fit
+the page from a phone's width up: names break at their dots, each job's
+controls take a line of their own, and on a narrow screen every row is a
+block of labelled lines.
 ``base`` is the page's own URL path
 (``/cronjobs``); forms post to ``{base}/control/{action}`` with the CSRF
 token in a hidden field. The style sheet is inline, and allowed by its hash
@@ -12,9 +17,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
+from functools import lru_cache
 from html import escape
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .overview import ApplicationStatus, JobStatus, encodable
 from .store import Run
@@ -31,22 +38,31 @@ header { background: var(--ink); color: #fff; padding: .7rem 1.5rem; }
 header a { color: #fff; text-decoration: none; font-weight: 600; }
 header small { color: #b8c0cc; margin-left: .5rem; }
 a { color: var(--run); }
-time { white-space: nowrap; }
+time + small { white-space: nowrap; }
 main { padding: 1rem 1.5rem 3rem; max-width: 90rem; }
 section { background: #fff; border: 1px solid var(--line);
   border-radius: 8px; padding: 1rem 1.25rem; margin: 0 0 1.5rem; }
-h1, h2 { margin: 0 0 .5rem; font-size: 1.25rem; }
+h1, h2 { margin: 0 0 .5rem; font-size: 1.25rem; overflow-wrap: anywhere; }
 h2 code { font-size: 1.15rem; }
 .meta { display: flex; flex-wrap: wrap; gap: .4rem 1.5rem; align-items: center;
-  color: var(--muted); margin-bottom: .8rem; }
+  color: var(--muted); margin-bottom: .8rem; overflow-wrap: anywhere; }
 .meta strong { color: var(--ink); font-weight: 600; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; }
+table.jobs { table-layout: fixed; }
+/* fixed columns: a long name or time wraps, never widens the table */
+.jobs th:nth-child(1) { width: 24%; }
+.jobs th:nth-child(2) { width: 23%; }
+.jobs th:nth-child(3) { width: 18%; }
+.jobs th:nth-child(4) { width: 22%; }
+.jobs td { overflow-wrap: anywhere; }
 th, td { text-align: left; vertical-align: top; padding: .45rem .6rem;
   border-top: 1px solid var(--line); }
 th { font-size: .8rem; text-transform: uppercase; letter-spacing: .04em;
-  color: var(--muted); border-top: 0; }
+  color: var(--muted); border-top: 0; white-space: nowrap; }
 td small, .muted { color: var(--muted); }
+.name { font-weight: 600; }
+tr.actions > td, tr.texts > td { border-top: 0; padding-top: 0; }
 code, pre { font: .85rem/1.4 ui-monospace, "SFMono-Regular", Menlo,
   monospace; }
 pre { background: var(--bg); border: 1px solid var(--line); padding: .5rem;
@@ -59,8 +75,8 @@ pre { background: var(--bg); border: 1px solid var(--line); padding: .5rem;
 .warn { color: var(--warn); } .run { color: var(--run); }
 .off { color: var(--muted); }
 form { display: inline; margin: 0; }
-.actions { white-space: nowrap; }
-.actions > * { margin: 0 .25rem .25rem 0; }
+div.actions { display: flex; flex-wrap: wrap; align-items: flex-start;
+  gap: .35rem .5rem; }
 button { font: inherit; font-size: .85rem; padding: .2rem .65rem;
   border: 1px solid var(--line); border-radius: 6px; background: #fff;
   color: var(--ink); cursor: pointer; }
@@ -68,15 +84,30 @@ button:hover { border-color: var(--ink); }
 button.primary { background: var(--ink); color: #fff;
   border-color: var(--ink); }
 button.danger { color: var(--bad); }
-details { display: inline-block; vertical-align: top; }
+details { max-width: 100%; padding-top: .2rem; }
 summary { cursor: pointer; color: var(--run); font-size: .85rem; }
-details form { display: flex; gap: .3rem; margin-top: .3rem; }
+details form { display: flex; flex-wrap: wrap; gap: .3rem;
+  margin-top: .3rem; }
 input { font: .85rem ui-monospace, Menlo, monospace; padding: .2rem .35rem;
-  border: 1px solid var(--line); border-radius: 6px; }
+  border: 1px solid var(--line); border-radius: 6px; max-width: 100%; }
 .notice { background: #eef4ff; border: 1px solid #b2ccff;
-  border-radius: 8px; padding: .6rem 1rem; margin-bottom: 1rem; }
+  border-radius: 8px; padding: .6rem 1rem; margin-bottom: 1rem;
+  overflow-wrap: anywhere; }
 .notice.warning { background: #fff4e5; border-color: #ffb84d; }
 .pages { margin-top: 1rem; display: flex; gap: 1rem; }
+@media (max-width: 60rem) {
+  header, main { padding-left: .75rem; padding-right: .75rem; }
+  section { padding: .75rem; }
+  table.stack, .stack tbody, .stack tr, .stack td { display: block; }
+  .stack thead { display: none; }
+  .stack tbody { border-top: 1px solid var(--line); padding: .4rem 0; }
+  .stack td { border: 0; padding: .1rem 0; overflow-wrap: anywhere; }
+  .stack td[data-label] { position: relative; padding-left: 6.5rem; }
+  .stack td[data-label]::before { content: attr(data-label);
+    position: absolute; left: 0; top: .3rem; color: var(--muted);
+    font-size: .75rem; text-transform: uppercase; letter-spacing: .04em; }
+  .stack tr.actions > td { padding-top: .3rem; }
+}
 '''
 #: the CSP source that allows exactly :data:`CSS`
 CSS_HASH = "'sha256-{}'".format(base64.b64encode(
@@ -97,8 +128,8 @@ def _document(title: str, base: str, body: str) -> str:
         f'<meta name="viewport" content="width=device-width, '
         f'initial-scale=1"><title>{_e(title)}</title>'
         f'<style>{CSS}</style></head>\n<body><header>'
-        f'<a href="{_e(base)}/">onecron</a> <small>all times in UTC'
-        f'</small></header>\n'
+        f'<a href="{_e(base)}/">onecron</a> <small>times in each job\'s '
+        f'zone, in UTC on hover</small></header>\n'
         f'<main>{body}</main></body></html>\n')
 
 
@@ -106,19 +137,38 @@ def _badge(text: str, kind: str) -> str:
     return f'<span class="badge {kind}">{_e(text)}</span>'
 
 
-def _when(moment: datetime | None, now: datetime) -> str:
-    """A UTC time with how long ago or ahead it is, or a dash."""
+def _when(moment: datetime | None, now: datetime,
+          zone: tzinfo = timezone.utc) -> str:
+    """A time in ``zone`` with how long ago or ahead it is, or a dash."""
     if moment is None:
         return '<span class="muted">–</span>'
     seconds = (moment - now).total_seconds()
     relative = (f'in {_span(seconds)}' if seconds >= 1
                 else f'{_span(-seconds)} ago' if seconds <= -1 else 'now')
-    return (f'<time datetime="{_e(moment.isoformat())}">{_utc(moment)}'
-            f'</time> <small>{relative}</small>')
+    return f'{_time(moment, zone)} <small>{relative}</small>'
 
 
-def _utc(moment: datetime) -> str:
-    return f'{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}'
+def _time(moment: datetime, zone: tzinfo = timezone.utc) -> str:
+    """``moment`` on the wall clock of ``zone``, with the zone's
+    abbreviation (``2024-05-01 08:30:00 CEST``), and in UTC on hover."""
+    local = moment.astimezone(zone)
+    utc = moment.astimezone(timezone.utc)
+    return (f'<time datetime="{_e(moment.isoformat())}" '
+            f'title="{utc:%Y-%m-%d %H:%M:%S} UTC">'
+            f'{local:%Y-%m-%d %H:%M:%S}&nbsp;{_e(local.tzname() or "")}'
+            f'</time>')
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str | None) -> tzinfo:
+    """The zone a job's schedule is in; UTC for a manual-only job (or a
+    zone name that no longer loads)."""
+    if not name or name == 'UTC':
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return timezone.utc
 
 
 def _span(seconds: float) -> str:
@@ -213,7 +263,7 @@ def _application(status: ApplicationStatus, base: str, csrf: str,
         hold = (f'{_badge("ACTIVE", "ok")} '
                 + _form(base, 'hold', csrf, 'Hold all jobs', app_field,
                         'danger'))
-    rows = ''.join(_job_row(job, status.id, base, csrf, now)
+    rows = ''.join(_job_row(job, status, base, csrf, now)
                    for job in status.jobs)
     return (f'<section id="app-{_e(status.id)}">'
             f'<h2>Application <code>{_e(status.id)}</code></h2>'
@@ -223,17 +273,19 @@ def _application(status: ApplicationStatus, base: str, csrf: str,
             f'<div class="meta">{hold}</div>'
             + ''.join(f'<p class="notice warning">{_e(warning)}</p>'
                       for warning in status.warnings)
-            + f'<div class="scroll"><table><thead><tr><th>Job</th>'
-            f'<th>Schedule</th><th>Next run</th><th>Last run</th>'
-            f'<th>State</th><th>Actions</th></tr></thead>'
-            f'<tbody>{rows}</tbody></table></div>'
-            f'</section>\n')
+            + f'<div class="scroll"><table class="jobs stack"><thead><tr>'
+            f'<th>Job</th><th>Schedule</th><th>Next run</th>'
+            f'<th>Last run</th><th>State</th></tr></thead>{rows}</table>'
+            f'</div></section>\n')
 
 
-def _job_row(job: JobStatus, application_id: str, base: str, csrf: str,
-             now: datetime) -> str:
-    fields = {'application_id': application_id, 'job': job.name}
-    link = history_url(base, job.name, application_id)
+def _job_row(job: JobStatus, status: ApplicationStatus, base: str,
+             csrf: str, now: datetime) -> str:
+    """A job's row, and under it a row with its controls: however long its
+    name, they stay on the page."""
+    fields = {'application_id': status.id, 'job': job.name}
+    link = history_url(base, job.name, status.id)
+    zone = _zone(job.timezone)
     if job.schedule is None:
         schedule = '<span class="muted">manual only</span>'
     else:
@@ -241,10 +293,18 @@ def _job_row(job: JobStatus, application_id: str, base: str, csrf: str,
                     f'</code>')
         if job.overridden:
             schedule += ' ' + _badge('overridden', 'warn')
+    if job.next_run is not None:
+        next_run = _when(job.next_run, now, zone)
+    elif not job.enabled:
+        next_run = '<span class="muted">disabled</span>'
+    elif status.held and job.schedule is not None:
+        next_run = '<span class="muted">held</span>'
+    else:
+        next_run = _when(None, now)
     last = '<span class="muted">never</span>'
     if job.last_run is not None:
         last = (f'{_outcome(job.last_run)} '
-                f'{_when(job.last_run.started, now)}'
+                f'{_when(job.last_run.started, now, zone)}'
                 f'<br><small>{_duration(job.last_run.duration)}</small>')
     state = _badge(job.state, 'run' if job.running else 'off')
     state += ' ' + (_badge('enabled', 'ok') if job.enabled
@@ -253,13 +313,22 @@ def _job_row(job: JobStatus, application_id: str, base: str, csrf: str,
               else _form(base, 'enable', csrf, 'Enable', fields))
     reset = (_form(base, 'reset', csrf, 'Reset schedule', fields)
              if job.overridden else '')
-    return (f'<tr data-job="{_e(job.name)}"><td><a href="{_e(link)}">'
-            f'{_e(job.name)}</a></td><td>{schedule}</td>'
-            f'<td>{_when(job.next_run, now)}</td><td>{last}</td>'
-            f'<td>{state}</td><td class="actions">'
+    return (f'<tbody data-job="{_e(job.name)}"><tr>'
+            f'<td class="name"><a href="{_e(link)}">{_breakable(job.name)}'
+            f'</a></td><td data-label="Schedule">{schedule}</td>'
+            f'<td class="next" data-label="Next run">{next_run}</td>'
+            f'<td data-label="Last run">{last}</td>'
+            f'<td data-label="State">{state}</td></tr>'
+            f'<tr class="actions"><td colspan="5"><div class="actions">'
             f'{_form(base, "run-now", csrf, "Run now", fields, "primary")}'
             f'{toggle}{reset}{_override_form(job, fields, base, csrf)}'
-            f'</td></tr>\n')
+            f'</div></td></tr></tbody>\n')
+
+
+def _breakable(name: str) -> str:
+    """``name`` escaped, with a line break allowed after each dot: a long
+    ``module.qualname`` wraps where it reads best."""
+    return _e(name).replace('.', '.<wbr>')
 
 
 def _override_form(job: JobStatus, fields: dict[str, str], base: str,
@@ -283,11 +352,12 @@ def _override_form(job: JobStatus, fields: dict[str, str], base: str,
 def history(job: str, application_id: str, runs: list[Run] | None, *,
             base: str, csrf: str, now: datetime,
             older: int | None = None, newest: bool = True,
-            notice: str | None = None) -> str:
+            notice: str | None = None, zone: str | None = None) -> str:
     """A job's last runs; ``runs`` is None without a store.
 
     ``older`` is the ``before_id`` of the next page, if there is one;
-    ``newest`` tells whether this is the first page.
+    ``newest`` tells whether this is the first page; ``zone`` names the
+    zone of the job's schedule, which its times are shown in.
     """
     fields = {'application_id': application_id, 'job': job,
               'back': 'history'}
@@ -303,11 +373,12 @@ def history(job: str, application_id: str, runs: list[Run] | None, *,
     elif not runs:
         body += '<p>No runs recorded.</p>'
     else:
-        rows = ''.join(_run_row(run, now) for run in runs)
-        body += ('<div class="scroll"><table><thead><tr><th>#</th>'
-                 '<th>Started</th><th>Trigger</th><th>Scheduled</th>'
-                 '<th>Duration</th><th>Outcome</th><th>HTTP</th></tr>'
-                 f'</thead><tbody>{rows}</tbody></table></div>')
+        tz = _zone(zone)
+        rows = ''.join(_run_row(run, now, tz) for run in runs)
+        body += ('<div class="scroll"><table class="stack"><thead><tr>'
+                 '<th>#</th><th>Started</th><th>Trigger</th>'
+                 '<th>Scheduled</th><th>Duration</th><th>Outcome</th>'
+                 f'<th>HTTP</th></tr></thead>{rows}</table></div>')
     pages = []
     if not newest:
         pages.append(f'<a href="{_e(history_url(base, job, application_id))}'
@@ -321,24 +392,40 @@ def history(job: str, application_id: str, runs: list[Run] | None, *,
     return _document(f'{job} – onecron', base, body)
 
 
-def _run_row(run: Run, now: datetime) -> str:
+def _run_row(run: Run, now: datetime, zone: tzinfo) -> str:
     scheduled = ('<span class="muted">–</span>' if run.scheduled is None
-                 else f'<time datetime="{_e(run.scheduled.isoformat())}">'
-                 f'{_utc(run.scheduled)}</time>')
+                 else _time(run.scheduled, zone))
     status = '' if run.http_status is None else str(run.http_status)
-    row = (f'<tr id="run-{run.id}"><td>{run.id}</td>'
-           f'<td>{_when(run.started, now)}</td>'
-           f'<td>{_e(run.trigger.value)}</td><td>{scheduled}</td>'
-           f'<td>{_duration(run.duration)}</td><td>{_outcome(run)}</td>'
-           f'<td>{status}</td></tr>\n')
+    row = (f'<tbody><tr id="run-{run.id}"><td data-label="Run">{run.id}'
+           f'</td><td data-label="Started">{_when(run.started, now, zone)}'
+           f'</td><td data-label="Trigger">{_e(run.trigger.value)}</td>'
+           f'<td data-label="Scheduled">{scheduled}</td>'
+           f'<td data-label="Duration">{_duration(run.duration)}</td>'
+           f'<td data-label="Outcome">{_outcome(run)}</td>'
+           f'<td data-label="HTTP">{status}</td></tr>\n')
+    output = _without_traceback(run.output, run.error)
     texts = ''
-    if run.output:
-        texts += f'<div>Output</div><pre>{_e(run.output)}</pre>'
+    if output:
+        texts += f'<div>Output</div><pre>{_e(output)}</pre>'
     if run.error:
         texts += f'<div class="bad">Error</div><pre>{_e(run.error)}</pre>'
     if texts:
-        row += f'<tr class="texts"><td></td><td colspan="6">{texts}</td></tr>'
-    return row
+        row += (f'<tr class="texts"><td></td><td colspan="6">{texts}</td>'
+                f'</tr>')
+    return row + '</tbody>'
+
+
+def _without_traceback(output: str, error: str | None) -> str:
+    """The output of a run, less the traceback of its error.
+
+    A job that raises leaves the traceback in its error, and in its output
+    too: the failure is logged with it while the run's log is kept. The
+    page shows it once, as the error.
+    """
+    trace = (error or '').strip()
+    if not trace or trace not in output:
+        return output
+    return output.replace(trace, '').rstrip()
 
 
 # --- errors -------------------------------------------------------------

@@ -45,6 +45,7 @@ class JobStatus:
     manual: bool
     enabled: bool
     running: bool
+    #: None when the job will not fire: manual-only, disabled, or held
     next_run: datetime | None
     last_run: Run | None
 
@@ -106,7 +107,10 @@ def collect(app: CronApp, application_id: str) -> ApplicationStatus:
             # by the newest run: an older unfinished one was left by a
             # crash, or is a concurrent run of an overlap='allow' job
             running=last_run is not None and last_run.running,
-            next_run=app.next_run(name, application_id),
+            # a running scheduler keeps a disabled job's next fire queued
+            # (and skips it when it comes): that is no next run
+            next_run=(app.next_run(name, application_id)
+                      if setting.enabled else None),
             last_run=last_run))
     pool = app.pool_for(application_id)
     warnings: tuple[str, ...] = ()

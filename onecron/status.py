@@ -215,8 +215,17 @@ class StatusPage:
         response.text = html.history(
             name, application_id, runs, base=base, csrf=csrf,
             now=self.app.clock(), older=older, newest=before is None,
-            notice=notice)
+            notice=notice, zone=self._zone_of(name, application_id))
         return response
+
+    def _zone_of(self, name: str, application_id: str) -> str | None:
+        """The zone of the job's schedule in force (the code's if the
+        stored override does not parse), None for a manual-only job."""
+        try:
+            schedule = self.app.schedule_of(name, application_id)
+        except ValueError:
+            schedule = self.app.jobs[name].schedule
+        return None if schedule is None else schedule.timezone
 
     def _notice(self, request: Request) -> str | None:
         """The words for ``?done=action``, naming only known jobs."""
@@ -285,7 +294,7 @@ class StatusPage:
              form: Mapping[str, str]) -> None:
         app = self.app
         if action == 'run-now':
-            app.run_soon(name, application_id=application_id)
+            app._run_now(name, application_id)  # a manual run, as the CLI's
         elif action in ('enable', 'disable'):
             app.set_enabled(name, action == 'enable', application_id)
         elif action == 'override':

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import http.client
 import json
+import logging
 import re
 import urllib.error
 import urllib.request
@@ -138,10 +139,19 @@ def record(store: Store, job: str, minutes_ago: float, outcome: Outcome,
 
 
 def row(html: str, job: str) -> str:
-    match = re.search(rf'<tr data-job="{re.escape(job)}">(.*?)</tr>', html,
-                      re.S)
+    """The rows of ``job`` on the overview: its data and its controls."""
+    match = re.search(rf'<tbody data-job="{re.escape(job)}">(.*?)</tbody>',
+                      html, re.S)
     assert match, f'no row for {job}'
     return match[1]
+
+
+def cell(html: str, job: str, css_class: str) -> str:
+    """The text of one cell of ``job``'s row, tags left out."""
+    match = re.search(rf'<td class="{css_class}"[^>]*>(.*?)</td>',
+                      row(html, job), re.S)
+    assert match, f'no {css_class} cell for {job}'
+    return re.sub(r'<[^>]+>', '', match[1])
 
 
 # --- routing ------------------------------------------------------------
@@ -292,13 +302,38 @@ def test_overview_lists_jobs_with_their_schedules(client: Client) -> None:
 
 def test_overview_shows_next_run_with_jitter(app: CronApp,
                                              client: Client) -> None:
-    """The next run is the app's, jitter included, as a UTC time."""
+    """The next run is the app's, jitter included, on the wall clock of
+    the job's zone (UTC on hover)."""
     next_run = app.next_run('morning', 'default')
     assert next_run is not None and next_run.second > 0  # the jitter
-    assert f'<time datetime="{next_run.isoformat()}">' \
-        f'{next_run.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}</time> ' \
+    assert f'<time datetime="{next_run.isoformat()}" ' \
+        f'title="2024-05-01 06:30:{next_run.second:02} UTC">' \
+        f'2024-05-01 08:30:{next_run.second:02}&nbsp;CEST</time> ' \
         f'<small>in 30 min</small>' in row(client.get('/cronjobs/').text,
                                            'morning')
+
+
+def test_overview_shows_times_in_the_jobs_zone(store: Store,
+                                               client: Client) -> None:
+    """A job at 08:30 in Zurich shows its next and last runs at 08:30
+    Zurich time with the zone's abbreviation, not at 06:30 UTC; a job
+    in UTC shows UTC; the scheduler's times are in UTC."""
+    store.heartbeat(SchedulerInfo('default', 'web-1', 42, NOW, NOW))
+    record(store, 'morning', 24 * 60 - 30, Outcome.OK)  # 08:30 Zurich
+    page = client.get('/cronjobs/').text
+    morning = cell(page, 'morning', 'next')
+    assert re.fullmatch(r'2024-05-01 08:30:\d\d&nbsp;CEST in 30 min',
+                        morning), morning
+    assert '2024-04-30 08:30:00&nbsp;CEST</time>' in row(page, 'morning')
+    assert 'title="2024-04-30 06:30:00 UTC"' in row(page, 'morning')
+    assert '06:30' not in re.sub(r'<[^>]+>', '', row(page, 'morning'))
+    assert re.fullmatch(r'2024-05-01 06:00:\d\d&nbsp;UTC in \d+ s',
+                        cell(page, 'feed', 'next'))  # 06:00 and jitter
+    assert 'alive since <time datetime="2024-05-01T06:00:00+00:00" ' \
+        'title="2024-05-01 06:00:00 UTC">2024-05-01 06:00:00&nbsp;UTC' \
+        '</time>' in page
+    assert "times in each job's zone" in page \
+        and 'all times in UTC' not in page
 
 
 def test_overview_shows_last_run_and_state(store: Store,
@@ -343,6 +378,7 @@ def test_overview_marks_overrides_and_disabled_jobs(store: Store,
     assert 'Reset schedule' in morning
     feed = row(page, 'feed')
     assert 'disabled' in feed and '>Enable</button>' in feed
+    assert cell(page, 'feed', 'next') == 'disabled'
     assert '>Disable</button>' in row(page, 'manual')
     assert 'Reset schedule' not in feed
 
@@ -443,6 +479,40 @@ def test_status_json(app: CronApp, store: Store, client: Client) -> None:
     assert jobs['manual']['last_run'] is None
 
 
+def test_disabled_job_has_no_next_run(
+        tmp_path: Path, live_server: Callable[..., LiveServer]) -> None:
+    """A running scheduler keeps a disabled job's next fire queued (to
+    skip it); the page shows "disabled" instead of a next run, and
+    status.json a null next_run; held jobs show "held"."""
+    app = make_app(tmp_path / 'runs.db', clock=utcnow, enabled=True,
+                   lock_dir=str(tmp_path / 'locks'))
+    assert app.store is not None
+    app.store.set_enabled('default', 'morning', False)
+    server = live_server(app)
+    app.start(base_url=server.url)
+    try:
+        scheduler = app._schedulers['default']
+        wait_for(lambda: scheduler.next_run('morning') is not None)
+        client = Client(app)
+        page = client.get('/cronjobs/').text
+        assert cell(page, 'morning', 'next') == 'disabled'
+        assert cell(page, 'feed', 'next') != 'disabled'
+        [application] = client.get(
+            '/cronjobs/status.json').json['applications']
+        jobs = {job['name']: job for job in application['jobs']}
+        assert jobs['morning']['enabled'] is False
+        assert jobs['morning']['next_run'] is None
+        assert jobs['feed']['next_run'] is not None
+        app.hold()
+        wait_for(lambda: app.next_run('feed') is None)
+        page = client.get('/cronjobs/').text
+        assert cell(page, 'feed', 'next') == 'held'
+        assert cell(page, 'morning', 'next') == 'disabled'
+        assert cell(page, 'manual', 'next') == '–'
+    finally:
+        app.stop()
+
+
 def test_status_json_while_held_and_running(store: Store,
                                             client: Client) -> None:
     """A held id says so and since when; a running job is RUNNING with a
@@ -473,12 +543,41 @@ def test_history_shows_each_run_in_full(store: Store,
     assert page.status_int == 200
     html = page.text
     assert f'<tr id="run-{run_id}">' in html
-    assert '<td>scheduler</td>' in html
-    assert '2024-05-01 05:49:40</time>' in html  # scheduled
-    assert '3.00 s' in html and '<td>500</td>' in html
+    assert '<td data-label="Trigger">scheduler</td>' in html
+    # in the job's zone, Zurich's: 05:49:40 UTC is 07:49:40 CEST
+    assert 'title="2024-05-01 05:49:40 UTC">' \
+        '2024-05-01 07:49:40&nbsp;CEST</time>' in html  # scheduled
+    assert 'title="2024-05-01 05:50:00 UTC">' \
+        '2024-05-01 07:50:00&nbsp;CEST</time>' in html  # started
+    assert '3.00 s' in html and '<td data-label="HTTP">500</td>' in html
     assert '<pre>&lt;script&gt;alert(1)&lt;/script&gt;</pre>' in html
     assert 'ValueError: a &lt; b</pre>' in html
     assert '<script>' not in html
+
+
+def test_history_shows_a_failed_runs_traceback_once(store: Store) -> None:
+    """A job that raises leaves its traceback in the run's error and, as
+    the failure is logged, in its output: the history shows it once,
+    under Error, and keeps what else the job logged."""
+    app = make_app(store, base_url='http://localhost')
+
+    @app.cronjob(name='broken')
+    def broken(request: Request) -> None:
+        logging.getLogger('feeds').warning('fetching the feed')
+        raise ValueError('the feed is gone')
+
+    assert Request.blank(app.url_for('broken')).get_response(
+        app).status_int == 500
+    [run] = store.runs('default', 'broken')
+    assert run.error is not None and run.error.startswith('Traceback')
+    assert run.error.strip() in run.output  # what the page must not repeat
+    html = Client(app).get('/cronjobs/jobs/broken').text
+    assert html.count('Traceback (most recent call last)') == 1
+    assert html.count('ValueError: the feed is gone') == 1
+    assert 'WARNING feeds: fetching the feed' in html
+    assert 'job broken (default) failed: ValueError raised' in html
+    error = html.index('<div class="bad">Error</div>')
+    assert html.index('Traceback (most recent call last)') > error
 
 
 def test_history_pages_with_before_id(store: Store, client: Client) -> None:
@@ -819,7 +918,9 @@ def test_release_with_catch_up_runs_what_was_missed(
 
 
 def test_run_now_calls_the_job_url(store: Store) -> None:
-    """Run now hands one call of the job's URL to the caller."""
+    """Run now hands one call of the job's URL to the caller, as a
+    manual run (as ``onecron run``'s); run_soon() from code stays
+    ``soon``."""
     caller = RecordingCaller()
     app = make_app(store, base_url='http://127.0.0.1:9', caller=caller)
     response = Client(app).post('run-now', job='manual',
@@ -827,7 +928,9 @@ def test_run_now_calls_the_job_url(store: Store) -> None:
     assert response.status_int == 303
     [call] = caller.calls
     assert call.url == app.url_for('manual')
-    assert 'X-Onecron-Trigger: soon' in call.headers
+    assert 'X-Onecron-Trigger: manual' in call.headers
+    app.run_soon('manual')
+    assert 'X-Onecron-Trigger: soon' in caller.calls[1].headers
 
 
 @pytest.mark.parametrize('action', ['run-now', 'enable', 'disable',
@@ -960,8 +1063,8 @@ def test_no_application_id_seen_yet(store: Store) -> None:
 
 def test_run_now_over_http(tmp_path: Path,
                            live_server: Callable[..., LiveServer]) -> None:
-    """On a real server, Run now runs the job through its URL; the run
-    shows in status.json and the history."""
+    """On a real server, Run now runs the job through its URL; the run,
+    recorded as manual, shows in status.json and the history."""
     app = make_app(tmp_path / 'runs.db', clock=utcnow, enabled=True)
     server = live_server(app)
     app.start(base_url=server.url, application_id='default')
@@ -987,10 +1090,15 @@ def test_run_now_over_http(tmp_path: Path,
             last = jobs['morning']['last_run']
             return last if last and last['outcome'] == 'ok' else None
 
-        assert wait_for(last_run)['trigger'] == 'soon'
+        # a person asked for it: manual, as a run of `onecron run` is
+        assert wait_for(last_run)['trigger'] == 'manual'
+        assert app.store is not None
+        [run] = app.store.runs('default', 'morning')
+        assert run.trigger is Trigger.MANUAL
         with opener.open(f'{server.url}/cronjobs/jobs/morning') as response:
             html = response.read().decode()
-        assert '<td>soon</td>' in html and 'good morning' in html
+        assert '<td data-label="Trigger">manual</td>' in html
+        assert 'good morning' in html
         with pytest.raises(urllib.error.HTTPError) as error:
             opener.open(f'{server.url}/cronjobs/control/hold',
                         data=b'application_id=default')

@@ -179,7 +179,7 @@ def test_run_now_on_the_status_page_with_static_urls_off(
                       data=form.encode()) as answer:
         assert answer.status == 200
     wait_for(lambda: finished(served, 'job'))
-    assert finished(served, 'job') == [(Trigger.SOON, Outcome.OK)]
+    assert finished(served, 'job') == [(Trigger.MANUAL, Outcome.OK)]
 
 
 def test_onecron_run_with_static_urls_off(
