@@ -55,7 +55,7 @@ def test_run_now_shows_up_in_the_history(
     """Open the page, see the jobs, press Run now, and find the new run
     in the job's history."""
     app = CronApp(secret='browser test', store=tmp_path / 'runs.db',
-                  clock=utcnow)
+                  clock=utcnow, lock_dir=str(tmp_path))
 
     @app.cronjob(hour=8, minute=30, timezone='Europe/Zurich',
                  name='morning_report')
