@@ -30,8 +30,9 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from types import GetSetDescriptorType, ModuleType
 from typing import NoReturn, TextIO
 from urllib.parse import urlsplit
 
@@ -118,12 +119,84 @@ def load(spec: str) -> CronApp:
         try:
             found = getattr(found, part)
         except AttributeError:
+            places = _cron_apps(module, module_name, [])
             raise CommandError(f'module {module_name!r} has no attribute '
-                               f'{attribute!r}') from None
+                               f'{attribute!r}'
+                               + (_naming(places) if places else '')
+                               ) from None
     if not isinstance(found, CronApp):
-        raise CommandError(f'{spec} is a {type(found).__name__}, not a '
-                           f'onecron.CronApp')
+        places = _cron_apps(module, module_name, [(attribute, found)])
+        raise CommandError(
+            f'{spec} is a {type(found).__name__}, not a onecron.CronApp'
+            + (_naming(places) if places else
+               f'; module {module_name!r} holds none: name the CronApp '
+               f'that wraps your WSGI application'))
     return found
+
+
+#: where WSGI wrappers keep the application they wrap: Flask's
+#: ``app.wsgi_app = CronApp(app.wsgi_app)``, ``.app`` of werkzeug's and
+#: Sentry's middleware, ``.application`` of WhiteNoise
+_WRAPPED = ('wsgi_app', 'app', 'application', 'wrapped')
+
+
+def _cron_apps(module: ModuleType, module_name: str,
+               start: list[tuple[str, object]]) -> list[list[str]]:
+    """Each :class:`~onecron.CronApp` ``module`` holds, as the
+    ``module:attribute`` names that reach it.
+
+    ``start`` and the module's globals come first, then what they wrap,
+    two levels down (:data:`_WRAPPED`). Only instance dictionaries are
+    read, so no property, proxy or ``__getattr__`` of the application
+    runs.
+    """
+    places: dict[int, list[str]] = {}
+    named: set[str] = set()
+    seen: set[int] = set()
+    level = start + [(name, value) for name, value in vars(module).items()
+                     if not issubclass(type(value), ModuleType)]
+    for _ in range(3):
+        below: list[tuple[str, object]] = []
+        for path, value in level:
+            if path in named:
+                continue
+            named.add(path)
+            if issubclass(type(value), CronApp):
+                places.setdefault(id(value), []).append(
+                    f'{module_name}:{path}')
+                continue
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            attributes = _instance_dict(value)
+            below += [(f'{path}.{key}', attributes[key])
+                      for key in _WRAPPED if key in attributes]
+        level = below
+    return list(places.values())
+
+
+def _instance_dict(value: object) -> Mapping[str, object]:
+    """``value.__dict__`` if it is the plain one Python keeps, else
+    nothing: a proxy's ``__dict__`` (werkzeug's ``current_app``) would run
+    its code, and fail outside a request."""
+    for klass in type(value).__mro__:
+        descriptor = vars(klass).get('__dict__')
+        if descriptor is not None:
+            if isinstance(descriptor, GetSetDescriptorType):
+                attributes = descriptor.__get__(value, type(value))
+                if isinstance(attributes, Mapping):
+                    return attributes
+            break
+    return {}
+
+
+def _naming(places: list[list[str]]) -> str:
+    """``; the CronApp is m:cron (also m:app.wsgi_app)``."""
+    names = [paths[0] + (f' (also {" or ".join(paths[1:])})'
+                         if len(paths) > 1 else '') for paths in places]
+    if len(names) == 1:
+        return f'; the CronApp is {names[0]}'
+    return f'; the CronApps are {", ".join(names[:-1])} and {names[-1]}'
 
 
 def _describe(exc: BaseException) -> str:

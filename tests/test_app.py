@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from webob import Request
@@ -106,9 +107,11 @@ def test_url_for() -> None:
         bare.url_for('j')
 
 
-def test_urls_agree_across_instances_with_the_same_secret() -> None:
+def test_urls_agree_across_instances_with_the_same_secret(
+        tmp_path: Path) -> None:
     """Two processes (two CronApps) with one secret make the same URL."""
-    first, second = make(base_url='http://h'), make(base_url='http://h')
+    first, second = (make(base_url='http://h', lock_dir=str(tmp_path))
+                     for _ in range(2))
     for app in (first, second):
         app.cronjob(minute=0, name='job')(lambda r: None)
     assert first.url_for('job') == second.url_for('job')

@@ -858,6 +858,90 @@ def test_a_store_that_cannot_open_is_one_line(project: Project) -> None:
         result.stderr)
 
 
+FLASK_APP = '''
+from flask import Flask, current_app, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+from onecron import CronApp
+
+app = Flask(__name__)
+
+@app.route('/')
+def index():
+    return current_app.name + request.path
+
+cron = CronApp(app.wsgi_app, secret='flask secret', lock_dir={here!r})
+app.wsgi_app = cron
+
+@cron.cronjob(minute=0, name='tick')
+def tick(request):
+    pass
+
+bare = Flask('bare')
+bare.wsgi_app = CronApp(bare.wsgi_app, secret='bare secret',
+                        lock_dir={here!r})
+
+# as behind a reverse proxy: the CronApp inside werkzeug's middleware
+behind_proxy = ProxyFix(CronApp(None, secret='proxied', lock_dir={here!r}))
+'''
+
+
+@pytest.fixture
+def flask_module(project: Project) -> Iterator[str]:
+    """A real Flask application module in the project directory, whose
+    CronApp is ``cron``, also ``app.wsgi_app``."""
+    name = f'flaskapp_{uuid.uuid4().hex[:8]}'
+    (project.path / f'{name}.py').write_text(
+        FLASK_APP.format(here=str(project.path)))
+    yield name
+    loaded = sys.modules.pop(name, None)
+    if loaded is not None:
+        for cron in (loaded.cron, loaded.bare.wsgi_app,
+                     loaded.behind_proxy.app):
+            cron.stop()
+
+
+def test_naming_the_flask_app_names_the_cron_app(
+        flask_module: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Naming the Flask app instead of its CronApp says which it is and
+    every name of each CronApp the module holds."""
+    assert main(['history', f'{flask_module}:app']) == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        f'onecron: error: {flask_module}:app is a Flask, not a '
+        f'onecron.CronApp; the CronApps are {flask_module}:cron (also '
+        f'{flask_module}:app.wsgi_app), {flask_module}:bare.wsgi_app and '
+        f'{flask_module}:behind_proxy.app')
+    assert main(['list', f'{flask_module}:behind_proxy.app']) == 0
+    assert capsys.readouterr().out == (
+        f'{flask_module}:behind_proxy.app has no jobs\n')
+
+
+def test_a_missing_attribute_names_the_cron_apps(
+        flask_module: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A name the module lacks (Django's ``application`` as ``app``) is
+    answered with the CronApps it does hold."""
+    assert main(['list', f'{flask_module}:application']) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"onecron: error: module {flask_module!r} has "
+                           f"no attribute 'application'; the CronApps are "
+                           f"{flask_module}:cron (also ")
+
+
+def test_a_module_without_a_cron_app_says_so(
+        project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    """A module that holds no CronApp at all says so, in one line."""
+    (project.path / 'plainwsgi.py').write_text(textwrap.dedent('''
+        def app(environ, start_response):
+            start_response('200 OK', [])
+            return [b'hello']
+    '''))
+    assert main(['list', 'plainwsgi:app']) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line == ("onecron: error: plainwsgi:app is a function, not a "
+                    "onecron.CronApp; module 'plainwsgi' holds none: name "
+                    "the CronApp that wraps your WSGI application")
+    sys.modules.pop('plainwsgi', None)
+
+
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     """--help prints the commands and exits 0."""
     assert main(['--help']) == 0

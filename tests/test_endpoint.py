@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +16,9 @@ SECRET = 'test-secret'
 
 
 @pytest.fixture
-def app() -> CronApp:
+def app(tmp_path: Path) -> CronApp:
     return CronApp(secret=SECRET, enabled=False,
-                   base_url='http://example.org')
+                   base_url='http://example.org', lock_dir=str(tmp_path))
 
 
 def path_of(app: CronApp, name: str) -> str:
@@ -113,10 +114,11 @@ def test_raising_job(app: CronApp, caplog: Any,
 
 
 def test_slow_job_is_reported(caplog: Any,
-                              sentry_events: list[dict[str, Any]]) -> None:
+                              sentry_events: list[dict[str, Any]],
+                              tmp_path: Path) -> None:
     """A run longer than slow_after: WARNING with name and duration."""
     app = CronApp(secret=SECRET, enabled=False, slow_after=0.05,
-                  base_url='http://example.org')
+                  base_url='http://example.org', lock_dir=str(tmp_path))
     app.cronjob(minute=0, name='sluggish')(lambda request: time.sleep(0.1))
     with caplog.at_level(logging.WARNING, logger='onecron'):
         response = Request.blank(path_of(app, 'sluggish')).get_response(app)
@@ -151,9 +153,10 @@ def test_without_wrapped_app_everything_else_is_404() -> None:
     assert Request.blank('/anything').get_response(app).status_int == 404
 
 
-def test_custom_prefix_and_script_name() -> None:
+def test_custom_prefix_and_script_name(tmp_path: Path) -> None:
     """Job URLs follow the prefix and the mount point of the app."""
-    app = CronApp(secret=SECRET, enabled=False, prefix='/_jobs/')
+    app = CronApp(secret=SECRET, enabled=False, prefix='/_jobs/',
+                  lock_dir=str(tmp_path))
     runs: list[str] = []
     app.cronjob(minute=0, name='job')(
         lambda request: runs.append(request.application_url))
@@ -178,7 +181,8 @@ def test_response_is_a_real_wsgi_response(app: CronApp) -> None:
 
 def access_app(tmp_path: Any, runs: list[int], **options: Any) -> CronApp:
     app = CronApp(secret=SECRET, enabled=False, base_url='http://example.org',
-                  store=str(tmp_path / 'runs.sqlite'), **options)
+                  store=str(tmp_path / 'runs.sqlite'), lock_dir=str(tmp_path),
+                  **options)
     app.cronjob(minute=0, name='job')(lambda request: runs.append(1))
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import dectate
@@ -156,7 +157,8 @@ def test_chained_jobs_keep_their_names() -> None:
     assert cron.jobs['second'].then == ('first',)
 
 
-def test_subclass_inherits_jobs_and_overrides_by_name() -> None:
+def test_subclass_inherits_jobs_and_overrides_by_name(
+        tmp_path: Path) -> None:
     """A subclass app has its base's jobs; its job of one name wins."""
     Base = fresh_app()
     Base.cronjob(hour=1, name='tidy')(lambda request: 'base tidy')
@@ -166,7 +168,8 @@ def test_subclass_inherits_jobs_and_overrides_by_name() -> None:
         pass
 
     Sub.cronjob(hour=3, name='tidy')(lambda request: 'sub tidy')
-    base, sub = serve(Base()), serve(Sub())
+    base, sub = (serve(Base(), lock_dir=str(tmp_path)),
+                 serve(Sub(), lock_dir=str(tmp_path)))
     assert set(base.jobs) == set(sub.jobs) == {'tidy', 'report'}
     assert run(base, 'tidy') == (200, 'base tidy')
     assert run(sub, 'tidy') == (200, 'sub tidy')
@@ -174,7 +177,8 @@ def test_subclass_inherits_jobs_and_overrides_by_name() -> None:
     assert sub.jobs['tidy'].schedule == Schedule(hour=3)
 
 
-def test_job_gets_a_morepath_request_bound_to_the_app() -> None:
+def test_job_gets_a_morepath_request_bound_to_the_app(
+        tmp_path: Path) -> None:
     """The job gets a morepath.Request: request.app, request.link work."""
     App = fresh_app()
     seen: list[morepath.Request[Any]] = []
@@ -185,7 +189,7 @@ def test_job_gets_a_morepath_request_bound_to_the_app() -> None:
         return str(request.link(App.Root()))  # type: ignore[attr-defined]
 
     app = App()
-    cron = serve(app)
+    cron = serve(app, lock_dir=str(tmp_path))
     assert run(cron, 'link') == (200, f'{BASE}/')
     assert isinstance(seen[0], morepath.Request)
     assert seen[0].app is app
@@ -209,7 +213,7 @@ def tween(log: list[str], answer: Callable[[], Response] | None = None
     return factory
 
 
-def test_job_runs_inside_the_apps_tweens() -> None:
+def test_job_runs_inside_the_apps_tweens(tmp_path: Path) -> None:
     """A tween (more.transaction's kind) wraps the job as it wraps views."""
     App = fresh_app()
     log: list[str] = []
@@ -220,11 +224,13 @@ def test_job_runs_inside_the_apps_tweens() -> None:
         log.append('job')
         return 'done'
 
-    assert run(serve(App()), 'work') == (200, 'done')
+    cron = serve(App(), lock_dir=str(tmp_path))
+    assert run(cron, 'work') == (200, 'done')
     assert log == ['before', 'job', 'after']
 
 
-def test_failing_job_fails_the_run_despite_an_exception_view() -> None:
+def test_failing_job_fails_the_run_despite_an_exception_view(
+        tmp_path: Path) -> None:
     """An exception view does not hide a job's error: 500, reported."""
     App = fresh_app()
 
@@ -237,11 +243,12 @@ def test_failing_job_fails_the_run_despite_an_exception_view() -> None:
         raise RuntimeError('the disk is full')
 
     failures = Failures()
-    assert run(serve(App(), reporter=failures), 'broken')[0] == 500
+    cron = serve(App(), reporter=failures, lock_dir=str(tmp_path))
+    assert run(cron, 'broken')[0] == 500
     assert failures.messages == ['broken: RuntimeError raised']
 
 
-def test_tween_answering_first_fails_the_run() -> None:
+def test_tween_answering_first_fails_the_run(tmp_path: Path) -> None:
     """A tween that answers without calling the job fails the run."""
     App = fresh_app()
     log: list[str] = []
@@ -249,7 +256,8 @@ def test_tween_answering_first_fails_the_run() -> None:
     ran: list[bool] = []
     App.cronjob(hour=1, name='guarded')(lambda request: ran.append(True))
     failures = Failures()
-    assert run(serve(App(), reporter=failures), 'guarded')[0] == 500
+    cron = serve(App(), reporter=failures, lock_dir=str(tmp_path))
+    assert run(cron, 'guarded')[0] == 500
     assert ran == [] and log == ['before']
     assert failures.messages == ['guarded: OnecronError raised']
 

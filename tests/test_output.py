@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,12 +21,13 @@ from onecron.output import MAX_LINES, captured
 
 log = logging.getLogger('tests.output')
 
-# a job that logs, run once through the job URL, in a fresh interpreter
+# a job that logs, run once through the job URL, in a fresh interpreter;
+# its arguments: ok or fail, and the lock directory
 RUN_A_JOB = textwrap.dedent('''
     import logging, sys
     from webob import Request
     from onecron import CronApp
-    app = CronApp(secret='s', enabled=False)
+    app = CronApp(secret='s', enabled=False, lock_dir=sys.argv[2])
 
     @app.cronjob(name='job')
     def job(request):
@@ -92,25 +94,27 @@ def test_a_run_keeps_at_most_max_lines_and_tracebacks() -> None:
     assert lines == []
 
 
-def test_basic_config_after_a_run_still_configures_logging() -> None:
+def test_basic_config_after_a_run_still_configures_logging(
+        tmp_path: Path) -> None:
     """An application that sets up logging after its first job run (a
     request can come first) still gets its handler and format."""
     result = run_python(RUN_A_JOB + textwrap.dedent('''
         logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                             format='CONFIGURED %(name)s: %(message)s')
         logging.getLogger('the.app').info('configured after the run')
-    '''), 'ok')
+    '''), 'ok', str(tmp_path))
     assert result.stdout.splitlines() == [
         'status 200', 'CONFIGURED the.app: configured after the run']
 
 
-def test_warnings_reach_stderr_without_any_logging_set_up() -> None:
+def test_warnings_reach_stderr_without_any_logging_set_up(
+        tmp_path: Path) -> None:
     """Python's last-resort handler prints warnings and errors when
     nothing is configured: a job run must not silence it, or a failing
     job would leave no trace on the console."""
     result = run_python(RUN_A_JOB + textwrap.dedent('''
         logging.getLogger('the.app').warning('a warning after the run')
-    '''), 'fail')
+    '''), 'fail', str(tmp_path))
     assert result.stdout == 'status 500\n'
     assert 'the job says hello' in result.stderr
     assert 'RuntimeError: the job broke' in result.stderr

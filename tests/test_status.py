@@ -1065,7 +1065,8 @@ def test_run_now_over_http(tmp_path: Path,
                            live_server: Callable[..., LiveServer]) -> None:
     """On a real server, Run now runs the job through its URL; the run,
     recorded as manual, shows in status.json and the history."""
-    app = make_app(tmp_path / 'runs.db', clock=utcnow, enabled=True)
+    app = make_app(tmp_path / 'runs.db', clock=utcnow, enabled=True,
+                   lock_dir=str(tmp_path))
     server = live_server(app)
     app.start(base_url=server.url, application_id='default')
     try:

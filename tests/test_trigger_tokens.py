@@ -191,7 +191,7 @@ def test_onecron_run_with_static_urls_off(
     (tmp_path / 'sealed_app.py').write_text(
         'from onecron import CronApp\n'
         "app = CronApp(secret='s', occurrence_tokens=True, static_urls=False,"
-        f' store={str(store)!r})\n'
+        f' store={str(store)!r}, lock_dir={str(tmp_path)!r})\n'
         "@app.cronjob(minute=0, name='job')\n"
         'def job(request):\n'
         "    return 'ran: ' + request.path_info.split('/')[2]\n")
