@@ -106,8 +106,8 @@ def _uwsgi() -> ModuleType | None:
 
 
 class Deferred:
-    """One start of ``start`` (given the server's name), :data:`DELAY`
-    after :meth:`arm`, in this process, if it still applies then.
+    """One start of ``start`` (given the server's name), ``delay`` (by
+    default :data:`DELAY`) seconds after :meth:`arm`, in this process, if it still applies then.
 
     ``mode`` is ``'auto'`` (only in a :func:`serving_process`) or True (in
     any process). :meth:`arm` again in a forked child; :meth:`disarm` for
@@ -115,10 +115,10 @@ class Deferred:
     """
 
     def __init__(self, mode: bool | str, start: Callable[[str], None], *,
-                 delay: float = DELAY) -> None:
+                 delay: float | None = None) -> None:
         self.mode = mode
         self._start = start
-        self.delay = delay
+        self.delay = DELAY if delay is None else delay
         self._timer: threading.Timer | None = None
         self._armed_pid = 0
         self._armed_forks = -1
@@ -144,8 +144,10 @@ class Deferred:
         """Arm the start in this process, if it applies here and is not
         armed or done already; whether it is armed."""
         pid = os.getpid()
-        if self._fired_pid == pid or self.armed:
-            return self.armed
+        if self._fired_pid == pid:
+            return False  # done in this process
+        if self.armed:
+            return True
         _hook_uwsgi()
         if self._server() is None:
             return False
