@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -56,8 +57,9 @@ def serving_process() -> str | None:
     """The name of the WSGI server this process serves requests for, or
     None when it is not recognisably one of their serving processes.
 
-    Detected: a gunicorn process (its master too: :class:`Deferred` skips a
-    process that forks), a uWSGI worker (not the master, mules or the
+    Detected: a gunicorn process (its master too: :class:`Deferred` never
+    starts in a process that forked since, nor in a running
+    :func:`gunicorn_master`), a uWSGI worker (not the master, mules or the
     spooler), mod_wsgi, ``waitress-serve`` (the console script or
     ``python -m waitress``, not merely an imported waitress) and the
     serving child of Werkzeug's reloader (``flask run --debug``) or of
@@ -69,8 +71,8 @@ def serving_process() -> str | None:
     mod_wsgi = sys.modules.get('mod_wsgi')
     if mod_wsgi is not None and hasattr(mod_wsgi, 'process_group'):
         return 'mod_wsgi'
-    if ('gunicorn.arbiter' in sys.modules and os.environ.get(
-            'SERVER_SOFTWARE', '').startswith('gunicorn/')):
+    if 'gunicorn.arbiter' in sys.modules and os.environ.get(
+            'SERVER_SOFTWARE', '').startswith('gunicorn/'):
         return 'gunicorn'
     if 'waitress.runner' in sys.modules and _main_is(
             'waitress.__main__', 'waitress-serve'):
@@ -81,6 +83,16 @@ def serving_process() -> str | None:
             and 'django.utils.autoreload' in sys.modules):
         return 'Django runserver'
     return None
+
+
+def gunicorn_master() -> bool:
+    """Whether this is gunicorn's master (the arbiter), which imports the
+    app with ``--preload`` but serves nothing: it handles SIGTERM once it
+    runs, and its workers, forked from it, start instead."""
+    arbiter = sys.modules.get('gunicorn.arbiter')
+    master = getattr(arbiter, 'Arbiter', None)
+    handler = getattr(signal.getsignal(signal.SIGTERM), '__self__', None)
+    return master is not None and isinstance(handler, master)
 
 
 def _main_is(module: str, script: str) -> bool:
@@ -172,7 +184,7 @@ class Deferred:
         if pid != self._armed_pid or _forks != self._armed_forks:
             return  # forked since: the children start, not this process
         server = self._server()
-        if server is None or self._fired_pid == pid:
+        if server is None or self._fired_pid == pid or gunicorn_master():
             return
         self._fired_pid = pid
         try:

@@ -9,6 +9,7 @@ in ``test_servers.py`` and ``test_frameworks.py``.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -23,7 +24,7 @@ import pytest
 from webob import Request
 
 from onecron import CronApp, autostart
-from onecron.autostart import serving_process
+from onecron.autostart import gunicorn_master, serving_process
 from onecron.cli import main
 
 from .host import ROOT
@@ -158,11 +159,19 @@ def test_serving_process_recognises_servers_not_imports(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The reloaders' serving children and gunicorn are recognised; an
     imported waitress or gunicorn, or a leaked variable, is not."""
-    import gunicorn.arbiter  # noqa: F401  (imported, not running)
+    import gunicorn.arbiter  # imported, not running
     import waitress.runner  # noqa: F401
     assert serving_process() is None
     monkeypatch.setenv('SERVER_SOFTWARE', 'gunicorn/27.0.1')
     assert serving_process() == 'gunicorn'
+    # gunicorn's master, once it handles SIGTERM, forks the workers
+    assert not gunicorn_master()
+    arbiter = gunicorn.arbiter.Arbiter.__new__(gunicorn.arbiter.Arbiter)
+    previous = signal.signal(signal.SIGTERM, arbiter.signal)
+    try:
+        assert gunicorn_master()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     monkeypatch.delenv('SERVER_SOFTWARE')
     monkeypatch.setenv('RUN_MAIN', 'true')
     import django.utils.autoreload  # noqa: F401
