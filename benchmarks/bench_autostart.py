@@ -6,8 +6,8 @@ Run from the repository root. Starts ``gunicorn -w 2`` (sync workers) on
 ``tests/host.py``'s ``autostart_app``: a CronApp with ``base_url``
 configured, an SQLite store in a throwaway directory and a job due every
 second that logs its runs. No request is ever made. Prints each run of the
-first 15 seconds (the occurrence relative to the server's start, and the
-worker's pid), then stops the server with SIGTERM.
+first 15 seconds (its occurrence relative to the server's start, and the
+worker that served the job's call), then stops the server with SIGTERM.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main() -> None:
               f'{WATCH:.0f} s')
         for pid, occurrence in runs:
             at = datetime.fromisoformat(occurrence) - started
-            print(f'  {at.total_seconds():6.2f} s  pid {pid}')
+            print(f'  {at.total_seconds():6.2f} s  served by pid {pid}')
         for line in (path / 'server.log').read_text().splitlines():
             if 'autostarted' in line or 'is active' in line:
                 print(' ', line)
