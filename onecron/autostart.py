@@ -119,7 +119,8 @@ def _uwsgi() -> ModuleType | None:
 
 class Deferred:
     """One start of ``start`` (given the server's name), ``delay`` (by
-    default :data:`DELAY`) seconds after :meth:`arm`, in this process, if it still applies then.
+    default :data:`DELAY`) seconds after :meth:`arm`, in this process, if
+    it still applies then.
 
     ``mode`` is ``'auto'`` (only in a :func:`serving_process`) or True (in
     any process). :meth:`arm` again in a forked child; :meth:`disarm` for
