@@ -1,9 +1,11 @@
 """``CronApp``: the WSGI application that registers, serves and schedules jobs.
 
 Requests under ``prefix`` are onecron's (the job URLs); every other request
-goes to the wrapped application untouched. The first request for an
-application id (or :meth:`CronApp.start`) starts that id's
-:class:`~onecron.scheduler.Scheduler`.
+goes to the wrapped application untouched. A serving process whose
+application id and base URL are configured starts its
+:class:`~onecron.scheduler.Scheduler` on its own (see
+:mod:`onecron.autostart`); else the first request for an application id
+(or :meth:`CronApp.start`) starts that id's scheduler.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from webob import Request
 
+from . import lock as _lock
 from .access import JobAccess
+from .autostart import Deferred, in_child
 from .caller import Caller
 from .clock import Clock, utcnow
 from .clockwork import Clockwork
@@ -85,6 +89,14 @@ class CronApp(Controls):
     :param lock_dir: where the host locks live (default: a private
         directory of the user, see :func:`~onecron.lock.lock_directory`)
     :param enabled: False: no scheduler ever starts; job URLs still work
+    :param autostart: ``'auto'``: with a fixed ``application_id`` and a
+        configured ``base_url``, a process that serves the app (a worker of
+        gunicorn, uWSGI or mod_wsgi, ``waitress-serve``, a dev reloader's
+        serving child) starts scheduling about a second after building it,
+        without a request; other processes that import the app (tests,
+        shells, the ``onecron`` command) start nothing. True: any process
+        does (a server onecron does not recognise). False: the first
+        request or :meth:`start` starts it. See :mod:`onecron.autostart`
     :param slow_after: a run longer than this (seconds) is reported
     :param max_offset: the largest jitter (seconds)
     :param trigger_timeout: the scheduler's total time limit for one call
@@ -132,6 +144,7 @@ class CronApp(Controls):
                  max_application_ids: int = 10_000,
                  prefix: str = '/cronjobs',
                  lock_dir: str | None = None, enabled: bool = True,
+                 autostart: bool | str = 'auto',
                  slow_after: float = 30.0, max_offset: float = 30.0,
                  trigger_timeout: float = 3600.0,
                  connect_timeout: float = 10.0, max_concurrent: int = 16,
@@ -284,7 +297,17 @@ class CronApp(Controls):
                              trusted_proxies=self.trusted_proxies))
         # the operator's page under the prefix; checks its settings now
         self._status = StatusPage(self)
+        if not (isinstance(autostart, bool) or autostart == 'auto'):
+            raise ValueError(f"autostart must be 'auto', True or False, "
+                             f'got {autostart!r:.80}')
+        self.autostart = autostart
+        self._autostart = Deferred(autostart, self._autostarted)
+        if autostart is True and enabled and not self._autostarts():
+            raise ValueError('autostart=True needs a fixed (str) '
+                             'application_id and a configured base_url')
         _instances.add(self)
+        if self._autostarts():
+            self._autostart.arm()
 
     # -- registration ---------------------------------------------------
 
@@ -535,8 +558,10 @@ class CronApp(Controls):
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every scheduler thread and release the locks.
 
-        Requests no longer start schedulers until :meth:`start` is called.
+        Requests no longer start schedulers until :meth:`start` is called,
+        and the autostart is off for good.
         """
+        self._autostart.disarm()
         with self._mutex:
             self._watching = False
             schedulers = list(self._schedulers.values())
@@ -627,6 +652,32 @@ class CronApp(Controls):
             self.reporter.failure('*', application_id, str(exc), exc)
         self._scheduler_for(application_id, base_url)
 
+    def _autostarts(self) -> bool:
+        """Whether this app starts scheduling without a request: enabled,
+        its id fixed and its base URL configured."""
+        return (self.enabled and self.autostart is not False
+                and self._static_id is not None
+                and self.base_url_of(self._static_id) is not None)
+
+    def _autostarted(self, server: str) -> None:
+        """The deferred start (see :mod:`onecron.autostart`): what
+        :meth:`start` does, unless stopped or started already."""
+        application_id = self._static_id
+        if not self._watching or application_id is None:
+            return
+        if application_id in self._schedulers:
+            return  # a request was first
+        base_url = self.base_url_of(application_id)
+        if base_url is None:
+            return
+        try:
+            self.check()
+        except UnknownJob as exc:
+            self.reporter.failure('*', application_id, str(exc), exc)
+        self._scheduler_for(application_id, base_url)
+        log.info('scheduler autostarted in %s worker pid %d', server,
+                 os.getpid())
+
     def _learns_from(self, request: Request) -> bool:
         """Whether the scheduler may take ``request``'s URL as its base."""
         return bool(self.allowed_hosts) and host_allowed(
@@ -644,6 +695,8 @@ class CronApp(Controls):
         self._holder = holder_name(socket.gethostname())
         self._keeper = None
         self.caller.after_fork()
+        if self._autostarts():
+            self._autostart.arm()  # the parent's was not forked with it
 
     # -- WSGI -----------------------------------------------------------
 
@@ -725,5 +778,9 @@ def _stop_all_at_exit() -> None:
             app.stop(timeout=1.0)
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+in_child(_after_fork_in_child)
+# uWSGI may fork its workers without Python's fork hooks: run the lock's
+# there too, so a worker never takes its master's locks for its own
+in_child(_lock._after_fork_in_child, register=False)
+in_child(_lock._reset_job_locks_in_child, register=False)
 atexit.register(_stop_all_at_exit)

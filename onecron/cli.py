@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from webob import Request
 
-from . import __version__, export
+from . import __version__, autostart, export
 from .app import CronApp
 from .errors import OnecronError, UnknownJob
 from .headers import RUN_HEADER, TRIGGER_HEADER
@@ -98,6 +98,8 @@ def load(spec: str) -> CronApp:
     if not colon or not module_name or not attribute:
         raise UsageError(f'APP must be module:attribute, such as '
                          f'example_app.app:app, got {spec!r}')
+    # looking at an app must not schedule its jobs, whatever it says
+    autostart.disable()
     here = os.getcwd()
     if here not in sys.path and '' not in sys.path:
         sys.path.insert(0, here)

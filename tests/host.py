@@ -57,6 +57,20 @@ def gunicorn_app() -> CronApp:
     return app
 
 
+def autostart_app() -> CronApp:
+    """For servers that start the scheduler on their own: as
+    :func:`gunicorn_app`, with ``base_url`` configured and no ``start()``
+    call, so the default ``autostart='auto'`` decides."""
+    environ = os.environ
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f'%(asctime)s {os.getpid()} %(name)s %(message)s')
+    return build_app(environ['ONECRON_TEST_LOCK_DIR'],
+                     environ['ONECRON_TEST_RUN_LOG'],
+                     store=environ.get('ONECRON_TEST_STORE') or None,
+                     base_url=environ['ONECRON_TEST_BASE_URL'])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog='python -m tests.host')
     parser.add_argument('lock_dir')

@@ -296,15 +296,16 @@ def threads_of(pid: int) -> int:
 
 
 def check_one_scheduler(command: list[str], directory: Path,
-                        application_id: str, **env: str) -> None:
+                        application_id: str, requests: bool = True,
+                        **env: str) -> None:
     """Run ``command`` (a reloader; ``{port}`` in it is replaced by a free
     port) and check that one process schedules.
 
     The watcher process and the serving child it starts both import the
     app. The serving child must hold the only scheduler, and each
-    occurrence of the 2-second job must run once. A child restarted by the
-    reloader (someone saved a file) schedules again with its next request,
-    so the site is asked for ``/`` all along.
+    occurrence of the 2-second job must run once. The serving child starts
+    it on its own (the base URL is configured); with ``requests`` the site
+    is also asked for ``/`` all along, else never.
     """
     port = free_port()
     command = [part.replace('{port}', str(port)) for part in command]
@@ -313,6 +314,8 @@ def check_one_scheduler(command: list[str], directory: Path,
     output = directory / 'server.log'
 
     def poke() -> bool:
+        if not requests:
+            return True
         try:
             return fetch(f'{base_url}/', timeout=5)[0] == 200
         except (OSError, urllib.error.URLError):
@@ -341,7 +344,7 @@ def check_one_scheduler(command: list[str], directory: Path,
                               ONECRON_BASE_URL=base_url, **env))
     try:
         wait_for(poke, timeout=60, interval=0.2)  # the first request
-        wait_for(three_runs, timeout=30, interval=0.5)
+        wait_for(three_runs, timeout=30 if requests else 60, interval=0.5)
         wait_for(lambda: the_scheduler(process.pid), timeout=15,
                  interval=0.5)
         # the watcher runs its main thread only: no scheduler stands by
@@ -356,6 +359,11 @@ def check_one_scheduler(command: list[str], directory: Path,
     failed = [(run.scheduled, run.outcome, run.http_status, run.error)
               for run in runs if run.outcome is not Outcome.OK]
     assert not failed, f'{failed}\n{output.read_text()}'
+    if not requests:
+        # the watcher imported the app too, and never said it started
+        assert output.read_text().count(
+            'scheduler autostarted in Werkzeug reloader worker pid') == 1, (
+            output.read_text())
 
 
 def test_flask_reloader_schedules_in_the_serving_process_only(
@@ -364,6 +372,16 @@ def test_flask_reloader_schedules_in_the_serving_process_only(
     check_one_scheduler(
         [sys.executable, '-m', 'flask', '--app', 'example_app.flask_app',
          'run', '--debug', '--port', '{port}'], tmp_path, 'flask-example')
+
+
+def test_flask_reloader_autostarts_without_a_request(
+        tmp_path: Path) -> None:
+    """flask run --debug with no request at all: the serving child alone
+    starts its scheduler, once; the jobs run."""
+    check_one_scheduler(
+        [sys.executable, '-m', 'flask', '--app', 'example_app.flask_app',
+         'run', '--debug', '--port', '{port}'], tmp_path, 'flask-example',
+        requests=False)
 
 
 def test_django_runserver_schedules_in_the_serving_process_only(

@@ -48,28 +48,40 @@ class Server:
     stop: signal.Signals = signal.SIGTERM
 
 
+#: the app that starts its scheduler itself at import (app.start()), and the
+#: one that leaves it to autostart
+STARTED = 'tests.host:gunicorn_app'
+AUTOSTARTED = 'tests.host:autostart_app'
+
+
 def waitress(port: int) -> list[str]:
     return [sys.executable, '-m', 'waitress', f'--listen=127.0.0.1:{port}',
-            '--threads=4', '--call', 'tests.host:gunicorn_app']
+            '--threads=4', '--call', STARTED]
 
 
-def gunicorn(*options: str) -> Callable[[int], list[str]]:
+def waitress_serve(port: int) -> list[str]:
+    """The console script, with the autostarting app."""
+    return [str(BIN / 'waitress-serve'), f'--listen=127.0.0.1:{port}',
+            '--threads=4', '--call', AUTOSTARTED]
+
+
+def gunicorn(*options: str,
+             app: str = STARTED) -> Callable[[int], list[str]]:
     def argv(port: int) -> list[str]:
         return [sys.executable, '-m', 'gunicorn', '--bind',
                 f'127.0.0.1:{port}', '--graceful-timeout', '5',
-                '--no-control-socket', *options,
-                'tests.host:gunicorn_app()']
+                '--no-control-socket', *options, f'{app}()']
     return argv
 
 
-def uwsgi(*options: str) -> Callable[[int], list[str]]:
+def uwsgi(*options: str, app: str = STARTED) -> Callable[[int], list[str]]:
     def argv(port: int) -> list[str]:
         binary = shutil.which('uwsgi', path=str(BIN)) or shutil.which('uwsgi')
         if binary is None:
             pytest.fail('uwsgi is not installed (it is in the test extra)',
                         pytrace=False)
         return [binary, '--http', f'127.0.0.1:{port}',
-                '--module', 'tests.host:gunicorn_app()', '--need-app',
+                '--module', f'{app}()', '--need-app',
                 '--master', '--processes', '2', '--enable-threads',
                 '--die-on-term', '--worker-reload-mercy', '5',
                 '--disable-logging', *options]
@@ -294,3 +306,55 @@ def test_waitress_serve_dies_on_sigterm_and_a_restart_takes_over_at_once(
     assert lease is not None and lease.expires <= lease.renewed, lease
     assert second.process.pid not in [
         info.pid for info in store.schedulers()]
+
+
+#: how long autostarted servers may take to make RUNS runs, from their
+#: start, without a request
+AUTOSTART_WITHIN = 15.0
+
+AUTOSTARTING = [
+    pytest.param(Server(waitress_serve, signal.SIGINT), 'waitress-serve', 1,
+                 id='waitress-serve'),
+    pytest.param(Server(gunicorn('--workers', '2', app=AUTOSTARTED)),
+                 'gunicorn', 2, id='gunicorn'),
+    pytest.param(Server(gunicorn('--workers', '2', '--preload',
+                                 app=AUTOSTARTED)),
+                 'gunicorn', 2, id='gunicorn-preload'),
+    pytest.param(Server(uwsgi('--lazy-apps', app=AUTOSTARTED)), 'uWSGI', 2,
+                 id='uwsgi-lazy-apps'),
+    pytest.param(Server(uwsgi(app=AUTOSTARTED)), 'uWSGI', 2, id='uwsgi'),
+]
+
+
+@pytest.mark.parametrize(('server', 'name', 'workers'), AUTOSTARTING)
+def test_server_autostarts_without_a_request(
+        start: Callable[..., Running],
+        opened: Callable[[Path], SqliteStore], tmp_path: Path,
+        server: Server, name: str, workers: int) -> None:
+    """With base_url configured and no request at all, each worker starts
+    scheduling on its own (never a pre-fork master): one is active, the
+    job runs within seconds, each occurrence once."""
+    running = start(server)
+    try:
+        wait_for(lambda: len(running.runs()) >= RUNS,
+                 timeout=AUTOSTART_WITHIN)
+    except AssertionError:
+        raise AssertionError(f'fewer than {RUNS} runs: {running.runs()}\n'
+                             f'{running.log()}') from None
+    started = f'scheduler autostarted in {name} worker pid'
+    try:  # every worker tries (a busy machine may boot one late)
+        wait_for(lambda: running.log().count(started) >= workers,
+                 timeout=10)
+    except AssertionError:
+        raise AssertionError(running.log()) from None
+    store = opened(tmp_path)
+    schedulers = store.schedulers('default')
+    log = running.log()
+    assert len(schedulers) == 1, schedulers
+    assert schedulers[0].pid != running.process.pid or workers == 1, log
+    assert log.count('is active in process') == 1, log
+    assert log.count(started) == workers, log
+    runs = running.runs()
+    assert_each_occurrence_once(runs)
+    assert_store_agrees(store, runs)
+    assert running.stop() is not None, log
