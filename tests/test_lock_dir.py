@@ -200,7 +200,7 @@ def test_a_job_lock_error_answers_503(
 APP = '''
 from onecron import CronApp
 
-app = CronApp(None, secret='s', lock_dir={lock_dir!r})
+app = CronApp(None, secret='a lock dir test secret of 32+ chars', lock_dir={lock_dir!r})
 
 @app.cronjob(name='job')
 def job(request):
