@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -64,6 +65,30 @@ def _override(expr: str, zone: str) -> Schedule:
     return Schedule(expr, timezone=zone)
 
 
+def check_job_function(func: object, name: str) -> None:
+    """Raise :exc:`TypeError` naming job ``name`` and its function unless
+    ``func`` can be called with one positional argument, the request.
+
+    Done at registration: a ``def job():`` would otherwise register fine
+    and fail at every run. A callable whose signature cannot be read (some
+    builtins and extension types) is accepted.
+    """
+    if not callable(func):
+        raise TypeError(f'job {name!r}: the job must be callable, '
+                        f'got {func!r}')
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # no signature to check
+        return
+    try:
+        signature.bind(object())
+    except TypeError as exc:
+        label = getattr(func, '__qualname__', None) or repr(func)
+        raise TypeError(f'job {name!r}: {label}{signature} cannot be '
+                        f'called with the request as its one positional '
+                        f'argument ({exc})') from None
+
+
 def printable(text: str) -> bool:
     """Whether ``text`` can name a job or an application id: no control
     characters (CR/LF would split a mail header or a log line) and no
@@ -81,7 +106,8 @@ class Job:
     """A function registered with ``@app.cronjob(...)``.
 
     :param name: unique name, by default ``module.qualname`` of ``func``
-    :param func: called with the :class:`webob.Request` of the job URL
+    :param func: called with the :class:`webob.Request` of the job URL as
+        its one positional argument
     :param schedule: when the job runs; None for a manual-only job (run
         from the status page, its URL or ``app.run_soon``)
     :param once: run only the first occurrence after the scheduler starts
@@ -103,6 +129,9 @@ class Job:
     :param grace: how old a missed occurrence ``'once'`` still runs
         (seconds or a timedelta); None: the shorter of an hour and the
         job's interval
+    :param check_signature: check that ``func`` can be called with one
+        positional argument (:func:`check_job_function`); a wrapper that
+        calls its function another way passes False and checks it itself
     """
 
     __slots__ = ('name', 'func', 'schedule', 'once', 'jitter', 'max_offset',
@@ -116,13 +145,16 @@ class Job:
                  then: Iterable[str] = (), overlap: str = 'skip',
                  timeout: float | None = None,
                  notify: str = 'failure', misfire: str = 'once',
-                 grace: float | timedelta | None = None) -> None:
+                 grace: float | timedelta | None = None,
+                 check_signature: bool = True) -> None:
         if not isinstance(name, str) or not name or not printable(name):
             raise ValueError(f'a job name must be a non-empty str of '
                              f'printable characters, got {name!r:.80}')
         if not callable(func):
             raise TypeError(f'job {name!r}: the job must be callable, '
                             f'got {func!r}')
+        if check_signature:
+            check_job_function(func, name)
         if should_run is not None and not callable(should_run):
             raise TypeError(f'job {name!r}: should_run must be callable, '
                             f'got {should_run!r}')
