@@ -1,9 +1,20 @@
-"""A registered job: its function, its schedule and its jitter."""
+"""A registered job: its function, its schedule and its jitter.
+
+The jitter moves each fire of a job by an offset that depends only on the
+job's name and the application id, so tenants' jobs due at the same time
+are spread over a window of ``max_offset`` seconds. The window is never
+more than :data:`GAP_SHARE` of the shortest gap between two fires of the
+schedule in force (:attr:`~onecron.schedule.Schedule.shortest_gap`): a
+fire always comes before the next occurrence is due, and is never nearer
+the next occurrence than its own. With the default 30 s a job every ten
+seconds is spread over 5 s, an hourly one over the whole 30 s.
+"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -13,6 +24,13 @@ from .schedule import Schedule
 from .store import JobSettings
 
 JobFunction = Callable[[Any], Any]
+
+#: the largest share of the schedule's shortest gap an offset may take:
+#: with a half, a fire is at least as near its own occurrence as the next
+#: one (half the gap is left before the next is due), while an every-ten-
+#: seconds job keeps a 5 s window to spread tenants over. The offset is
+#: constant, so fires stay a whole gap apart whatever the share.
+GAP_SHARE = 0.5
 
 
 def _unit_interval(*parts: str) -> float:
@@ -47,6 +65,30 @@ def _override(expr: str, zone: str) -> Schedule:
     return Schedule(expr, timezone=zone)
 
 
+def check_job_function(func: object, name: str) -> None:
+    """Raise :exc:`TypeError` naming job ``name`` and its function unless
+    ``func`` can be called with one positional argument, the request.
+
+    Done at registration: a ``def job():`` would otherwise register fine
+    and fail at every run. A callable whose signature cannot be read (some
+    builtins and extension types) is accepted.
+    """
+    if not callable(func):
+        raise TypeError(f'job {name!r}: the job must be callable, '
+                        f'got {func!r}')
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # no signature to check
+        return
+    try:
+        signature.bind(object())
+    except TypeError as exc:
+        label = getattr(func, '__qualname__', None) or repr(func)
+        raise TypeError(f'job {name!r}: {label}{signature} cannot be '
+                        f'called with the request as its one positional '
+                        f'argument ({exc})') from None
+
+
 def printable(text: str) -> bool:
     """Whether ``text`` can name a job or an application id: no control
     characters (CR/LF would split a mail header or a log line) and no
@@ -64,12 +106,15 @@ class Job:
     """A function registered with ``@app.cronjob(...)``.
 
     :param name: unique name, by default ``module.qualname`` of ``func``
-    :param func: called with the :class:`webob.Request` of the job URL
+    :param func: called with the :class:`webob.Request` of the job URL as
+        its one positional argument
     :param schedule: when the job runs; None for a manual-only job (run
         from the status page, its URL or ``app.run_soon``)
     :param once: run only the first occurrence after the scheduler starts
     :param jitter: whether to add the deterministic offset
-    :param max_offset: the largest offset in seconds
+    :param max_offset: the largest offset in seconds; never more than
+        :data:`GAP_SHARE` of the schedule's shortest gap (see
+        :meth:`offset_window`)
     :param should_run: called with the application id just before the
         scheduler triggers the job; False skips the run
     :param then: names of jobs to trigger right after a successful run
@@ -84,6 +129,9 @@ class Job:
     :param grace: how old a missed occurrence ``'once'`` still runs
         (seconds or a timedelta); None: the shorter of an hour and the
         job's interval
+    :param check_signature: check that ``func`` can be called with one
+        positional argument (:func:`check_job_function`); a wrapper that
+        calls its function another way passes False and checks it itself
     """
 
     __slots__ = ('name', 'func', 'schedule', 'once', 'jitter', 'max_offset',
@@ -97,13 +145,16 @@ class Job:
                  then: Iterable[str] = (), overlap: str = 'skip',
                  timeout: float | None = None,
                  notify: str = 'failure', misfire: str = 'once',
-                 grace: float | timedelta | None = None) -> None:
+                 grace: float | timedelta | None = None,
+                 check_signature: bool = True) -> None:
         if not isinstance(name, str) or not name or not printable(name):
             raise ValueError(f'a job name must be a non-empty str of '
                              f'printable characters, got {name!r:.80}')
         if not callable(func):
             raise TypeError(f'job {name!r}: the job must be callable, '
                             f'got {func!r}')
+        if check_signature:
+            check_job_function(func, name)
         if should_run is not None and not callable(should_run):
             raise TypeError(f'job {name!r}: should_run must be callable, '
                             f'got {should_run!r}')
@@ -143,16 +194,38 @@ class Job:
         """Whether the job has no schedule and only runs when asked to."""
         return self.schedule is None
 
-    def offset_for(self, application_id: str) -> float:
-        """The jitter of this job for ``application_id``, in seconds.
+    def offset_window(self, schedule: Schedule | None = None) -> float:
+        """The largest offset of this job under ``schedule``, in seconds.
 
-        In ``[0, max_offset]``; the same in every process and after every
-        restart, different per job and per application id, so a hundred
-        tenants' midnight jobs do not hit the site in the same second.
+        ``max_offset``, but at most :data:`GAP_SHARE` (a half) of the
+        schedule's :attr:`~onecron.schedule.Schedule.shortest_gap`, so no
+        fire reaches the next occurrence; 0 without jitter. ``schedule``
+        is the one in force (an operator's override); by default the
+        job's own, and ``max_offset`` for a manual-only job.
         """
         if not self.jitter or self.max_offset <= 0:
             return 0.0
-        return _unit_interval(self.name, application_id) * self.max_offset
+        schedule = schedule or self.schedule
+        if schedule is None:
+            return float(self.max_offset)
+        return min(float(self.max_offset),
+                   GAP_SHARE * schedule.shortest_gap.total_seconds())
+
+    def offset_for(self, application_id: str,
+                   schedule: Schedule | None = None) -> float:
+        """The jitter of this job for ``application_id``, in seconds.
+
+        In ``[0, offset_window(schedule)]``: below the shortest gap between
+        two fires of ``schedule`` (by default the job's own), so a fire
+        never reaches the next occurrence. The same in every process and
+        after every restart, different per job and per application id (a
+        point of the unit interval scaled to the window), so a hundred
+        tenants' midnight jobs do not hit the site in the same second.
+        """
+        window = self.offset_window(schedule)
+        if not window:
+            return 0.0
+        return _unit_interval(self.name, application_id) * window
 
     def next_runtime(self, after: datetime,
                      application_id: str = 'default',
@@ -162,17 +235,25 @@ class Job:
         Aware, in the schedule's zone. The offset is added in UTC: adding
         a timedelta to a zoned datetime is wall-clock arithmetic, which
         would move a fire in a repeated hour by that hour. ``schedule``
-        replaces the job's own (an operator's override).
+        replaces the job's own (an operator's override), and bounds the
+        offset by its own shortest gap.
         """
         schedule = schedule or self._scheduled()
-        offset = timedelta(seconds=self.offset_for(application_id))
+        offset = timedelta(seconds=self.offset_for(application_id,
+                                                   schedule))
         occurrence = schedule.next_after(_utc(after) - offset)
         return (_utc(occurrence) + offset).astimezone(schedule.tz)
 
     def occurrence_of(self, runtime: datetime,
-                      application_id: str = 'default') -> datetime:
-        """The nominal scheduled time (before jitter) of a fire time."""
-        offset = timedelta(seconds=self.offset_for(application_id))
+                      application_id: str = 'default',
+                      schedule: Schedule | None = None) -> datetime:
+        """The nominal scheduled time (before jitter) of a fire time.
+
+        ``schedule`` must be the one :meth:`next_runtime` was given: the
+        offset depends on it.
+        """
+        offset = timedelta(seconds=self.offset_for(application_id,
+                                                   schedule))
         return (_utc(runtime) - offset).astimezone(runtime.tzinfo)
 
     def schedule_with(self, settings: JobSettings | None) -> Schedule | None:

@@ -86,7 +86,8 @@ def missed(job: Job, schedule: Schedule, application_id: str,
     limit = until.timestamp()
     runtime = job.next_runtime(since, application_id, schedule)
     while runtime.timestamp() <= limit:
-        newest.append(job.occurrence_of(runtime, application_id))
+        newest.append(job.occurrence_of(runtime, application_id,
+                                        schedule))
         seen += 1
         runtime = job.next_runtime(runtime, application_id, schedule)
     return Missed(list(newest), seen - len(newest))

@@ -16,8 +16,10 @@ with the ``cronjob`` directive (the keywords of
 The directive is a :mod:`dectate` action like Morepath's own: jobs are
 registered when the app class is committed, a subclass inherits its base's
 jobs and overrides one by registering a job of the same ``name=``, and a
-bad schedule or option fails the commit (:class:`~onecron.InvalidSchedule`
-for the schedule), before anything is served.
+bad schedule or option, or a function that cannot be called with the
+request as its one positional argument (:exc:`TypeError`), fails the
+commit (:class:`~onecron.InvalidSchedule` for the schedule), before
+anything is served.
 
 A job runs as a Morepath view does: it gets a :class:`morepath.Request`
 bound to the app (``request.app``, ``request.link(...)``), inside the app's
@@ -68,9 +70,10 @@ class CronjobAction(dectate.Action):
     """Register the decorated function as a onecron job.
 
     Takes the keywords of :meth:`onecron.CronApp.cronjob`. The function
-    gets the :class:`morepath.Request` of the job's URL. The schedule is
-    checked when the action is made, the options when it is performed:
-    both at commit.
+    gets the :class:`morepath.Request` of the job's URL as its one
+    positional argument. The schedule is checked when the action is made,
+    the options and the function's signature when it is performed: both
+    at commit.
     """
 
     config = {'onecron_jobs': dict}

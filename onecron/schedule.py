@@ -56,7 +56,7 @@ class Schedule:
     """
 
     __slots__ = ('_expr', '_every', '_tz', '_zone', '_cron', '_next_fire',
-                 '_last')
+                 '_last', '_gap')
 
     def __init__(self, expr: str | None = None, *,
                  hour: int | str | None = None,
@@ -99,13 +99,17 @@ class Schedule:
             self._every: timedelta | None = every
             self._expr = (None if expr is None
                           else f'@every {duration_words(every, short=True)}')
+            self._gap = every
         else:
             assert expr is not None
             self._cron = parse_cron(expr)
             check_fires(self._cron)
-            self._next_fire = Timeline(self._cron, self._tz).next_after
+            timeline = Timeline(self._cron, self._tz)
+            self._next_fire = timeline.next_after
             self._every = None
             self._expr = self._cron.text
+            # once per schedule: the jitter reads it at every fire
+            self._gap = timedelta(seconds=timeline.shortest_gap())
 
     @property
     def expr(self) -> str | None:
@@ -117,6 +121,22 @@ class Schedule:
     def every(self) -> timedelta | None:
         """The fixed interval, or None for a cron schedule."""
         return self._every
+
+    @property
+    def shortest_gap(self) -> timedelta:
+        """The shortest elapsed time between two consecutive fires.
+
+        ``every`` for an interval. For a cron expression, a lower bound
+        that counts clock changes: the first and second pass over a
+        repeated hour can be closer than any two fires of a plain day
+        (``0 0,50 */2 * * *`` in Europe/Zurich fires at 02:50 and, ten
+        minutes later, at the second 02:00). It is exact when every day
+        may fire; days without fires are not counted, so a job that skips
+        days counts as firing daily (and, where clocks change, as at most
+        three days apart). Computed once, when the schedule is built; it
+        bounds the jitter (see :meth:`onecron.job.Job.offset_window`).
+        """
+        return self._gap
 
     @property
     def timezone(self) -> str:

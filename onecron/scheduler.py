@@ -467,16 +467,19 @@ class Scheduler:
         # fired a little early: the caller starts the call at runtime
         self._next[job.name] = (runtime, self._clockwork.enter(
             runtime.timestamp() - ARM_AHEAD, 0, self, self._fire,
-            (job, runtime)))
+            (job, runtime, schedule)))
 
-    def _fire(self, job: Job, runtime: datetime) -> None:
+    def _fire(self, job: Job, runtime: datetime,
+              schedule: Schedule | None = None) -> None:
         queued = self._next.get(job.name)
         if queued is not None and queued[0] is runtime:
             del self._next[job.name]
         if self._halted:
             return
         self._fired.append((job, runtime))
-        occurrence = job.occurrence_of(runtime, self.application_id)
+        # the offset depends on the schedule the runtime was computed with
+        occurrence = job.occurrence_of(runtime, self.application_id,
+                                       schedule)
         key = uuid.uuid4().hex
         # claimed even when disabled: a successor must not catch it up
         if not self._claim(job, occurrence, key):

@@ -20,19 +20,23 @@ instants with one offset and no transition in the day before it, wall time
 is instant plus offset and the fires are exactly the matching wall times,
 so the next one is a bisection and a dict look-up. Offsets come from
 :mod:`onecron.offsets`, which learns each zone's transitions once.
+
+:meth:`Timeline.shortest_gap` bounds the time between two consecutive
+fires, clock changes included, for the jitter (see :mod:`onecron.job`).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from .calendar import MatchingDays
 from .cron import CronExpression
 from .offsets import offsets_for
 
-__all__ = ['Timeline']
+__all__ = ['Timeline', 'clock_changes']
 
 _EPOCH = date(1970, 1, 1).toordinal()
 _DAY = 86400
@@ -40,6 +44,15 @@ _DAY = 86400
 _SPAN = 8 * _DAY
 # memo tables are cleared when they grow past this many entries
 _CACHE_LIMIT = 4096
+# clock changes are looked for from the epoch to 2040: past the end of a
+# zone's table (2037 at the latest) zoneinfo repeats its last rule every
+# year, so later years hold no new kind of change
+_CHANGES_FROM = 0
+_CHANGES_UNTIL = 70 * 365 * _DAY + 17 * _DAY  # 2040-01-01
+# consecutive offset changes of a zone are more than three days apart (see
+# :mod:`onecron.offsets`): readings three days apart see every offset, and
+# two fires with two changes between them are more than that apart
+_APART = 3 * _DAY
 
 
 class _Day:
@@ -113,6 +126,70 @@ class Timeline:
         if fire < high + _SPAN:
             return self._answer(self._extend(t, fire))
         return self._answer(self._jump(t, day, match))
+
+    def shortest_gap(self) -> int:
+        """The shortest time between two consecutive fires, in seconds.
+
+        Never more than the true shortest gap, and equal to it when every
+        day may fire: the days are not looked at, as if every day fired
+        (days with no fire only make gaps longer), so a job that skips
+        days counts as one firing daily at its times. Between the fires of
+        one offset the gap is read off the fields; a clock change can make
+        two fires closer in elapsed time (the first pass over a repeated
+        hour and the second, a time run right after a spring gap and the
+        one before it), so each kind of change of the zone from 1970 on
+        (:func:`clock_changes`) is tried too. Two changes are more than
+        three days apart, and so are two fires with both between them: in
+        a zone that changes its clocks the gap counts as three days at
+        most.
+
+        Cheap: a few bisections per kind of change; meant to be called once
+        per schedule.
+        """
+        gap = _field_gap(self.cron)
+        changes = clock_changes(self.tz)
+        if changes:
+            gap = min(gap, _APART, *(self._across(wall, jump)
+                                      for wall, jump in changes))
+        return gap
+
+    def _across(self, wall: int, jump: int) -> int:
+        """The shortest gap between fires on either side of a clock change
+        whose clock reads ``wall`` (seconds of the day) when it jumps by
+        ``jump`` seconds (back when negative), as if every day fired.
+
+        Follows :meth:`_irregular`: before the change, fires are the
+        matching wall times before ``wall``; after it, those from where
+        the clock resumes, except that a wall-clock schedule skips the
+        repeated times and runs the skipped ones once, at the change.
+        """
+        before = self._wall_before(wall)  # the last fire before the change
+        resumed = wall + jump  # what the clock reads right after it
+        if self.wall_clock:
+            if jump < 0:  # repeated times do not run again
+                return self._wall_from(wall) - before - jump
+            if self._wall_from(wall) < resumed:  # times skipped run once
+                return min(wall - before,
+                           self._wall_from(resumed + 1) - resumed)
+        return self._wall_from(resumed) - before - jump
+
+    def _wall_from(self, wall: int) -> int:
+        """The first fire time at or after wall second ``wall``, any day."""
+        day, second = divmod(wall, _DAY)
+        times = self._times
+        i = bisect_left(times, second)
+        if i == len(times):
+            return (day + 1) * _DAY + times[0]
+        return day * _DAY + times[i]
+
+    def _wall_before(self, wall: int) -> int:
+        """The last fire time before wall second ``wall``, any day."""
+        day, second = divmod(wall, _DAY)
+        times = self._times
+        i = bisect_left(times, second)
+        if i == 0:
+            return (day - 1) * _DAY + times[-1]
+        return day * _DAY + times[i - 1]
 
     def _midnight(self, day: int) -> datetime:
         if len(self._midnights) >= _CACHE_LIMIT:
@@ -310,3 +387,61 @@ def _seconds(offset: timedelta | None) -> int:
     if offset is None:  # only a naive datetime has none; ours never are
         raise ValueError('the time zone gave no UTC offset')
     return offset.days * _DAY + offset.seconds
+
+
+def _field_gap(cron: CronExpression) -> int:
+    """The shortest gap between consecutive fire times of a day, the last
+    one of a day and the first of the next included, in seconds.
+
+    Fire times are the sorted products of hour, minute and second, so
+    consecutive ones differ in the second alone (the smallest step between
+    two seconds), or go from the last second of one minute to the first of
+    the next allowed minute (the smallest step between two minutes, less
+    the spread of the seconds), and the same for hours and days.
+    """
+    seconds, minutes, hours = cron.seconds, cron.minutes, cron.hours
+    in_minute = seconds[-1] - seconds[0]
+    in_hour = (minutes[-1] - minutes[0]) * 60 + in_minute
+    in_day = (hours[-1] - hours[0]) * 3600 + in_hour
+    return min(_step(seconds), 60 * _step(minutes) - in_minute,
+               3600 * _step(hours) - in_hour, _DAY - in_day)
+
+
+def _step(values: tuple[int, ...]) -> int:
+    """The smallest difference of consecutive sorted ``values``; a day for
+    a single one (longer than any gap within a field)."""
+    return min((b - a for a, b in zip(values, values[1:])), default=_DAY)
+
+
+@lru_cache(maxsize=1024)
+def clock_changes(tz: ZoneInfo) -> frozenset[tuple[int, int]]:
+    """The kinds of clock change of ``tz`` from 1970 on: pairs of the wall
+    second of the day the clock reads when it changes and the change in
+    seconds (negative when it goes back).
+
+    Read from zoneinfo every three days up to 2040, and to the second
+    where the offset differs; a zone's rules repeat from 2037 on. Takes
+    some milliseconds, once per zone.
+    """
+    found: set[tuple[int, int]] = set()
+    t = _CHANGES_FROM
+    before = _offset(tz, t)
+    while t < _CHANGES_UNTIL:
+        after = _offset(tz, t + _APART)
+        if after != before:
+            low, high = t, t + _APART  # one change, in (low, high]
+            while high - low > 1:
+                middle = (low + high) // 2
+                if _offset(tz, middle) == before:
+                    low = middle
+                else:
+                    high = middle
+            found.add(((high + before) % _DAY, after - before))
+            before = after
+        t += _APART
+    return frozenset(found)
+
+
+def _offset(tz: ZoneInfo, t: int) -> int:
+    """The UTC offset of ``tz`` at instant ``t``, in seconds."""
+    return _seconds(datetime.fromtimestamp(t, tz).utcoffset())

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from onecron.job import Job
+import pytest
+
+from onecron import CronApp
+from onecron.job import Job, check_job_function
 from onecron.schedule import Schedule
 
 
@@ -98,3 +103,80 @@ def test_jitter_spreads_a_thousand_tenants_over_the_window() -> None:
     seconds = Counter(int(offset) for offset in offsets)
     assert set(seconds) == set(range(30)), 'every second of the window'
     assert max(seconds.values()) <= 2 * 1000 / 30
+
+
+# --- the job function's signature -------------------------------------------
+
+
+def test_job_without_a_request_parameter_fails_at_registration() -> None:
+    """``def job():`` raises TypeError naming the job and its function at
+    ``@app.cronjob(...)``, instead of failing at every run."""
+    app = CronApp(secret='s', enabled=False)
+    with pytest.raises(TypeError, match=r"'tests\.test_job\..*nightly'.*"
+                       r"nightly\(\).*request"):
+        @app.cronjob('0 3 * * *')
+        def nightly() -> None:
+            pass
+    assert not app.jobs
+
+
+@pytest.mark.parametrize('signature', [
+    'request, other', '*, request', 'request, /, other, *, more',
+])
+def test_job_needing_more_than_the_request_fails(signature: str) -> None:
+    """A function that needs another argument, or takes the request by
+    keyword only, is refused with its signature in the message."""
+    namespace: dict[str, Any] = {}
+    exec(f'def tidy({signature}): pass', namespace)
+    app = CronApp(secret='s', enabled=False)
+    with pytest.raises(TypeError, match=r'tidy\(.*\) cannot be called'):
+        app.cronjob('@daily', name='tidy')(namespace['tidy'])
+    with pytest.raises(TypeError, match='tidy'):
+        app.add_job(Job('tidy', namespace['tidy'], None))
+
+
+class Handler:
+    def __call__(self, request: Any) -> None:
+        pass
+
+
+def with_extra(request: Any, extra: int = 1) -> None:
+    pass
+
+
+def two(first: Any, request: Any) -> None:
+    pass
+
+
+@pytest.mark.parametrize('func', [
+    lambda request: None,
+    with_extra,
+    lambda *args: None,
+    lambda *args, **kwargs: None,
+    lambda request=None: None,
+    Handler(),
+    functools.partial(two, 'first'),
+    functools.partial(with_extra, extra=2),
+    print,
+    max,  # no signature to read: accepted
+], ids=['request', 'request-extra', 'args', 'args-kwargs', 'default',
+        'call', 'partial', 'partial-keyword', 'print', 'max'])
+def test_functions_taking_the_request_register(func: Any) -> None:
+    """Anything callable with the request as its one positional argument
+    registers, and callables without a readable signature too."""
+    app = CronApp(secret='s', enabled=False)
+    app.cronjob('@daily', name='job')(func)
+    assert app.jobs['job'].func is func
+
+
+def test_signature_check_can_be_left_to_a_wrapper() -> None:
+    """``check_signature=False`` registers a function with its own calling
+    convention; check_job_function is there for the wrapper's own check."""
+    def bare() -> None:
+        pass
+
+    func: Any = bare
+    assert Job('bare', func, None, check_signature=False).func is func
+    check_job_function(lambda request: None, 'fine')
+    with pytest.raises(TypeError, match="job 'bare'"):
+        check_job_function(bare, 'bare')

@@ -115,6 +115,30 @@ def test_bad_option_fails_the_commit() -> None:
         App.commit()
 
 
+def test_job_function_without_the_request_fails_the_commit() -> None:
+    """A job function that cannot take the request raises TypeError at
+    commit, naming the job and the function."""
+    App = fresh_app()
+
+    @App.cronjob(hour=3)
+    def nightly() -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r'nightly.*nightly\(\).*request'):
+        App.commit()
+
+
+def test_job_function_taking_the_request_serves() -> None:
+    """A job taking the morepath request registers and runs."""
+    App = fresh_app()
+
+    @App.cronjob(hour=3, name='nightly')
+    def nightly(request: morepath.Request[Any], extra: int = 1) -> str:
+        return 'ran'
+
+    assert run(serve(App()), 'nightly') == (200, 'ran')
+
+
 def test_unknown_keyword_is_reported_with_its_line() -> None:
     """A keyword cronjob does not take fails the commit with its place."""
     App = fresh_app()
