@@ -98,7 +98,8 @@ class CronApp(Controls):
         does (a server onecron does not recognise). False: the first
         request or :meth:`start` starts it. See :mod:`onecron.autostart`
     :param slow_after: a run longer than this (seconds) is reported
-    :param max_offset: the largest jitter (seconds)
+    :param max_offset: the largest jitter (seconds); a job's own is at
+        most half the shortest gap between two of its fires
     :param trigger_timeout: the scheduler's total time limit for one call
     :param connect_timeout: the scheduler's time limit to connect
     :param max_concurrent: calls the scheduler makes at once
@@ -646,6 +647,12 @@ class CronApp(Controls):
                             f'application ids already (max_application_ids)'
                             )
             return
+        self._start_scheduler(application_id, base_url)
+
+    def _start_scheduler(self, application_id: str, base_url: str) -> None:
+        """Start ``application_id``'s scheduler without a caller to raise
+        to (a request, the deferred start): a ``then=`` naming an unknown
+        job is reported instead."""
         try:
             self.check()
         except UnknownJob as exc:
@@ -670,11 +677,7 @@ class CronApp(Controls):
         base_url = self.base_url_of(application_id)
         if base_url is None:
             return
-        try:
-            self.check()
-        except UnknownJob as exc:
-            self.reporter.failure('*', application_id, str(exc), exc)
-        self._scheduler_for(application_id, base_url)
+        self._start_scheduler(application_id, base_url)
         log.info('scheduler autostarted in %s worker pid %d', server,
                  os.getpid())
 

@@ -32,6 +32,7 @@ import stat
 import tempfile
 import threading
 import weakref
+from collections.abc import Callable
 
 from .errors import LockError
 
@@ -119,18 +120,24 @@ def _open_lock_file(path: str) -> int:
                 pass
             raise LockError(f'the lock file {path!r} {why}: {_REMEDY}',
                             path, error.errno) from error
-        try:
-            problem = _file_problem(os.fstat(fd))
-        except BaseException:
-            os.close(fd)
-            raise
-        if problem is not None:
-            os.close(fd)
-            raise LockError(f'the lock file {path!r} {problem}: {_REMEDY}',
-                            path)
-        return fd
+        return _checked(fd, _file_problem, 'the lock file', path)
     finally:
         os.close(dir_fd)
+
+
+def _checked(fd: int, problem_of: Callable[[os.stat_result], str | None],
+             what: str, path: str) -> int:
+    """``fd`` if what it opened has no problem, else closed and a
+    :class:`LockError` naming ``what`` at ``path``."""
+    try:
+        problem = problem_of(os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    if problem is not None:
+        os.close(fd)
+        raise LockError(f'{what} {path!r} {problem}: {_REMEDY}', path)
+    return fd
 
 
 def _file_problem(info: os.stat_result) -> str | None:
@@ -182,16 +189,7 @@ def _open_directory(directory: str) -> int:
                         f'{_REMEDY}', directory, error.errno) from error
     if not private:
         return fd
-    try:
-        problem = _directory_problem(os.fstat(fd))
-    except BaseException:
-        os.close(fd)
-        raise
-    if problem is not None:
-        os.close(fd)
-        raise LockError(f'the lock directory {directory!r} {problem}: '
-                        f'{_REMEDY}', directory)
-    return fd
+    return _checked(fd, _directory_problem, 'the lock directory', directory)
 
 
 def _directory_problem(info: os.stat_result) -> str | None:
