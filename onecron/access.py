@@ -598,6 +598,17 @@ class JobAccess:
         self.policy = policy
         self.trusted_proxies = _networks(trusted_proxies)
 
+    def refuses_direct_local_calls(self) -> bool:
+        """Whether a call from this host straight to the application
+        server, naming no client (as the scheduler's calls are), is
+        refused: ``'loopback'`` with a loopback address among the trusted
+        proxies, whose calls must name their client."""
+        return self.policy == 'loopback' and any(
+            ipaddress.ip_address(address) in network
+            for network in self.trusted_proxies
+            for address in ('127.0.0.1', '::1')
+            if network.version == ipaddress.ip_address(address).version)
+
     def allows(self, request: Request) -> bool:
         """Whether ``request`` may call a job URL.
 

@@ -294,8 +294,14 @@ class CronApp(Controls):
             occurrence_window=self.occurrence_window,
             static_urls=static_urls,
             legacy_static_tokens=self._static_id is not None,
-            access=JobAccess(job_access,
-                             trusted_proxies=self.trusted_proxies))
+            access=(job_guard := JobAccess(
+                job_access, trusted_proxies=self.trusted_proxies)))
+        if job_guard.refuses_direct_local_calls():
+            log.warning("job_access='loopback' with a loopback address in "
+                        'trusted_proxies: calls from this host must come '
+                        'through that proxy, so point base_url at it; the '
+                        "scheduler's calls straight to the application "
+                        'server name no client and are refused (403)')
         # the operator's page under the prefix; checks its settings now
         self._status = StatusPage(self)
         if not (isinstance(autostart, bool) or autostart == 'auto'):

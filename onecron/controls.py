@@ -171,7 +171,10 @@ class Controls:
         job = self._job(name)
         scheduler = self._schedulers.get(application_id)
         if scheduler is not None and scheduler.active:
-            if scheduler.held:
+            # a disabled job stays queued (its occurrences are claimed)
+            setting = scheduler.settings.get(name)
+            if scheduler.held or (setting is not None
+                                  and not setting.enabled):
                 return None
             return scheduler.next_run(name)
         settings = self._settings(application_id)

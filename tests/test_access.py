@@ -749,3 +749,19 @@ def test_throttling_over_http(tmp_path: Path,
     assert login('198.51.100.4', 'pw')[0] == 200
     clock.now += 45
     assert login('203.0.113.9', 'pw')[0] == 200
+
+
+@pytest.mark.parametrize('proxies, warned', [
+    (['127.0.0.1'], True), (['::1'], True), (['127.0.0.0/8'], True),
+    (['10.0.0.1'], False), ([], False)])
+def test_loopback_job_access_behind_a_local_proxy_is_warned_about(
+        proxies: list[str], warned: bool,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """job_access='loopback' with a local trusted proxy refuses the
+    scheduler's direct calls: the CronApp says so when it is made."""
+    from onecron import CronApp
+    with caplog.at_level(logging.WARNING, logger='onecron'):
+        CronApp(secret='an access test secret of 32+ chars',
+                job_access='loopback', trusted_proxies=proxies)
+    assert any('point base_url at it' in record.getMessage()
+               for record in caplog.records) is warned

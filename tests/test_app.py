@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from webob import Request
@@ -11,6 +12,8 @@ from webob import Request
 from onecron import (
     CronApp, DuplicateJob, InvalidSchedule, OnecronError, Schedule,
     UnknownJob)
+
+from .conftest import wait_for
 
 
 def make(**options: object) -> CronApp:
@@ -152,3 +155,23 @@ def test_next_runtime_includes_the_offset() -> None:
     assert runtime.tzinfo is not None
     assert job.occurrence_of(runtime, 'tenant') == datetime(
         2024, 3, 2, tzinfo=timezone.utc)
+
+
+def test_next_run_of_a_disabled_job_is_none_while_scheduling(
+        tmp_path: Path, live_server: Any) -> None:
+    """app.next_run says None for a disabled job also in the process whose
+    scheduler keeps it queued (its occurrences are still claimed)."""
+    app = CronApp(secret='a test secret of at least 32 chars',
+                  lock_dir=str(tmp_path), store=str(tmp_path / 'runs.db'))
+    app.cronjob('0 3 * * *', name='nightly')(lambda request: None)
+    try:
+        app.start(base_url=live_server(app).url)
+        scheduler = app.schedulers['default']
+        wait_for(lambda: scheduler.active)
+        assert app.next_run('nightly') is not None
+        app.set_enabled('nightly', False)
+        wait_for(lambda: 'nightly' in scheduler.settings)
+        assert scheduler.next_run('nightly') is not None
+        assert app.next_run('nightly') is None
+    finally:
+        app.stop()
