@@ -869,7 +869,8 @@ app = Flask(__name__)
 def index():
     return current_app.name + request.path
 
-cron = CronApp(app.wsgi_app, secret='flask secret', lock_dir={here!r})
+cron = CronApp(app.wsgi_app, secret='the flask app secret, of 32+ chars',
+               lock_dir={here!r})
 app.wsgi_app = cron
 
 @cron.cronjob(minute=0, name='tick')
@@ -877,11 +878,13 @@ def tick(request):
     pass
 
 bare = Flask('bare')
-bare.wsgi_app = CronApp(bare.wsgi_app, secret='bare secret',
+bare.wsgi_app = CronApp(bare.wsgi_app,
+                        secret='the bare app secret of 32+ chars',
                         lock_dir={here!r})
 
 # as behind a reverse proxy: the CronApp inside werkzeug's middleware
-behind_proxy = ProxyFix(CronApp(None, secret='proxied', lock_dir={here!r}))
+behind_proxy = ProxyFix(CronApp(
+    None, secret='the proxied app secret of 32+ chars', lock_dir={here!r}))
 '''
 
 

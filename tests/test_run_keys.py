@@ -28,7 +28,8 @@ TENANT_HEADER = 'X-Tenant'
 def app(tmp_path: Path) -> Iterator[CronApp]:
     """Jobs of the tenant a request names in X-Tenant, with a store; no
     scheduler."""
-    app = CronApp(secret='s', lock_dir=str(tmp_path), enabled=False,
+    app = CronApp(secret='a run keys test secret, 32+ chars',
+                  lock_dir=str(tmp_path), enabled=False,
                   store=str(tmp_path / 'runs.sqlite'),
                   application_id=lambda request: request.headers.get(
                       TENANT_HEADER, 'default'))
@@ -71,7 +72,7 @@ def test_a_second_call_with_a_run_key_gets_409_and_runs_nothing(
     """The second POST with the same X-Onecron-Run gets 409, does not run
     the job and leaves the first run's record as it was."""
     calls = counting(app, 'report')
-    url = app.url_for('report', live_server(app).url)
+    url = app.url_for('report', live_server(app).url, application_id='default')
     assert post(url, 'key-1') == (200, 'call 1')
     [first] = runs(app)
     assert (first.outcome, first.output, first.key) == (
@@ -97,7 +98,7 @@ def test_a_repeated_key_is_refused_while_the_run_still_runs(
         release.wait(10)
         return 'done'
 
-    url = app.url_for('long', live_server(app).url)
+    url = app.url_for('long', live_server(app).url, application_id='default')
     answers: list[tuple[int, str]] = []
     first = threading.Thread(target=lambda: answers.append(post(url, 'k')))
     first.start()
@@ -120,8 +121,9 @@ def test_one_key_on_two_jobs_runs_both(app: CronApp,
     calls_a = counting(app, 'a')
     calls_b = counting(app, 'b')
     server = live_server(app).url
-    assert post(app.url_for('a', server), 'shared')[0] == 200
-    assert post(app.url_for('b', server), 'shared')[0] == 200
+    for name in ('a', 'b'):
+        url = app.url_for(name, server, application_id='default')
+        assert post(url, 'shared')[0] == 200
     assert (calls_a, calls_b) == (['default'], ['default'])
     assert sorted((run.job, run.key, run.outcome) for run in runs(app)) == [
         ('a', 'shared', Outcome.OK), ('b', 'shared', Outcome.OK)]
@@ -132,10 +134,13 @@ def test_a_tenants_key_does_not_touch_another_tenants_run(
     """Tenant x calling with tenant y's run key runs x's job and writes
     x's run; y's run keeps its record, and y's key still refuses y."""
     calls = counting(app, 'report')
-    url = app.url_for('report', live_server(app).url)
+    server = live_server(app).url
+    # static URLs are bound to their tenant: each calls its own
+    url_x = app.url_for('report', server, application_id='x')
+    url = app.url_for('report', server, application_id='y')
     assert post(url, 'k', tenant='y') == (200, 'call 1')
     [theirs] = runs(app, 'y')
-    assert post(url, 'k', tenant='x') == (200, 'call 2')
+    assert post(url_x, 'k', tenant='x') == (200, 'call 2')
     assert calls == ['y', 'x']
     assert runs(app, 'y') == [theirs]
     [ours] = runs(app, 'x')
