@@ -32,7 +32,7 @@ from onecron.store import Store
 #: processes racing for each store
 PROCESSES = 8
 #: fresh stores in a row, per backend
-SQLITE_STORES = 20
+SQLITE_STORES = 40
 POSTGRES_STORES = 10
 #: older stores (version 3) upgraded in a row, per backend
 UPGRADES = 5
@@ -123,31 +123,35 @@ def race(targets: Sequence[str]) -> dict[str, list[Seen]]:
 
 def check(seen: dict[str, list[Seen]], *, version: int,
           created: bool) -> None:
-    """Each store was opened by every process without an error or a
-    warning and is at the current version; no process says it upgraded
-    a store that was not older; exactly one says it created (``created``)
-    or upgraded from ``version`` each store, and the others say nothing
-    about its schema."""
-    for target, outcomes in seen.items():
-        assert [error for *_, error in outcomes] == [None] * PROCESSES
-        assert {found for _, found, _, _ in outcomes} == {
-            sqlite.SCHEMA_VERSION}
-        records = [record for _, _, records, _ in outcomes
-                   for record in records]
-        assert [record for record in records
-                if record[0] >= logging.WARNING] == []
-        upgrades = [tuple(map(int, match.groups())) for _, message in records
-                    if (match := _UPGRADED.search(message))]
-        assert [(old, new) for old, new in upgrades if not old < new] == [], (
-            f'{target}: a bogus upgrade')
-        schema = [(level, message) for level, message in records
+    """Every process opened every store without an error or a warning and
+    found it at the current version; no process says it upgraded a store
+    that was not older; of each store, exactly one says it created it
+    (``created``) or upgraded it from ``version``, and the others say
+    nothing about its schema."""
+    outcomes = [outcome for store in seen.values() for outcome in store]
+    assert [error for *_, error in outcomes if error] == []
+    assert {found for _, found, _, _ in outcomes} == {sqlite.SCHEMA_VERSION}
+    records = {target: [record for _, _, records, _ in store
+                        for record in records]
+               for target, store in seen.items()}
+    assert [record for store in records.values() for record in store
+            if record[0] >= logging.WARNING] == []
+    upgrades = {target: [tuple(map(int, match.groups()))
+                         for _, message in store
+                         if (match := _UPGRADED.search(message))]
+                for target, store in records.items()}
+    assert [(old, new) for store in upgrades.values()
+            for old, new in store if not old < new] == [], 'bogus upgrades'
+    for target, store in records.items():
+        schema = [(level, message) for level, message in store
                   if 'schema' in message]
         if created:
-            assert upgrades == []
+            assert upgrades[target] == []
             assert [level for level, message in schema
                     if 'created' in message] == [logging.INFO], target
         else:
-            assert upgrades == [(version, sqlite.SCHEMA_VERSION)], target
+            assert upgrades[target] == [(version, sqlite.SCHEMA_VERSION)], (
+                target)
         assert len(schema) == 1, (target, schema)
 
 
