@@ -316,12 +316,25 @@ class PostgresStore(Store):
         return db
 
     def _check_schema(self, db: _Connection) -> None:
+        """Create the tables in a new database, or upgrade older ones.
+
+        Hosts and processes that open a new database together all find
+        version 0 at first; the version that counts is the one read again
+        under the advisory lock, so that exactly one of them creates (or
+        upgrades) the tables and says so, and the others, finding it done,
+        say nothing. The transaction reads committed data whatever the
+        session's default isolation: a snapshot taken before the lock
+        would not see what the previous holder committed.
+        """
         if _stored_version(db) == SCHEMA_VERSION:
             return
         with db.transaction():
+            db.execute('SET TRANSACTION ISOLATION LEVEL READ COMMITTED')
             db.execute(_SLOW, {'ms': str(SLOW_TIMEOUT * 1000)})
             db.execute('SELECT pg_advisory_xact_lock(%s)', (_MIGRATION_LOCK,))
             version = _stored_version(db)  # another host may have won
+            if version == SCHEMA_VERSION:
+                return
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f'PostgreSQL store {self.location} has schema version '
@@ -336,6 +349,9 @@ class PostgresStore(Store):
         if version:
             log.info('%r: schema upgraded from version %d to %d', self,
                      version, SCHEMA_VERSION)
+        else:
+            log.info('%r: new store, schema version %d created', self,
+                     SCHEMA_VERSION)
 
     def _connection(self) -> _Connection:
         """This thread's connection, (re)opened when needed."""

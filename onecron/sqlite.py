@@ -300,7 +300,7 @@ class SqliteStore(Store):
                              isolation_level=None, check_same_thread=False)
         try:
             db.execute(f'PRAGMA busy_timeout = {round(self.timeout * 1000)}')
-            mode = db.execute('PRAGMA journal_mode = WAL').fetchone()[0]
+            mode = self._journal_mode_wal(db)
             if mode != 'wal':
                 log.warning('%r: journal mode is %s, not wal; readers and '
                             'writers will wait for each other', self, mode)
@@ -378,11 +378,40 @@ class SqliteStore(Store):
                         name, mode)
         return True
 
+    def _journal_mode_wal(self, db: sqlite3.Connection) -> str:
+        """Put the file in WAL mode; the journal mode it is in after.
+
+        Processes that open a file together all ask for WAL: SQLite lets
+        one of them switch and answers the others "database is locked" at
+        once, without waiting, so they ask again until ``timeout``.
+        """
+        deadline = time.monotonic() + self.timeout
+        pause = 0.001
+        while True:
+            try:
+                mode: str = db.execute('PRAGMA journal_mode = WAL'
+                                       ).fetchone()[0]
+                return mode
+            except sqlite3.OperationalError as error:
+                if not _busy(error) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
     def _check_schema(self, db: sqlite3.Connection) -> None:
+        """Create the schema in a new file, or upgrade an older one.
+
+        Processes that open a new file together all find version 0 at
+        first; the version that counts is the one read again under the
+        write lock, so that exactly one of them creates (or upgrades) the
+        schema and says so, and the others, finding it done, say nothing.
+        """
         if self._user_version(db) == SCHEMA_VERSION:
             return
         with self._atomic(db):
             version = self._user_version(db)  # another process may have won
+            if version == SCHEMA_VERSION:
+                return
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f'SQLite store {self.path} has schema version {version}, '
@@ -392,9 +421,12 @@ class SqliteStore(Store):
                 for statement in statements:
                     db.execute(statement)
             db.execute(f'PRAGMA user_version = {SCHEMA_VERSION}')
-            if version:
-                log.info('%r: schema upgraded from version %d to %d', self,
-                         version, SCHEMA_VERSION)
+        if version:
+            log.info('%r: schema upgraded from version %d to %d', self,
+                     version, SCHEMA_VERSION)
+        else:
+            log.info('%r: new store, schema version %d created', self,
+                     SCHEMA_VERSION)
 
     @staticmethod
     def _user_version(db: sqlite3.Connection) -> int:
@@ -948,6 +980,14 @@ class _Forever:
     @staticmethod
     def is_alive() -> bool:
         return True
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    """Whether ``error`` is SQLite's SQLITE_BUSY ("database is locked")."""
+    code: int | None = getattr(error, 'sqlite_errorcode', None)
+    if code is None:  # Python 3.10 has only the message
+        return str(error).startswith('database is locked')
+    return code & 0xFF == 5  # SQLITE_BUSY and its extended codes
 
 
 def _identity(path: str) -> tuple[int, int] | None:

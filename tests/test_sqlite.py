@@ -467,6 +467,45 @@ def test_locked_past_the_timeout_is_a_store_error(path: str) -> None:
     store.close()
 
 
+def test_a_new_file_waits_for_another_process_to_switch_it_to_wal(
+        path: str) -> None:
+    """Opening a file that another connection is writing (as a process
+    that opens the new file at the same time): SQLite refuses the switch
+    to WAL at once, the store asks again and opens it when the other is
+    done."""
+    other = sqlite3.connect(path, isolation_level=None,
+                            check_same_thread=False)
+    os.chmod(path, 0o600)
+    other.execute('BEGIN IMMEDIATE')
+    done = threading.Timer(0.3, other.execute, ('COMMIT',))
+    done.start()
+    started = time.monotonic()
+    try:
+        with SqliteStore(path) as store:
+            assert time.monotonic() - started >= 0.25
+            assert store.version() == SCHEMA_VERSION
+            add(store)
+    finally:
+        done.join()
+        other.close()
+
+
+def test_a_file_kept_locked_fails_the_switch_to_wal_after_the_timeout(
+        path: str) -> None:
+    """The switch to WAL asks again no longer than ``timeout``."""
+    other = sqlite3.connect(path, isolation_level=None)
+    os.chmod(path, 0o600)
+    other.execute('BEGIN IMMEDIATE')
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreError, match=re.escape(path) + '.*locked'):
+            SqliteStore(path, timeout=0.3)
+        assert 0.2 < time.monotonic() - started < 2
+    finally:
+        other.execute('ROLLBACK')
+        other.close()
+
+
 def test_a_full_disk_is_a_store_error(store: SqliteStore, path: str) -> None:
     """A write that finds no room fails with StoreError, and the run
     written before survives."""
