@@ -65,6 +65,14 @@ def lock_directory(lock_dir: str | None) -> str:
     return os.path.join(tempfile.gettempdir(), f'onecron-{os.geteuid()}')
 
 
+# tempfile's first gettempdir() probes the candidate directories while it
+# holds a module lock: a scheduler thread doing that while a pre-fork
+# server (uWSGI's master, gunicorn --preload) forks its workers leaves the
+# lock held in every worker, whose next gettempdir() never returns. Probe
+# once now, at import, before any thread of ours runs.
+tempfile.gettempdir()
+
+
 def _owned_and_closed(path: str) -> bool:
     """Whether ``path`` is a directory of ours only we can write to."""
     try:
