@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from webob import Request
 
-from onecron import CronApp
+from onecron import CronApp, html
 from onecron.history import MissedRange, missed_range
 from onecron.misfire import MAX_MISSED
 from onecron.store import Outcome, Run, Store
@@ -145,3 +145,21 @@ def test_a_day_of_a_per_second_job_is_bounded(
             'were looked at)') in record.output
     assert len(store.claimed('default', 'tick', FIRST, last)) == MAX_MISSED
     assert calls == []
+
+
+def test_the_history_page_shows_the_range_without_start_or_duration(
+        store: Store, tmp_path: Path, live_server: Any, caplog: Any) -> None:
+    """The history page shows a missed record as how many, from and to,
+    with no start time and no duration."""
+    caplog.set_level(logging.INFO, logger='onecron')
+    app, calls = restart(store, tmp_path, live_server, misfire='skip')
+    record, _ = caught_up(app, caplog, store)
+    page = html.history('tick', 'default', [record], base='/cronjobs',
+                        csrf='x', now=NOW)
+    row = page[page.index(f'id="run-{record.id}"'):]
+    row = row[:row.index('</tr>')]
+    assert 'missed 540 occurrences, from <time' in row
+    assert '08:00:01' in row and '08:09:00' in row
+    assert 'data-label="Started"><span class="muted">–</span>' in row
+    assert 'data-label="Duration"></td>' in row
+    assert ' s</td>' not in row
