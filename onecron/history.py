@@ -4,22 +4,74 @@ A store that fails (locked, disk full, file removed) must never stop a job
 or the scheduler: every call here catches the store's error, reports the
 outage once (log and Sentry) and reports again only after the store has
 come back and failed anew.
+
+Occurrences that were missed (while no scheduler ran, or while the jobs
+were held) are written as one record per job and downtime, not one per
+occurrence: a run with outcome ``missed`` whose ``started`` is the oldest
+missed occurrence, ``ended`` the newest, and whose ``output`` starts with
+how many (:func:`missed_summary`); :func:`missed_range` reads it back.
+Nothing ran, so such a record has no start time or duration of a run.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 from .clock import Clock
 from .reporting import Reporter
-from .store import Outcome, Store, StoreError, Trigger
+from .store import Outcome, Run, Store, StoreError, Trigger
 
 log = logging.getLogger(__name__)
 
 T = TypeVar('T')
+
+_COUNT = re.compile(r'missed (\d+) occurrences? ')
+
+
+@dataclass(frozen=True)
+class MissedRange:
+    """What a ``missed`` record stands for: ``count`` occurrences, from
+    ``first`` to ``last`` (the same for one)."""
+
+    count: int
+    first: datetime
+    last: datetime
+
+
+def missed_summary(count: int, first: datetime, last: datetime, why: str,
+                   done: str = '') -> str:
+    """The one line that says what was missed, ``why``, and what was
+    ``done`` about it, as logged and stored: ``missed 540 occurrences
+    from … to … while no scheduler ran; misfire='once': the newest ran
+    now``."""
+    if count == 1:
+        text = f'missed 1 occurrence at {first.isoformat()}'
+    else:
+        text = (f'missed {count} occurrences from {first.isoformat()} '
+                f'to {last.isoformat()}')
+    text += f' {why}'
+    return f'{text}; {done}' if done else text
+
+
+def missed_range(run: Run) -> MissedRange | None:
+    """The occurrences a ``missed`` record stands for; None for a run.
+
+    A record written before records covered ranges (one per occurrence,
+    its ``started`` the time it was written) stands for its
+    ``scheduled`` occurrence alone.
+    """
+    if run.outcome is not Outcome.MISSED:
+        return None
+    match = _COUNT.match(run.output)
+    if match is None:
+        at = run.scheduled or run.started
+        return MissedRange(1, at, at)
+    return MissedRange(int(match[1]), run.started, run.ended or run.started)
 
 
 class History:
@@ -97,6 +149,26 @@ class History:
             ended=now, outcome=outcome, scheduled=scheduled,
             http_status=http_status, output=output, error=error, key=key),
             None)
+
+    def missed(self, application_id: str, job: str, *, first: datetime,
+               last: datetime, scheduled: datetime, summary: str,
+               key: str) -> None:
+        """Write one record for occurrences missed from ``first`` to
+        ``last`` (``summary`` says how many, see :func:`missed_summary`);
+        ``key`` is the key their claims carry, so that they are not taken
+        for claims whose run never started."""
+        self.read(lambda store: store.record_run(
+            application_id, job, trigger=Trigger.SCHEDULER, started=first,
+            ended=last, outcome=Outcome.MISSED, scheduled=scheduled,
+            output=summary, key=key), None)
+
+    def more_missed(self, application_id: str, job: str, *, key: str,
+                    last: datetime, summary: str) -> None:
+        """Extend the record :meth:`missed` wrote with ``key`` up to
+        ``last``, now saying ``summary``."""
+        self.read(lambda store: store.finish_run_by_key(
+            key, application_id=application_id, job=job, ended=last,
+            outcome=Outcome.MISSED, output=summary), None)
 
     def timed_out(self, application_id: str, job: str, *, key: str,
                   scheduled: datetime | None, started: datetime,

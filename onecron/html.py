@@ -23,6 +23,7 @@ from html import escape
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .history import MissedRange, missed_range
 from .overview import ApplicationStatus, JobStatus, encodable
 from .store import Run
 
@@ -302,7 +303,10 @@ def _job_row(job: JobStatus, status: ApplicationStatus, base: str,
     else:
         next_run = _when(None, now)
     last = '<span class="muted">never</span>'
-    if job.last_run is not None:
+    missed = None if job.last_run is None else missed_range(job.last_run)
+    if missed is not None:
+        last = f'{_badge("missed", "warn")} {_missed(missed, zone)}'
+    elif job.last_run is not None:
         last = (f'{_outcome(job.last_run)} '
                 f'{_when(job.last_run.started, now, zone)}'
                 f'<br><small>{_duration(job.last_run.duration)}</small>')
@@ -392,15 +396,30 @@ def history(job: str, application_id: str, runs: list[Run] | None, *,
     return _document(f'{job} – onecron', base, body)
 
 
+def _missed(missed: MissedRange, zone: tzinfo) -> str:
+    """What a ``missed`` record stands for: ``missed 540 occurrences, from
+    … to …`` (nothing ran: no start time, no duration)."""
+    if missed.count == 1:
+        return f'missed 1 occurrence, at {_time(missed.first, zone)}'
+    return (f'missed {missed.count} occurrences, from '
+            f'{_time(missed.first, zone)} to {_time(missed.last, zone)}')
+
+
 def _run_row(run: Run, now: datetime, zone: tzinfo) -> str:
     scheduled = ('<span class="muted">–</span>' if run.scheduled is None
                  else _time(run.scheduled, zone))
+    started = _when(run.started, now, zone)
+    duration = _duration(run.duration)
+    missed = missed_range(run)
+    if missed is not None:
+        started, duration = _when(None, now), ''
+        scheduled = _missed(missed, zone)
     status = '' if run.http_status is None else str(run.http_status)
     row = (f'<tbody><tr id="run-{run.id}"><td data-label="Run">{run.id}'
-           f'</td><td data-label="Started">{_when(run.started, now, zone)}'
+           f'</td><td data-label="Started">{started}'
            f'</td><td data-label="Trigger">{_e(run.trigger.value)}</td>'
            f'<td data-label="Scheduled">{scheduled}</td>'
-           f'<td data-label="Duration">{_duration(run.duration)}</td>'
+           f'<td data-label="Duration">{duration}</td>'
            f'<td data-label="Outcome">{_outcome(run)}</td>'
            f'<td data-label="HTTP">{status}</td></tr>\n')
     output = _without_traceback(run.output, run.error)

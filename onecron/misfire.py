@@ -3,7 +3,8 @@
 Pure: the scheduler asks, on taking over an application id, which
 occurrences fell due while no scheduler ran (:func:`missed`), takes out
 those the store says were claimed, and :func:`plan` decides per the job's
-policy which to run now and which to record as missed:
+policy which to run now and which are missed (the scheduler writes them
+down as one record per job, not one per occurrence):
 
 ``'once'`` (the default)
     run the newest missed occurrence once, now, if it is at most ``grace``
@@ -67,11 +68,12 @@ class Missed:
     """The occurrences of one job that fell due in a window, oldest first.
 
     At most :data:`MAX_MISSED`, the newest; ``older`` counts those left
-    out before them.
+    out before them, and ``first`` is the oldest of all.
     """
 
     occurrences: list[datetime] = field(default_factory=list)
     older: int = 0
+    first: datetime | None = None
 
 
 def missed(job: Job, schedule: Schedule, application_id: str,
@@ -83,14 +85,17 @@ def missed(job: Job, schedule: Schedule, application_id: str,
     """
     newest: deque[datetime] = deque(maxlen=MAX_MISSED)
     seen = 0
+    first = None
     limit = until.timestamp()
     runtime = job.next_runtime(since, application_id, schedule)
     while runtime.timestamp() <= limit:
         newest.append(job.occurrence_of(runtime, application_id,
                                         schedule))
+        if first is None:
+            first = newest[0]
         seen += 1
         runtime = job.next_runtime(runtime, application_id, schedule)
-    return Missed(list(newest), seen - len(newest))
+    return Missed(list(newest), seen - len(newest), first)
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,8 @@ class Plan:
     run: list[datetime]
     #: record these as missed
     missed: list[datetime]
+    #: ``'once'``: the grace the newest was measured against
+    grace: timedelta | None = None
 
 
 def plan(policy: str, occurrences: list[datetime], *, now: datetime,
@@ -122,8 +129,8 @@ def plan(policy: str, occurrences: list[datetime], *, now: datetime,
                              - newest.timestamp())
         grace = min(DEFAULT_GRACE, interval)
     if now.timestamp() - newest.timestamp() <= grace.total_seconds():
-        return Plan([newest], occurrences[:-1])
-    return Plan([], list(occurrences))
+        return Plan([newest], occurrences[:-1], grace)
+    return Plan([], list(occurrences), grace)
 
 
 def nearest(schedule: Schedule, now: datetime,

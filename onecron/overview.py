@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .history import missed_range
 from .store import Hold, JobSettings, Run, SchedulerInfo
 from .text import encodable
 
@@ -155,17 +156,29 @@ def as_json(status: ApplicationStatus) -> dict[str, Any]:
             'enabled': job.enabled,
             'state': job.state,
             'next_run': _iso(job.next_run),
-            'last_run': None if job.last_run is None else {
-                'id': job.last_run.id,
-                'started': _iso(job.last_run.started),
-                'ended': _iso(job.last_run.ended),
-                'duration': job.last_run.duration,
-                'outcome': (None if job.last_run.outcome is None
-                            else job.last_run.outcome.value),
-                'trigger': job.last_run.trigger.value,
-            },
+            'last_run': None if job.last_run is None else _run(job.last_run),
         } for job in status.jobs],
     })
+    return data
+
+
+def _run(run: Run) -> dict[str, Any]:
+    """A job's last run; a ``missed`` record says what it stands for
+    (``missed``: count, first, last) and has no start time or duration:
+    nothing ran."""
+    missed = missed_range(run)
+    data: dict[str, Any] = {
+        'id': run.id,
+        'started': None if missed else _iso(run.started),
+        'ended': None if missed else _iso(run.ended),
+        'duration': None if missed else run.duration,
+        'outcome': None if run.outcome is None else run.outcome.value,
+        'trigger': run.trigger.value,
+    }
+    if missed is not None:
+        data['missed'] = {'count': missed.count,
+                          'first': _iso(missed.first),
+                          'last': _iso(missed.last)}
     return data
 
 

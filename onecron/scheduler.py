@@ -15,6 +15,9 @@ never delays the next one.
 A scheduler that takes over (after a restart, or from a host that died)
 first looks for occurrences that fell due while none ran, and runs or
 records them per the jobs' ``misfire`` policy (:mod:`onecron.misfire`).
+What was missed is logged and written down as one record per job, not one
+per occurrence (see :mod:`onecron.history`); so are the occurrences that
+fall due while the jobs are held: one record per job and hold.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -33,11 +37,11 @@ from .caller import CallRequest, CallResult
 from .clock import Clock, utcnow
 from .clockwork import Clockwork, Ticket
 from .headers import OCCURRENCE_HEADER, RUN_HEADER, TRIGGER_HEADER
-from .history import History
+from .history import History, missed_summary
 from .job import Job
 from .lock import HostLock
 from .mail import Notify
-from .misfire import missed, plan
+from .misfire import Plan, missed, plan
 from .pool import Pool
 from .reporting import Reporter
 from .schedule import Schedule
@@ -57,6 +61,22 @@ ARM_AHEAD = 0.05
 #: how old a claim without a run must be to count as lost: its call may
 #: still be on its way until then
 CLAIM_SETTLE = timedelta(seconds=3)
+
+
+#: why occurrences were missed, in their record
+WHILE_DOWN = 'while no scheduler ran'
+WHILE_HELD = 'while jobs were held'
+
+
+@dataclass
+class _HeldRange:
+    """The occurrences of a job missed during a hold, so far: one record,
+    written at the first and extended at each."""
+
+    key: str
+    first: datetime
+    last: datetime
+    count: int = 1
 
 
 def holder_name(host: str) -> str:
@@ -193,6 +213,11 @@ class Scheduler:
         #: (see _in_line); the caller's thread takes them from here
         self._lines: dict[str, list[CallRequest]] = {}
         self._lines_lock = threading.Lock()
+        #: per job, the occurrences missed in the hold under way
+        self._holding: dict[str, _HeldRange] = {}
+        #: per job, the occurrences the catch-up of this activation has
+        #: run or written down: a second look does not count them again
+        self._caught_up: dict[str, set[datetime]] = {}
 
     # -- control --------------------------------------------------------
 
@@ -363,6 +388,8 @@ class Scheduler:
         now = self._clock()
         self.active_since = now
         self._said_standby = False
+        self._caught_up = {}
+        self._holding = {}
         self._read_switches(now)
         if before is not None:
             # claims of the last moments may belong to calls still on
@@ -383,6 +410,7 @@ class Scheduler:
             for line in self._lines.values():
                 line.clear()
             self._lines = {}
+        self._end_hold()
         if self.active_since is None:
             return
         self.active_since = None
@@ -409,6 +437,8 @@ class Scheduler:
         could not; keep the last known); reschedule changed jobs."""
         if held is not None:
             self.held = held
+            if not held:
+                self._end_hold()
         if settings is None or settings == self.settings:
             return
         changed = {name for name in set(settings) | set(self.settings)
@@ -480,16 +510,20 @@ class Scheduler:
         # the offset depends on the schedule the runtime was computed with
         occurrence = job.occurrence_of(runtime, self.application_id,
                                        schedule)
-        key = uuid.uuid4().hex
+        holding = self._holding.get(job.name) if self.held else None
+        # a hold's occurrences are claimed for its one record
+        key = uuid.uuid4().hex if holding is None else holding.key
         # claimed even when disabled: a successor must not catch it up
         if not self._claim(job, occurrence, key):
             return
         settings = self.settings.get(job.name)
         if settings is not None and not settings.enabled:
             return
-        if self.held or not self._should_run(job):
-            self._record(job, occurrence, key, Outcome.MISSED if self.held
-                         else Outcome.SKIPPED)
+        if self.held:
+            self._missed_while_held(job, occurrence, key)
+            return
+        if not self._should_run(job):
+            self._record(job, occurrence, key, Outcome.SKIPPED)
             return
         self._in_line(job, [self._call(job, occurrence, key, runtime)])
 
@@ -520,6 +554,39 @@ class Scheduler:
         self._history.record(
             self.application_id, job.name, trigger=Trigger.SCHEDULER,
             outcome=outcome, scheduled=occurrence, key=key)
+
+    def _missed_while_held(self, job: Job, occurrence: datetime,
+                           key: str) -> None:
+        """Write down an occurrence missed because the jobs are held: the
+        first of a hold opens the job's one record of it (logged once),
+        each later one extends it."""
+        holding = self._holding.get(job.name)
+        if holding is None:
+            self._holding[job.name] = _HeldRange(key, occurrence, occurrence)
+            log.info('job %s (%s) at %s missed: jobs are held (one record '
+                     'for the whole hold)', job.name, self.application_id,
+                     occurrence.isoformat())
+            self._history.missed(
+                self.application_id, job.name, first=occurrence,
+                last=occurrence, scheduled=occurrence, key=key,
+                summary=missed_summary(1, occurrence, occurrence,
+                                       WHILE_HELD))
+            return
+        holding.last = occurrence
+        holding.count += 1
+        self._history.more_missed(
+            self.application_id, job.name, key=key, last=occurrence,
+            summary=missed_summary(holding.count, holding.first, occurrence,
+                                   WHILE_HELD))
+
+    def _end_hold(self) -> None:
+        """The hold is over (or this scheduler no longer fires): log what
+        each job missed during it, once."""
+        holding, self._holding = self._holding, {}
+        for name, held in holding.items():
+            log.info('job %s (%s): %s', name, self.application_id,
+                     missed_summary(held.count, held.first, held.last,
+                                    WHILE_HELD))
 
     def _claim(self, job: Job, occurrence: datetime, key: str) -> bool:
         """Whether this scheduler may run ``occurrence``: it claimed it.
@@ -592,6 +659,8 @@ class Scheduler:
         run never started (the claimer died before its call arrived): they
         run under their claim's key. A job's replays run one after
         another, and its fires wait behind them (see :meth:`_in_line`).
+        What a job missed is logged and written down once, as one range
+        (see :meth:`_missed_while_down`).
         """
         since = max(before.renewed - timedelta(seconds=self._lease_ttl),
                     before.acquired, now - timedelta(days=CLAIM_DAYS))
@@ -619,34 +688,109 @@ class Scheduler:
             if claimed is None or lost is None:
                 continue  # unknown, so nothing is run twice
             keys = {occurrence: key for key, occurrence in lost.items()}
+            told = job.name in self._caught_up  # by a first look
+            done = self._caught_up.setdefault(job.name, set())
+            older = 0 if told else found.older
             unclaimed = [occurrence for occurrence in found.occurrences
-                         if occurrence not in claimed or occurrence in keys]
-            what = plan('skip' if self.held else job.misfire, unclaimed,
-                        now=now, grace=job.grace, schedule=schedule)
-            if found.older:
-                log.warning('job %s (%s): %d more occurrences were missed '
-                            'before %s; not recorded one by one', job.name,
-                            self.application_id, found.older,
-                            first.isoformat())
-            if unclaimed:
-                log.info('job %s (%s): %d occurrence(s) missed while no '
-                         'scheduler ran; running %d now (misfire=%r)',
-                         job.name, self.application_id, len(unclaimed),
-                         len(what.run), job.misfire)
-            for occurrence in what.missed:
-                key = keys.get(occurrence) or uuid.uuid4().hex
-                if self._claim(job, occurrence, key):
-                    self._record(job, occurrence, key, Outcome.MISSED)
-            calls = []
-            for occurrence in what.run:
-                key = keys.get(occurrence) or uuid.uuid4().hex
-                if self._claim(job, occurrence, key):
-                    if self._should_run(job):
-                        calls.append(self._call(job, occurrence, key, None))
-                    else:
-                        self._record(job, occurrence, key, Outcome.SKIPPED)
-            if calls:
-                self._in_line(job, calls)
+                         if (occurrence not in claimed or occurrence in keys)
+                         and occurrence not in done]
+            done.update(unclaimed)
+            if unclaimed or older:
+                self._missed_while_down(job, schedule, now, unclaimed, keys,
+                                        older, found.first)
+
+    def _missed_while_down(self, job: Job, schedule: Schedule,
+                           now: datetime, unclaimed: list[datetime],
+                           keys: dict[datetime, str], older: int,
+                           oldest: datetime | None) -> None:
+        """Run what the job's policy runs of ``unclaimed``; log and write
+        down the whole range once: how many, from when to when, and what
+        was done.
+
+        ``keys``: the claims whose run never started, run (or written
+        down) under their key; ``older``: occurrences before
+        ``unclaimed`` that were only counted, the oldest ``oldest``.
+        """
+        what = plan('skip' if self.held else job.misfire, unclaimed,
+                    now=now, grace=job.grace, schedule=schedule)
+        key = uuid.uuid4().hex
+        # claimed in one go for the one record, under its key: a second
+        # look, or a successor, finds them taken and written down
+        fresh = [occurrence for occurrence in what.missed
+                 if occurrence not in keys]
+        counted = self._claim_all(job, fresh, key)
+        counted += [occurrence for occurrence in what.missed
+                    if occurrence in keys]
+        calls, refused = [], 0
+        for occurrence in what.run:
+            run_key = keys.get(occurrence) or uuid.uuid4().hex
+            if not self._claim(job, occurrence, run_key):
+                continue
+            counted.append(occurrence)
+            if self._should_run(job):
+                calls.append(self._call(job, occurrence, run_key, None))
+            else:
+                refused += 1
+                self._record(job, occurrence, run_key, Outcome.SKIPPED)
+        if not counted and not older:
+            return  # all claimed by others meanwhile
+        counted.sort()
+        last = counted[-1] if counted else oldest
+        first = oldest if older or not counted else counted[0]
+        if first is None or last is None:
+            return  # not reached: ``older`` comes with ``oldest``
+        why = WHILE_DOWN
+        if older:
+            why += (f' (the oldest {older} only counted: the newest '
+                    f'{len(unclaimed)} were looked at)')
+        summary = missed_summary(len(counted) + older, first, last, why,
+                                 self._what_was_done(job, what, len(calls),
+                                                     refused))
+        log.info('job %s (%s): %s', job.name, self.application_id, summary)
+        self._history.missed(self.application_id, job.name, first=first,
+                             last=last, scheduled=last, summary=summary,
+                             key=key)
+        if calls:
+            self._in_line(job, calls)
+
+    def _what_was_done(self, job: Job, what: Plan, ran: int,
+                       refused: int) -> str:
+        """What the policy did about a job's missed range, in words."""
+        if self.held:
+            return 'jobs are held: none ran'
+        if job.misfire == 'skip':
+            return "misfire='skip': none ran"
+        if not what.run:
+            grace = what.grace.total_seconds() if what.grace else 0
+            return (f'misfire={job.misfire!r}: the newest was older than '
+                    f'its grace of {grace:g} s: none ran')
+        if job.misfire == 'once':
+            done = 'the newest ran now' if ran else 'the newest did not run'
+        elif ran == len(what.run) and not what.missed:
+            done = f'all {ran} ran now, oldest first'
+        else:
+            done = (f'the newest {ran} ran now, oldest first; the older '
+                    f'{len(what.missed)} did not')
+        if refused:
+            done += f' (should_run said no to {refused})'
+        return f'misfire={job.misfire!r}: {done}'
+
+    def _claim_all(self, job: Job, occurrences: list[datetime],
+                   key: str) -> list[datetime]:
+        """Those of ``occurrences`` this scheduler claimed for ``key``;
+        like :meth:`_claim` for each, without a line for each one lost.
+        """
+        store = self._history.store
+        if store is None or not occurrences:
+            return list(occurrences)
+        now = self._clock()
+        won = self._history.read(lambda store: [
+            occurrence for occurrence in occurrences
+            if store.claim(self.application_id, job.name, occurrence,
+                           key=key, now=now)], None)
+        if won is None:
+            return [] if store.coordinates else list(occurrences)
+        return won
 
     def _in_line(self, job: Job, calls: list[CallRequest]) -> None:
         """Call ``calls`` of ``job`` now, or after its calls in line.

@@ -20,6 +20,7 @@ import pytest
 from webob import Request
 
 from onecron import CronApp
+from onecron.history import MissedRange, missed_range
 from onecron.sqlite import SqliteStore
 from onecron.store import Outcome, Run, Trigger
 
@@ -162,42 +163,51 @@ def restart_after_a_gap(node: Any, ticks: Ticks, gap: float,
     return node('a', ticks, **options), stopped
 
 
+def the_missed_range(app: CronApp) -> MissedRange:
+    """The one missed record of the restart: every occurrence of the gap
+    in it, and only those."""
+    [record] = [run for run in runs(app) if run.outcome is Outcome.MISSED]
+    missed = missed_range(record)
+    assert missed is not None and record.duration is not None
+    assert missed.count == (missed.last - missed.first).total_seconds() + 1
+    assert record.scheduled == missed.last
+    return missed
+
+
 def test_a_restart_within_grace_runs_the_missed_occurrence_once(
         node: Any) -> None:
     """misfire='once': the newest occurrence missed while stopped runs
-    once at start; the older ones are recorded as missed."""
+    once at start; one record stands for the whole gap."""
     ticks = Ticks()
     second, stopped = restart_after_a_gap(node, ticks, 3.5, grace=30)
     wait_for(lambda: len(ticks.by('a')) >= 6)
-    table = wait_for(lambda: by_occurrence(second))
-    assert all(len(rows) == 1 for rows in table.values()), table
-    gap = [occurrence for occurrence, [run] in table.items()
-           if run.outcome is Outcome.MISSED]
-    assert len(gap) >= 2
-    newest_missed = max(gap)
-    caught_up = [occurrence for occurrence, [run] in table.items()
-                 if occurrence > newest_missed
-                 and occurrence < stopped + timedelta(seconds=3.5)]
-    assert len(caught_up) == 1, 'the newest missed ran once, at start'
-    [run] = table[caught_up[0]]
+    missed = wait_for(lambda: the_missed_range(second))
+    assert missed.count >= 3
+    assert 'the newest ran now' in [
+        run.output for run in runs(second)
+        if run.outcome is Outcome.MISSED][0]
+    table = by_occurrence(second)
+    assert all(scheduled not in table for scheduled in table
+               if missed.first <= scheduled < missed.last)
+    [run] = [run for run in table[missed.last]
+             if run.outcome is not Outcome.MISSED]
     assert run.outcome is Outcome.OK and run.trigger is Trigger.SCHEDULER
+    assert ticks.occurrences.count(missed.last) == 1
 
 
 def test_a_restart_past_grace_records_missed_only(node: Any) -> None:
-    """Past grace, the missed occurrences are recorded and none runs."""
+    """Past grace, the gap is one missed record and none of it runs."""
     ticks = Ticks()
     second, stopped = restart_after_a_gap(node, ticks, 3.5, grace=1)
     first_new = wait_for(lambda: [occurrence for occurrence
                                   in ticks.by('a') if occurrence > stopped])
-    table = by_occurrence(second)
-    gap = sorted(occurrence for occurrence, [run] in table.items()
-                 if run.outcome is Outcome.MISSED)
-    assert len(gap) >= 2
-    assert not set(gap) & set(ticks.occurrences)
+    missed = the_missed_range(second)
+    assert missed.count >= 2
     # nothing ran between the stop and the new start's first regular run
     ran = sorted(occurrence for occurrence in ticks.occurrences
                  if occurrence > stopped)
-    assert ran[0] == min(first_new) and ran[0] > max(gap)
+    assert ran[0] == min(first_new) and ran[0] >= missed.last
+    assert not [o for o in ran if missed.first <= o < missed.last]
 
 
 def test_skip_records_every_missed_occurrence(node: Any) -> None:
@@ -206,11 +216,9 @@ def test_skip_records_every_missed_occurrence(node: Any) -> None:
     second, stopped = restart_after_a_gap(node, ticks, 2.5, grace=30,
                                           misfire='skip')
     wait_for(lambda: any(o > stopped for o in ticks.by('a')))
-    table = by_occurrence(second)
-    gap = [occurrence for occurrence, [run] in table.items()
-           if run.outcome is Outcome.MISSED]
-    assert len(gap) >= 1
-    assert min(o for o in ticks.occurrences if o > stopped) > max(gap)
+    missed = the_missed_range(second)
+    assert missed.count >= 1
+    assert min(o for o in ticks.occurrences if o > stopped) > missed.last
 
 
 def test_all_replays_every_missed_occurrence(node: Any) -> None:
@@ -342,8 +350,15 @@ def test_a_stopped_host_restarted_within_grace_catches_up(
         stored = store.runs('default', 'tick', limit=1000)
     outcome: dict[datetime, Outcome | None] = {}
     for run in stored:
+        missed = missed_range(run)
+        if missed is not None:  # one record for a range of seconds
+            for second in range(missed.count):
+                outcome.setdefault(missed.first + timedelta(
+                    seconds=second), Outcome.MISSED)
+            continue
         assert run.scheduled is not None
-        assert run.scheduled not in outcome, 'two records of one occurrence'
+        assert outcome.get(run.scheduled) in (None, Outcome.MISSED), (
+            'two runs of one occurrence')
         outcome[run.scheduled] = run.outcome
     ran = {datetime.fromisoformat(o): pid for pid, o in hosts.runs()}
     assert len(ran) == len(hosts.runs()), 'an occurrence ran twice'
@@ -362,8 +377,8 @@ def test_a_stopped_host_restarted_within_grace_catches_up(
     # the second process caught up one run, the third none
     logs = [(tmp_path / f'host-{number}.err').read_text()
             for number in range(3)]
-    assert 'running 1 now' in logs[1]
-    assert 'running 0 now' in logs[2]
+    assert "misfire='once': the newest ran now" in logs[1]
+    assert 'none ran' in logs[2]
     assert outcome[first_run_of(pids[1])] is Outcome.OK
 
 
