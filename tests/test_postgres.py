@@ -63,8 +63,10 @@ def database(postgresql_url: str) -> str:
 
 @pytest.fixture
 def store(postgresql_url: str) -> Iterator[PostgresStore]:
-    """A PostgreSQL store on the test's own database."""
+    """A PostgreSQL store on the test's own database, its schema made by a
+    first call (opening connects to nothing)."""
     with PostgresStore(postgresql_url) as store:
+        store.version()
         yield store
 
 
@@ -144,11 +146,11 @@ def test_a_version_1_schema_is_upgraded_keeping_its_runs(
         db.execute('UPDATE onecron_schema SET version = 1')
         db.execute("""INSERT INTO onecron_runs (application_id, job,
             triggered_by, started) VALUES ('app', 'old', 'url', %s)""", (T0,))
-    with caplog.at_level(logging.INFO, logger='onecron'):
-        store = PostgresStore(postgresql_url)
+    store = PostgresStore(postgresql_url)
     try:
+        with caplog.at_level(logging.INFO, logger='onecron'):
+            assert store.version() == SCHEMA_VERSION
         assert f'from version 1 to {SCHEMA_VERSION}' in caplog.text
-        assert store.version() == SCHEMA_VERSION
         assert [run.job for run in store.runs('app')] == ['old']
         assert store.claim('app', 'old', T0, key='k', now=T0)
         assert store.take_lease('app', holder='h', node='n', ttl=5,
@@ -170,11 +172,11 @@ def test_a_version_3_schema_scopes_its_keys_to_their_jobs(
             triggered_by, started, ended, outcome, output, run_key) VALUES
             ('app', 'job', 'scheduler', %s, %s, 'ok', 'first', 'k')
             RETURNING id""", (T0, T0)).fetchone()[0]  # type: ignore[index]
-    with caplog.at_level(logging.INFO, logger='onecron'):
-        store = PostgresStore(postgresql_url)
+    store = PostgresStore(postgresql_url)
     try:
+        with caplog.at_level(logging.INFO, logger='onecron'):
+            assert store.version() == SCHEMA_VERSION == 4
         assert f'from version 3 to {SCHEMA_VERSION}' in caplog.text
-        assert store.version() == SCHEMA_VERSION == 4
         other = store.start_run('app', 'other', trigger=Trigger.URL,
                                 started=T0, key='k')
         tenant = store.start_run('tenant', 'job', trigger=Trigger.URL,
@@ -195,8 +197,8 @@ def test_a_version_3_schema_scopes_its_keys_to_their_jobs(
 
 def test_a_newer_schema_is_refused(store: PostgresStore,
                                    postgresql_url: str) -> None:
-    """A database written by a newer onecron fails to open, naming both
-    versions."""
+    """A database written by a newer onecron fails the first call, naming
+    both versions."""
     with connect(postgresql_url) as db:
         db.execute('UPDATE onecron_schema SET version = %s',
                    (SCHEMA_VERSION + 1,))
@@ -204,7 +206,7 @@ def test_a_newer_schema_is_refused(store: PostgresStore,
             f'PostgreSQL store .* has schema version {SCHEMA_VERSION + 1}, '
             f'newer than version {SCHEMA_VERSION} that this onecron knows: '
             'upgrade onecron')):
-        PostgresStore(postgresql_url)
+        PostgresStore(postgresql_url).version()
 
 
 def test_a_search_path_in_the_url_puts_the_tables_in_that_schema(
@@ -340,15 +342,17 @@ def test_a_loss_found_by_one_thread_reconnects_the_others(
 
 def test_connecting_to_a_silent_server_times_out(
         postgresql_server: Cluster) -> None:
-    """A server that accepts but never answers fails the open after the
-    connect timeout, not later."""
+    """A server that accepts but never answers: opening returns at once,
+    and the first call fails after the connect timeout, not later."""
     with socket.socket() as silent:
         silent.bind(('127.0.0.1', 0))
         silent.listen()
         url = f'postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/x'
         started = time.monotonic()
+        store = PostgresStore(url, timeout=1)
+        assert time.monotonic() - started < 0.1
         with pytest.raises(StoreError, match='PostgreSQL store'):
-            PostgresStore(url, timeout=1)
+            store.runs('app')
         assert time.monotonic() - started < 4.5  # libpq waits 2 s at least
 
 
@@ -388,7 +392,7 @@ def test_the_password_is_never_shown(
                 f'postgresql://u@127.0.0.1:{port}/x?password=s3cret',
                 f"host=127.0.0.1 port={port} password='s3cret' dbname=x"):
         with pytest.raises(StoreError) as error:
-            PostgresStore(url)
+            PostgresStore(url).runs('app')
         texts += [str(error.value), str(error.value.location)]
     assert not [text for text in texts if 's3cret' in text]
 
