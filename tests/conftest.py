@@ -16,7 +16,7 @@ from sentry_sdk.transport import Transport
 from waitress import wasyncore
 from waitress.server import create_server
 
-from .postgresql import Cluster, MissingServer
+from .postgresql import Bouncer, Cluster, MissingServer
 
 
 class Clock:
@@ -121,6 +121,25 @@ def postgresql_url(postgresql_server: Cluster) -> Iterator[str]:
     yield postgresql_server.url(name)
     postgresql_server.start_if_stopped()
     postgresql_server.drop_database(name)
+
+
+@pytest.fixture(scope='session')
+def pgbouncer_server(postgresql_server: Cluster) -> Iterator[Bouncer]:
+    """PgBouncer in transaction pooling mode in front of the session's
+    cluster; fails (never skips) when pgbouncer is missing."""
+    try:
+        bouncer = Bouncer(postgresql_server)
+    except MissingServer as error:
+        pytest.fail(str(error), pytrace=False)
+    yield bouncer
+    bouncer.remove()
+
+
+@pytest.fixture
+def pgbouncer_url(pgbouncer_server: Bouncer,
+                  postgresql_url: str) -> str:
+    """The URL of the test's new, empty database, through PgBouncer."""
+    return pgbouncer_server.url(postgresql_url.rsplit('/', 1)[1])
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0,

@@ -17,17 +17,23 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
 import pytest
+from webob import Request
 
+from onecron import CronApp
 from onecron.postgres import (_LAST_RUNS, _SCHEMA_1, _SCHEMA_2, _SCHEMA_3,
                               SCHEMA_VERSION, PostgresStore, _runs_query)
+from onecron.reporting import Reporter
 from onecron.store import Outcome, RunKeyTaken, StoreError, Trigger
 
+from .conftest import LiveServer, wait_for
 from .postgresql import Cluster, free_port
 
 T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
@@ -354,6 +360,76 @@ def test_connecting_to_a_silent_server_times_out(
         with pytest.raises(StoreError, match='PostgreSQL store'):
             store.runs('app')
         assert time.monotonic() - started < 4.5  # libpq waits 2 s at least
+
+
+class Failures(Reporter):
+    """The reporter of a CronApp, noting each failure it reports."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def failure(self, job: str, application_id: str, message: str,
+                exc: BaseException | None = None) -> None:
+        self.messages.append(message)
+        super().failure(job, application_id, message, exc)
+
+
+def site(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The application's own pages."""
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'the site']
+
+
+def test_an_app_whose_database_is_down_at_deploy_serves_and_catches_up(
+        postgresql_server: Cluster, postgresql_url: str, tmp_path: Any,
+        live_server: Callable[..., LiveServer],
+        sentry_events: list[dict[str, Any]]) -> None:
+    """With the server down, CronApp(store=url) builds at once, the site
+    answers, nothing fires and the outage is reported once; once the
+    server is up the schema is made and every occurrence runs once."""
+    ticks: list[str] = []
+
+    def tick(request: Request) -> None:
+        ticks.append(request.headers['X-Onecron-Occurrence'])
+
+    reporter = Failures()
+    postgresql_server.stop()
+    app = None
+    try:
+        started = time.monotonic()
+        app = CronApp(site, secret='s', store=postgresql_url,
+                      lock_dir=str(tmp_path), reporter=reporter)
+        assert time.monotonic() - started < 0.5
+        app.cronjob('* * * * * *', name='tick', jitter=False)(tick)
+        server = live_server(app)
+        app.start(base_url=server.url)
+        for _ in range(5):
+            started = time.monotonic()
+            with urllib.request.urlopen(f'{server.url}/page') as answer:
+                assert (answer.status, answer.read()) == (200, b'the site')
+            assert time.monotonic() - started < 0.5
+        wait_for(lambda: reporter.messages, timeout=5)
+        time.sleep(1.5)  # the scheduler's calls go on failing meanwhile
+        assert ticks == [], 'fired without a claim'
+        assert len(reporter.messages) == 1
+        assert 'the run store failed' in reporter.messages[0]
+        assert len(sentry_events) == 1
+    finally:
+        postgresql_server.start()
+    try:
+        assert app is not None and app.store is not None
+        wait_for(lambda: len(ticks) >= 3, timeout=30)
+        with connect(postgresql_url) as db:
+            assert db.execute('SELECT version FROM onecron_schema'
+                              ).fetchall() == [(SCHEMA_VERSION,)]
+        assert max(Counter(ticks).values()) == 1, 'an occurrence ran twice'
+        wait_for(lambda: len(app.store.runs('default', 'tick')) >= 3)
+        stored = Counter(run.scheduled for run in app.store.runs(
+            'default', 'tick', limit=1000))
+        assert max(stored.values()) == 1, 'two runs of one occurrence'
+        assert len(reporter.messages) == 1
+    finally:
+        app.stop()
 
 
 def test_a_lock_held_elsewhere_fails_within_the_timeout(

@@ -42,7 +42,13 @@ def postgresql_backend(
     return lambda: PostgresStore(url)
 
 
-BACKENDS = {'sqlite': sqlite_backend, 'postgresql': postgresql_backend}
+def pgbouncer_backend(request: pytest.FixtureRequest) -> Callable[[], Store]:
+    url = request.getfixturevalue('pgbouncer_url')
+    return lambda: PostgresStore(url)
+
+
+BACKENDS = {'sqlite': sqlite_backend, 'postgresql': postgresql_backend,
+            'pgbouncer': pgbouncer_backend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
