@@ -223,11 +223,14 @@ class Bouncer:
     """PgBouncer on 127.0.0.1 at a free port, in front of ``cluster``.
 
     Transaction pooling: each transaction of a client may run on another
-    of the server sessions, which are handed out in turn (round robin,
-    at least three of them open), so that whatever a client leaves in a
+    of the server sessions, which are handed out in turn (round robin;
+    the ``pgbouncer_url`` fixture opens :attr:`sessions` of them), so that whatever a client leaves in a
     session (a ``SET``, a prepared statement, a session's lock) is soon
     missing, or found by another client, as in production.
     """
+
+    #: the server sessions a test's pool should have at least
+    sessions = 3
 
     def __init__(self, cluster: Cluster) -> None:
         binary = shutil.which('pgbouncer') or '/usr/sbin/pgbouncer'
@@ -256,7 +259,6 @@ auth_type = trust
 auth_file = {users}
 pool_mode = transaction
 default_pool_size = 10
-min_pool_size = 3
 server_round_robin = 1
 max_client_conn = 200
 logfile = {self.log}
