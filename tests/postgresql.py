@@ -224,9 +224,10 @@ class Bouncer:
 
     Transaction pooling: each transaction of a client may run on another
     of the server sessions, which are handed out in turn (round robin;
-    the ``pgbouncer_url`` fixture opens :attr:`sessions` of them), so that whatever a client leaves in a
-    session (a ``SET``, a prepared statement, a session's lock) is soon
-    missing, or found by another client, as in production.
+    the ``pgbouncer_url`` fixture opens :attr:`sessions` of them), so
+    that whatever a client leaves in a session (a ``SET``, a prepared
+    statement, a session's lock) is soon missing, or found by another
+    client, as in production.
     """
 
     #: the server sessions a test's pool should have at least
