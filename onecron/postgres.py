@@ -1,10 +1,9 @@
 """The run store on a PostgreSQL server, shared by every host.
 
 The only module that imports :mod:`psycopg` (version 3). Each thread of
-each process has its own connection, in autocommit mode: a statement
-commits at once, and the few reads that must hold until a write run in a
-transaction. A forked child opens new connections and never touches, nor
-closes, its parent's.
+each process has its own connection, in autocommit mode, and each call
+runs in a transaction of its own. A forked child opens new connections
+and never touches, nor closes, its parent's.
 
 Opening connects to nothing: the first call connects, and sets up or
 upgrades the schema, so a web application starts (and serves its own
@@ -327,9 +326,8 @@ class PostgresStore(Store):
         if self._ready:
             return self._connect()
         if not self._setup.acquire(timeout=self.timeout):
-            raise StoreError(f'PostgreSQL store {self.location}: another '
-                             'thread is still connecting',
-                             location=self.location)
+            raise _Busy(f'PostgreSQL store {self.location}: another '
+                        'thread is still connecting', location=self.location)
         try:
             db = self._connect()
             self._ready = True
@@ -398,6 +396,8 @@ class PostgresStore(Store):
                 self._retry_at = time.monotonic() + delay
         try:
             db = self._open()
+        except _Busy:
+            raise  # the thread that connects sets the backoff
         except (psycopg.Error, StoreError) as error:
             with self._lock:  # threads failing together count once
                 self._retry_delay = max(self._retry_delay, delay)
@@ -820,6 +820,11 @@ class PostgresStore(Store):
                 with contextlib.suppress(psycopg.Error):
                     db.close()
             self._connections = []
+
+
+class _Busy(StoreError):
+    """Another thread makes the store's first connection, and it takes
+    longer than the store's timeout."""
 
 
 def _secret_free(target: str) -> str:
