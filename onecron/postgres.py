@@ -1,21 +1,30 @@
 """The run store on a PostgreSQL server, shared by every host.
 
 The only module that imports :mod:`psycopg` (version 3). Each thread of
-each process has its own connection, in autocommit mode: a statement
-commits at once, and the few reads that must hold until a write run in a
-transaction. A forked child opens new connections and never touches, nor
-closes, its parent's.
+each process has its own connection, in autocommit mode, and each call
+runs in a transaction of its own. A forked child opens new connections
+and never touches, nor closes, its parent's.
 
-The server may go away and come back. A call that finds its connection
-broken raises :class:`~onecron.store.StoreError` at once, and every
-connection of the store is opened anew, no sooner than a backoff (0.5 s,
-doubling up to 30 s, none again after a success): until then calls fail
-at once, without waiting for the network. No call waits much longer than
-``timeout`` seconds: it bounds connecting, every statement and every lock.
+Opening connects to nothing: the first call connects, and sets up or
+upgrades the schema, so a web application starts (and serves its own
+pages) while its database is still down. The server may be missing at
+first, or go away and come back later: a call that cannot connect, or
+finds its connection broken, raises :class:`~onecron.store.StoreError` at
+once, and every connection of the store is opened anew, no sooner than a
+backoff (0.5 s, doubling up to 30 s, none again after a success): until
+then calls fail at once, without waiting for the network. No call waits
+much longer than ``timeout`` seconds: it bounds connecting, every
+statement and every lock.
+
+Every call is one transaction that sets its own time limits (``SET
+LOCAL``); nothing is prepared on the server, no ``SET`` or lock outlives a
+transaction and nothing listens: the store works through PgBouncer in
+transaction pooling mode, where consecutive transactions of a client may
+run on different server sessions.
 
 The tables are named ``onecron_*`` and are made in the connection's
 ``search_path``: add ``?options=-csearch_path%3Dname`` to the URL for
-another schema. ``onecron_schema`` holds their version; opening upgrades
+another schema. ``onecron_schema`` holds their version; connecting upgrades
 an older schema, under an advisory lock so that hosts starting together
 upgrade it once, and refuses a newer one.
 
@@ -157,10 +166,14 @@ _SCHEMA_4 = (
 #: what brings a store of version n (the index) to version n + 1
 _MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, _SCHEMA_4)
 
-_SESSION = '''SELECT set_config('TimeZone', 'UTC', false),
-    set_config('statement_timeout', %(ms)s, false),
-    set_config('lock_timeout', %(ms)s, false),
-    set_config('idle_in_transaction_session_timeout', %(ms)s, false)'''
+# the time limits and zone of one transaction: SET LOCAL, never a session's
+# SET, which a pooler in transaction mode would leave on a server session
+# that another client gets next, while this client's next transaction runs
+# on one without it
+_LOCAL = '''SELECT set_config('TimeZone', 'UTC', true),
+    set_config('statement_timeout', %(ms)s, true),
+    set_config('lock_timeout', %(ms)s, true),
+    set_config('idle_in_transaction_session_timeout', %(ms)s, true)'''
 
 _SLOW = '''SELECT set_config('statement_timeout', %(ms)s, true),
     set_config('lock_timeout', %(ms)s, true)'''
@@ -245,9 +258,13 @@ class PostgresStore(Store):
     or ``key=value`` string; its own parameters win over the defaults set
     here (``connect_timeout``, ``tcp_user_timeout``, ``application_name``).
     ``timeout`` bounds, in seconds, connecting (libpq rounds it up to whole
-    seconds, at least 2), each statement and each lock wait. Opening
-    connects at once, so a wrong address, a refused login or a newer
-    schema fails at start-up.
+    seconds, at least 2), each statement and each lock wait.
+
+    Opening checks ``url`` (a malformed one is a ``ValueError``) but
+    connects to nothing: a server that is down, a wrong address, a
+    refused login or a newer schema make the calls fail with
+    :class:`~onecron.store.StoreError`, from the first, and the first
+    call to succeed connects and sets up the schema (see the module).
 
     Leases: ``acquired``, ``renewed`` and ``expires`` are kept as the
     holder's clock gave them (``now``), but whether a lease has expired is
@@ -293,12 +310,9 @@ class PostgresStore(Store):
         self._retry_delay = 0.0
         self._retry_at = 0.0  # time.monotonic() before which none connects
         self._closed = False
-        # closed again at once: a process that forks after this holds no
-        # connection its children could inherit
-        try:
-            self._open().close()
-        except psycopg.Error as error:
-            raise self._error(error) from error
+        # held while the first connection is made and the schema set up
+        self._setup = threading.Lock()
+        self._ready = False  # whether a connection has worked
 
     def __repr__(self) -> str:
         return f'<PostgresStore {self.location!r}>'
@@ -306,10 +320,30 @@ class PostgresStore(Store):
     # --- connections --------------------------------------------------
 
     def _open(self) -> _Connection:
-        db = psycopg.connect(self._conninfo, autocommit=True)
+        """A new connection, the schema checked (and, on the first that
+        works, set up: one thread at a time, so that threads starting
+        together do not race to make the tables)."""
+        if self._ready:
+            return self._connect()
+        if not self._setup.acquire(timeout=self.timeout):
+            raise _Busy(f'PostgreSQL store {self.location}: another '
+                        'thread is still connecting', location=self.location)
         try:
-            db.execute(_SESSION, {'ms': self._milliseconds})
-            self._check_schema(db)
+            db = self._connect()
+            self._ready = True
+            return db
+        finally:
+            self._setup.release()
+
+    def _connect(self) -> _Connection:
+        # prepare_threshold=None: psycopg would prepare a statement run
+        # five times, and a pooler in transaction mode loses it
+        db = psycopg.connect(self._conninfo, autocommit=True,
+                             prepare_threshold=None)
+        try:
+            with db.transaction():
+                db.execute(_LOCAL, {'ms': self._milliseconds})
+                self._check_schema(db)
         except BaseException:
             db.close()
             raise
@@ -378,6 +412,8 @@ class PostgresStore(Store):
                 self._retry_at = time.monotonic() + delay
         try:
             db = self._open()
+        except _Busy:
+            raise  # the thread that connects sets the backoff
         except (psycopg.Error, StoreError) as error:
             with self._lock:  # threads failing together count once
                 self._retry_delay = max(self._retry_delay, delay)
@@ -432,6 +468,7 @@ class PostgresStore(Store):
     def _after_fork(self) -> None:
         # the child has one thread; locks held by others at fork never free
         self._lock = threading.Lock()
+        self._setup = threading.Lock()
         self._abandoned.extend(db for _, db in self._connections)
         self._connections = []
         self._local = threading.local()
@@ -449,19 +486,20 @@ class PostgresStore(Store):
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[_Connection]:
-        """This thread's connection; psycopg's errors become StoreError."""
+        """This thread's connection, in a transaction with this store's
+        time limits; psycopg's errors become StoreError."""
         db = self._connection()
         try:
-            yield db
+            with db.transaction():
+                db.execute(_LOCAL, {'ms': self._milliseconds})
+                yield db
         except psycopg.Error as error:
             if _broken(db, error):
                 self._lose(db, error)
             raise self._error(error) from error
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[_Connection]:
-        with self._db() as db, db.transaction():
-            yield db
+    #: every call is a transaction: the name says where that matters
+    _transaction = _db
 
     # --- runs -----------------------------------------------------------
 
@@ -798,6 +836,11 @@ class PostgresStore(Store):
                 with contextlib.suppress(psycopg.Error):
                     db.close()
             self._connections = []
+
+
+class _Busy(StoreError):
+    """Another thread makes the store's first connection, and it takes
+    longer than the store's timeout."""
 
 
 def _secret_free(target: str) -> str:

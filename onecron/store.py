@@ -607,6 +607,11 @@ def open_store(target: str | os.PathLike[str] | Store | None) -> Store | None:
     in SQLAlchemy too): a :class:`~onecron.postgres.PostgresStore`, which
     needs psycopg (``pip install onecron[postgresql]``). Anything else is a
     ``ValueError``.
+
+    Only what is wrong with the setting itself fails here: a PostgreSQL
+    store connects on its first call, so a database that is down (or
+    refuses the login) is a :class:`StoreError` of its calls, reported
+    once, and not an application that fails to start.
     """
     if target is None or isinstance(target, Store):
         return target

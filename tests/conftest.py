@@ -3,12 +3,14 @@ a throwaway PostgreSQL server; and a clock tests move by hand."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+import psycopg
 import pytest
 import sentry_sdk
 from sentry_sdk.envelope import Envelope
@@ -16,7 +18,7 @@ from sentry_sdk.transport import Transport
 from waitress import wasyncore
 from waitress.server import create_server
 
-from .postgresql import Cluster, MissingServer
+from .postgresql import Bouncer, Cluster, MissingServer
 
 
 class Clock:
@@ -121,6 +123,37 @@ def postgresql_url(postgresql_server: Cluster) -> Iterator[str]:
     yield postgresql_server.url(name)
     postgresql_server.start_if_stopped()
     postgresql_server.drop_database(name)
+
+
+@pytest.fixture(scope='session')
+def pgbouncer_server(postgresql_server: Cluster) -> Iterator[Bouncer]:
+    """PgBouncer in transaction pooling mode in front of the session's
+    cluster; fails (never skips) when pgbouncer is missing."""
+    try:
+        bouncer = Bouncer(postgresql_server)
+    except MissingServer as error:
+        pytest.fail(str(error), pytrace=False)
+    yield bouncer
+    bouncer.remove()
+
+
+@pytest.fixture
+def pgbouncer_url(pgbouncer_server: Bouncer, postgresql_server: Cluster,
+                  postgresql_url: str) -> str:
+    """The URL of the test's new, empty database, through PgBouncer, once
+    its pool has the server sessions it hands out in turn."""
+    name = postgresql_url.rsplit('/', 1)[1]
+    url = pgbouncer_server.url(name)
+    with contextlib.ExitStack() as stack:
+        # clients in transactions at once: each holds a server session,
+        # which stays in the pool once they are done
+        for _ in range(pgbouncer_server.sessions):
+            db = stack.enter_context(psycopg.connect(
+                url, autocommit=True, prepare_threshold=None))
+            stack.enter_context(db.transaction())
+            db.execute('SELECT 1')
+    assert len(postgresql_server.sessions(name)) >= pgbouncer_server.sessions
+    return url
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0,

@@ -6,6 +6,9 @@ root, else the user running them). It listens on 127.0.0.1 at a free port,
 keeps its sockets in that directory, trusts loopback clients and does not
 sync to disk: a database for tests, started once per session and removed
 after.
+
+:class:`Bouncer` puts Debian's PgBouncer, in transaction pooling mode, in
+front of a cluster, run as the same user from a temporary directory too.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +40,7 @@ SETTINGS = {
 
 
 class MissingServer(RuntimeError):
-    """No PostgreSQL server binaries on this machine."""
+    """No PostgreSQL server (or PgBouncer) binaries on this machine."""
 
 
 def binaries() -> str:
@@ -212,3 +217,124 @@ class Cluster:
                 'WHERE datname = %s AND pid <> pg_backend_pid()',
                 (database,)).fetchall()
         return len(rows)
+
+
+class Bouncer:
+    """PgBouncer on 127.0.0.1 at a free port, in front of ``cluster``.
+
+    Transaction pooling: each transaction of a client may run on another
+    of the server sessions, which are handed out in turn (round robin;
+    the ``pgbouncer_url`` fixture opens :attr:`sessions` of them), so
+    that whatever a client leaves in a session (a ``SET``, a prepared
+    statement, a session's lock) is soon missing, or found by another
+    client, as in production.
+    """
+
+    #: the server sessions a test's pool should have at least
+    sessions = 3
+
+    def __init__(self, cluster: Cluster) -> None:
+        binary = shutil.which('pgbouncer') or '/usr/sbin/pgbouncer'
+        if not os.access(binary, os.X_OK):
+            raise MissingServer(
+                'the PgBouncer tests need pgbouncer: install it (Debian: '
+                'apt-get install pgbouncer; .ci/run does it)')
+        self.cluster = cluster
+        self.port = free_port()
+        self.root = tempfile.mkdtemp(prefix='onecron-pgbouncer-')
+        self.log = os.path.join(self.root, 'pgbouncer.log')
+        self._pidfile = os.path.join(self.root, 'pgbouncer.pid')
+        config = os.path.join(self.root, 'pgbouncer.ini')
+        users = os.path.join(self.root, 'users.txt')
+        with open(users, 'w') as file:
+            file.write('"postgres" ""\n')
+        with open(config, 'w') as file:
+            file.write(f"""[databases]
+* = host=127.0.0.1 port={cluster.port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {users}
+pool_mode = transaction
+default_pool_size = 10
+server_round_robin = 1
+max_client_conn = 200
+logfile = {self.log}
+pidfile = {self._pidfile}
+""")
+        command = [binary, '--daemon', config]
+        if cluster._user is not None:  # pgbouncer refuses to run as root
+            account = pwd.getpwnam(cluster._user)
+            for path in (self.root, users, config):
+                os.chown(path, account.pw_uid, account.pw_gid)
+            command = ['runuser', '-u', cluster._user, '--', *command]
+        try:
+            result = subprocess.run(command, cwd=self.root,
+                                    stdin=subprocess.DEVNULL,
+                                    capture_output=True, text=True,
+                                    timeout=30)
+            if result.returncode:
+                raise RuntimeError(f'{" ".join(command)} failed '
+                                   f'({result.returncode}): {result.stderr}'
+                                   f'{self._log_tail()}')
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+
+    def __repr__(self) -> str:
+        return f'<Bouncer {self.root} port {self.port}>'
+
+    def _log_tail(self) -> str:
+        try:
+            with open(self.log) as log:
+                return '\nPgBouncer log:\n' + ''.join(log.readlines()[-20:])
+        except OSError:
+            return ''
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(self.url(), autocommit=True,
+                                     connect_timeout=2) as db:
+                    db.execute('SELECT 1')
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f'{self!r} does not answer'
+                                       f'{self._log_tail()}') from None
+                time.sleep(0.05)
+
+    def url(self, database: str = 'postgres') -> str:
+        """A URL for ``database`` through PgBouncer."""
+        return f'postgresql://postgres@127.0.0.1:{self.port}/{database}'
+
+    def stop(self) -> None:
+        """Stop PgBouncer (if it runs) and wait until it is gone."""
+        try:
+            with open(self._pidfile) as file:
+                pid = int(file.read().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
+        os.kill(pid, signal.SIGKILL)
+
+    def remove(self) -> None:
+        """Stop PgBouncer and delete its directory."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -17,17 +17,23 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
 import pytest
+from webob import Request
 
+from onecron import CronApp
 from onecron.postgres import (_LAST_RUNS, _SCHEMA_1, _SCHEMA_2, _SCHEMA_3,
                               SCHEMA_VERSION, PostgresStore, _runs_query)
+from onecron.reporting import Reporter
 from onecron.store import Outcome, RunKeyTaken, StoreError, Trigger
 
+from .conftest import LiveServer, wait_for
 from .postgresql import Cluster, free_port
 
 T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
@@ -63,8 +69,10 @@ def database(postgresql_url: str) -> str:
 
 @pytest.fixture
 def store(postgresql_url: str) -> Iterator[PostgresStore]:
-    """A PostgreSQL store on the test's own database."""
+    """A PostgreSQL store on the test's own database, its schema made by a
+    first call (opening connects to nothing)."""
     with PostgresStore(postgresql_url) as store:
+        store.version()
         yield store
 
 
@@ -144,11 +152,11 @@ def test_a_version_1_schema_is_upgraded_keeping_its_runs(
         db.execute('UPDATE onecron_schema SET version = 1')
         db.execute("""INSERT INTO onecron_runs (application_id, job,
             triggered_by, started) VALUES ('app', 'old', 'url', %s)""", (T0,))
-    with caplog.at_level(logging.INFO, logger='onecron'):
-        store = PostgresStore(postgresql_url)
+    store = PostgresStore(postgresql_url)
     try:
+        with caplog.at_level(logging.INFO, logger='onecron'):
+            assert store.version() == SCHEMA_VERSION
         assert f'from version 1 to {SCHEMA_VERSION}' in caplog.text
-        assert store.version() == SCHEMA_VERSION
         assert [run.job for run in store.runs('app')] == ['old']
         assert store.claim('app', 'old', T0, key='k', now=T0)
         assert store.take_lease('app', holder='h', node='n', ttl=5,
@@ -170,11 +178,11 @@ def test_a_version_3_schema_scopes_its_keys_to_their_jobs(
             triggered_by, started, ended, outcome, output, run_key) VALUES
             ('app', 'job', 'scheduler', %s, %s, 'ok', 'first', 'k')
             RETURNING id""", (T0, T0)).fetchone()[0]  # type: ignore[index]
-    with caplog.at_level(logging.INFO, logger='onecron'):
-        store = PostgresStore(postgresql_url)
+    store = PostgresStore(postgresql_url)
     try:
+        with caplog.at_level(logging.INFO, logger='onecron'):
+            assert store.version() == SCHEMA_VERSION == 4
         assert f'from version 3 to {SCHEMA_VERSION}' in caplog.text
-        assert store.version() == SCHEMA_VERSION == 4
         other = store.start_run('app', 'other', trigger=Trigger.URL,
                                 started=T0, key='k')
         tenant = store.start_run('tenant', 'job', trigger=Trigger.URL,
@@ -195,8 +203,8 @@ def test_a_version_3_schema_scopes_its_keys_to_their_jobs(
 
 def test_a_newer_schema_is_refused(store: PostgresStore,
                                    postgresql_url: str) -> None:
-    """A database written by a newer onecron fails to open, naming both
-    versions."""
+    """A database written by a newer onecron fails the first call, naming
+    both versions."""
     with connect(postgresql_url) as db:
         db.execute('UPDATE onecron_schema SET version = %s',
                    (SCHEMA_VERSION + 1,))
@@ -204,7 +212,7 @@ def test_a_newer_schema_is_refused(store: PostgresStore,
             f'PostgreSQL store .* has schema version {SCHEMA_VERSION + 1}, '
             f'newer than version {SCHEMA_VERSION} that this onecron knows: '
             'upgrade onecron')):
-        PostgresStore(postgresql_url)
+        PostgresStore(postgresql_url).version()
 
 
 def test_a_search_path_in_the_url_puts_the_tables_in_that_schema(
@@ -340,16 +348,88 @@ def test_a_loss_found_by_one_thread_reconnects_the_others(
 
 def test_connecting_to_a_silent_server_times_out(
         postgresql_server: Cluster) -> None:
-    """A server that accepts but never answers fails the open after the
-    connect timeout, not later."""
+    """A server that accepts but never answers: opening returns at once,
+    and the first call fails after the connect timeout, not later."""
     with socket.socket() as silent:
         silent.bind(('127.0.0.1', 0))
         silent.listen()
         url = f'postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/x'
         started = time.monotonic()
+        store = PostgresStore(url, timeout=1)
+        assert time.monotonic() - started < 0.1
         with pytest.raises(StoreError, match='PostgreSQL store'):
-            PostgresStore(url, timeout=1)
+            store.runs('app')
         assert time.monotonic() - started < 4.5  # libpq waits 2 s at least
+
+
+class Failures(Reporter):
+    """The reporter of a CronApp, noting each failure it reports."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def failure(self, job: str, application_id: str, message: str,
+                exc: BaseException | None = None) -> None:
+        self.messages.append(message)
+        super().failure(job, application_id, message, exc)
+
+
+def site(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The application's own pages."""
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'the site']
+
+
+def test_an_app_whose_database_is_down_at_deploy_serves_and_catches_up(
+        postgresql_server: Cluster, postgresql_url: str, tmp_path: Any,
+        live_server: Callable[..., LiveServer],
+        sentry_events: list[dict[str, Any]]) -> None:
+    """With the server down, CronApp(store=url) builds at once, the site
+    answers, nothing fires and the outage is reported once; once the
+    server is up the schema is made and every occurrence runs once."""
+    ticks: list[str] = []
+
+    def tick(request: Request) -> None:
+        ticks.append(request.headers['X-Onecron-Occurrence'])
+
+    reporter = Failures()
+    postgresql_server.stop()
+    app = None
+    try:
+        started = time.monotonic()
+        app = CronApp(site, secret='s', store=postgresql_url,
+                      lock_dir=str(tmp_path), reporter=reporter)
+        assert time.monotonic() - started < 0.5
+        app.cronjob('* * * * * *', name='tick', jitter=False)(tick)
+        server = live_server(app)
+        app.start(base_url=server.url)
+        for _ in range(5):
+            started = time.monotonic()
+            with urllib.request.urlopen(f'{server.url}/page') as answer:
+                assert (answer.status, answer.read()) == (200, b'the site')
+            assert time.monotonic() - started < 0.5
+        wait_for(lambda: reporter.messages, timeout=5)
+        time.sleep(1.5)  # the scheduler's calls go on failing meanwhile
+        assert ticks == [], 'fired without a claim'
+        assert len(reporter.messages) == 1
+        assert 'the run store failed' in reporter.messages[0]
+        assert len(sentry_events) == 1
+    finally:
+        postgresql_server.start()
+    try:
+        assert app is not None and app.store is not None
+        wait_for(lambda: len(ticks) >= 3, timeout=30)
+        with connect(postgresql_url) as db:
+            assert db.execute('SELECT version FROM onecron_schema'
+                              ).fetchall() == [(SCHEMA_VERSION,)]
+        assert max(Counter(ticks).values()) == 1, 'an occurrence ran twice'
+        wait_for(lambda: len(app.store.runs('default', 'tick')) >= 3)
+        stored = Counter(run.scheduled for run in app.store.runs(
+            'default', 'tick', limit=1000))
+        assert max(stored.values()) == 1, 'two runs of one occurrence'
+        assert len(reporter.messages) == 1
+    finally:
+        app.stop()
 
 
 def test_a_lock_held_elsewhere_fails_within_the_timeout(
@@ -388,7 +468,7 @@ def test_the_password_is_never_shown(
                 f'postgresql://u@127.0.0.1:{port}/x?password=s3cret',
                 f"host=127.0.0.1 port={port} password='s3cret' dbname=x"):
         with pytest.raises(StoreError) as error:
-            PostgresStore(url)
+            PostgresStore(url).runs('app')
         texts += [str(error.value), str(error.value.location)]
     assert not [text for text in texts if 's3cret' in text]
 
