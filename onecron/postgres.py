@@ -342,6 +342,8 @@ class PostgresStore(Store):
                              prepare_threshold=None)
         try:
             with db.transaction():
+                # first: it must come before any query of the transaction
+                db.execute('SET TRANSACTION ISOLATION LEVEL READ COMMITTED')
                 db.execute(_LOCAL, {'ms': self._milliseconds})
                 self._check_schema(db)
         except BaseException:
@@ -356,30 +358,31 @@ class PostgresStore(Store):
         version 0 at first; the version that counts is the one read again
         under the advisory lock, so that exactly one of them creates (or
         upgrades) the tables and says so, and the others, finding it done,
-        say nothing. The transaction reads committed data whatever the
-        session's default isolation: a snapshot taken before the lock
-        would not see what the previous holder committed.
+        say nothing.
+
+        Called inside the connection's first transaction, which reads
+        committed data whatever the session's default isolation (a
+        snapshot taken before the lock would not see what the previous
+        holder committed) and holds the lock until it commits.
         """
         if _stored_version(db) == SCHEMA_VERSION:
             return
-        with db.transaction():
-            db.execute('SET TRANSACTION ISOLATION LEVEL READ COMMITTED')
-            db.execute(_SLOW, {'ms': str(SLOW_TIMEOUT * 1000)})
-            db.execute('SELECT pg_advisory_xact_lock(%s)', (_MIGRATION_LOCK,))
-            version = _stored_version(db)  # another host may have won
-            if version == SCHEMA_VERSION:
-                return
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f'PostgreSQL store {self.location} has schema version '
-                    f'{version}, newer than version {SCHEMA_VERSION} that '
-                    'this onecron knows: upgrade onecron',
-                    location=self.location)
-            for statements in _MIGRATIONS[version:]:
-                for statement in statements:
-                    db.execute(statement)
-            db.execute('UPDATE onecron_schema SET version = %s',
-                       (SCHEMA_VERSION,))
+        db.execute(_SLOW, {'ms': str(SLOW_TIMEOUT * 1000)})
+        db.execute('SELECT pg_advisory_xact_lock(%s)', (_MIGRATION_LOCK,))
+        version = _stored_version(db)  # another host may have won
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f'PostgreSQL store {self.location} has schema version '
+                f'{version}, newer than version {SCHEMA_VERSION} that '
+                'this onecron knows: upgrade onecron',
+                location=self.location)
+        for statements in _MIGRATIONS[version:]:
+            for statement in statements:
+                db.execute(statement)
+        db.execute('UPDATE onecron_schema SET version = %s',
+                   (SCHEMA_VERSION,))
         if version:
             log.info('%r: schema upgraded from version %d to %d', self,
                      version, SCHEMA_VERSION)
