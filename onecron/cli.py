@@ -42,6 +42,7 @@ from . import __version__, autostart, export
 from .app import CronApp
 from .errors import OnecronError, UnknownJob
 from .headers import RUN_HEADER, TRIGGER_HEADER
+from .history import missed_range
 from .lock import JobLocks
 from .overview import as_json, collect
 from .store import Run, Store, Trigger
@@ -561,10 +562,18 @@ def _history(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
         return 0
     rows = [['STARTED', 'JOB', 'TRIGGER', 'OUTCOME', 'DURATION',
              'SCHEDULED']]
-    rows += [[_when(run.started), run.job, run.trigger.value,
-              'running' if run.outcome is None else run.outcome.value,
-              _duration(run.duration), _when(run.scheduled)]
-             for run in runs]
+    for run in runs:
+        missed = missed_range(run)
+        if missed is not None:
+            # nothing ran: no start or duration, the range it stands for
+            rows.append(['-', run.job, run.trigger.value,
+                         f'missed {missed.count}', '-',
+                         f'{_when(missed.first)} .. {_when(missed.last)}'])
+            continue
+        rows.append([_when(run.started), run.job, run.trigger.value,
+                     'running' if run.outcome is None
+                     else run.outcome.value,
+                     _duration(run.duration), _when(run.scheduled)])
     _table(rows, out)
     return 0
 

@@ -963,3 +963,29 @@ def test_a_closed_pipe_ends_quietly(project: Project) -> None:
     assert result.returncode == 1
     assert result.stdout == 'JOB       '
     assert result.stderr == ''
+
+
+def test_history_shows_a_downtime_as_its_range(
+        project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missed record stands for a range of occurrences that never ran:
+    history shows how many and from when to when, no start or
+    duration."""
+    from datetime import datetime, timezone
+
+    from onecron.history import missed_summary
+    from onecron.sqlite import SqliteStore
+    from onecron.store import Outcome, Trigger
+    first = datetime(2026, 12, 3, 8, 0, 1, tzinfo=timezone.utc)
+    last = datetime(2026, 12, 3, 8, 8, 59, tzinfo=timezone.utc)
+    store = SqliteStore(str(project.path / 'runs.sqlite'))
+    store.record_run('default', 'report', trigger=Trigger.SCHEDULER,
+                     started=first, ended=last, outcome=Outcome.MISSED,
+                     scheduled=last, key='k',
+                     output=missed_summary(539, first, last,
+                                           'while no scheduler ran'))
+    store.close()
+    assert main(['history', project.app(), 'report']) == 0
+    [header, row] = capsys.readouterr().out.splitlines()
+    assert row.split() == ['-', 'report', 'scheduler', 'missed', '539', '-',
+                           '2026-12-03', '08:00:01+00:00', '..',
+                           '2026-12-03', '08:08:59+00:00']
