@@ -43,7 +43,7 @@ from .hosts import check_base_url, host_allowed, parse_allowed_hosts
 from .housekeeping import Housekeeper
 from .scheduler import Scheduler, holder_name, node_name
 from .signing import (
-    GOOD_SECRET, JobSigner, StaticToken, secrets_list, weak_secret)
+    GOOD_SECRET, JobSigner, secrets_list, weak_secret)
 from .mail import Mailer, SmtpSettings
 from .misfire import check_policy
 from .status import StatusPage
@@ -506,9 +506,11 @@ class CronApp(Controls):
     def application_id_of(self, request: Request) -> str | None:
         """The application id a request belongs to; None: no tenant's.
 
-        A callable that raises or returns anything but a non-empty str
-        or None raises :class:`~onecron.OnecronError`: the request is
-        then no tenant's either, never a made-up one.
+        A callable that returns anything but a non-empty str of
+        printable characters or None raises
+        :class:`~onecron.OnecronError`, and what the callable raises
+        propagates: callers refuse such a request, never run it as a
+        made-up tenant.
         """
         if isinstance(self.application_id, str):
             return self.application_id
