@@ -151,7 +151,7 @@ class History:
             None)
 
     def missed(self, application_id: str, job: str, *, first: datetime,
-               last: datetime, scheduled: datetime, summary: str,
+               last: datetime, scheduled: datetime | None, summary: str,
                key: str) -> None:
         """Write one record for occurrences missed from ``first`` to
         ``last`` (``summary`` says how many, see :func:`missed_summary`);

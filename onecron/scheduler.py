@@ -747,8 +747,10 @@ class Scheduler:
                                  self._what_was_done(job, what, len(calls),
                                                      refused))
         log.info('job %s (%s): %s', job.name, self.application_id, summary)
+        # no scheduled occurrence: the record stands for a range, whose
+        # newest may well have run now, in a record of its own
         self._history.missed(self.application_id, job.name, first=first,
-                             last=last, scheduled=last, summary=summary,
+                             last=last, scheduled=None, summary=summary,
                              key=key)
         if calls:
             self._in_line(job, calls)

@@ -148,7 +148,9 @@ def test_disable_and_override_apply_within_seconds(
     runs = ticking(app, live_server)
     app.set_enabled('tick', False)
     count = quiet_after_poll(runs)
-    assert app.next_run('tick') is not None  # still queued, just disabled
+    # still queued (its occurrences are claimed), but it will not run
+    assert app.schedulers['default'].next_run('tick') is not None
+    assert app.next_run('tick') is None
     app.set_enabled('tick', True)
     wait_for(lambda: len(runs) > count, timeout=6)
     with pytest.raises(InvalidSchedule):
