@@ -86,8 +86,12 @@ def runs(app: CronApp) -> list[Run]:
 
 
 def by_occurrence(app: CronApp) -> dict[datetime, list[Run]]:
+    """The runs by their occurrence (a missed record stands for a range,
+    not for one: see :func:`the_missed_range`)."""
     table: dict[datetime, list[Run]] = {}
     for run in runs(app):
+        if run.outcome is Outcome.MISSED and run.scheduled is None:
+            continue
         assert run.scheduled is not None
         table.setdefault(run.scheduled, []).append(run)
     return table
