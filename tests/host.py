@@ -31,7 +31,8 @@ from onecron import CronApp
 
 def build_app(lock_dir: str, run_log: str, **options: Any) -> CronApp:
     """The host's CronApp: a job every second that logs its runs."""
-    app = CronApp(secret='multi-process', lock_dir=lock_dir, **options)
+    app = CronApp(secret='multi-process test secret, 32+ chars',
+                  lock_dir=lock_dir, **options)
 
     @app.cronjob('* * * * * *', name='tick', jitter=False)
     def tick(request: Request) -> None:

@@ -326,8 +326,17 @@ def test_a_killed_host_is_replaced_after_its_lease(tmp_path: Path) -> None:
     occurrences = sorted(datetime.fromisoformat(occurrence)
                          for _, occurrence in hosts.runs())
     assert len(occurrences) == len(set(occurrences)), 'ran twice'
-    steps = {b - a for a, b in zip(occurrences, occurrences[1:])}
-    assert steps == {timedelta(seconds=1)}, 'misfire=all lost none'
+    # misfire='all' loses none; only a run the kill cut short before the
+    # job wrote its line is missing, and the store shows it as unfinished
+    with SqliteStore(str(tmp_path / 'runs.sqlite')) as store:
+        cut_short = {run.scheduled
+                     for run in store.runs('default', 'tick', limit=1000)
+                     if run.outcome is None}
+    every = {occurrences[0] + timedelta(seconds=n) for n in range(
+        int((occurrences[-1] - occurrences[0]).total_seconds()) + 1)}
+    lost = every - set(occurrences)
+    assert lost <= cut_short, f'misfire=all lost {sorted(lost)}'
+    assert len(lost) <= 1, 'one kill cuts one run short at most'
 
 
 def test_a_stopped_host_restarted_within_grace_catches_up(
