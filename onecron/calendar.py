@@ -1,8 +1,10 @@
-"""Which dates a cron expression matches.
+"""Which dates and which times of the day a cron expression matches.
 
-Within a month the answer depends only on the month's length and the
+Within a month the matching dates depend only on the month's length and the
 weekday of its 1st, so there are at most 28 distinct answers per
-expression. Pure: no clock, no zone.
+expression. The times of the day are held as one bit set per field
+(:class:`DayTimes`) and found field by field, so a schedule firing every
+second costs no more than one firing once a day. Pure: no clock, no zone.
 """
 
 from __future__ import annotations
@@ -13,12 +15,92 @@ from datetime import date
 from .cron import CronExpression
 from .errors import InvalidSchedule
 
-__all__ = ['MatchingDays', 'check_fires', 'matching_days', 'month_length']
+__all__ = ['DayTimes', 'MatchingDays', 'check_fires', 'matching_days',
+           'month_length']
 
 _LENGTHS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _EPOCH = date(1970, 1, 1).toordinal()
 # memo tables are cleared when they grow past this many entries
 _CACHE_LIMIT = 1 << 14
+
+
+class DayTimes:
+    """The fire times of a day of ``cron``, as seconds since midnight.
+
+    Each of the second, minute and hour fields is an int used as a bit
+    set (bit *n* set when the field allows *n*); the next fire time is
+    found field by field, a few shifts whatever the number of fires.
+    """
+
+    __slots__ = ('seconds', 'minutes', 'hours', 'first', 'last',
+                 '_first_second', '_first_in_hour', '_last_second',
+                 '_last_in_hour')
+
+    def __init__(self, cron: CronExpression) -> None:
+        self.seconds = _bits(cron.seconds)
+        self.minutes = _bits(cron.minutes)
+        self.hours = _bits(cron.hours)
+        seconds, minutes, hours = cron.seconds, cron.minutes, cron.hours
+        self._first_second = seconds[0]
+        self._first_in_hour = minutes[0] * 60 + seconds[0]
+        self._last_second = seconds[-1]
+        self._last_in_hour = minutes[-1] * 60 + seconds[-1]
+        #: the first and the last fire time of the day
+        self.first = hours[0] * 3600 + self._first_in_hour
+        self.last = hours[-1] * 3600 + self._last_in_hour
+
+    def at_or_after(self, second: int) -> int:
+        """The first fire time at or after ``second`` of the day, or -1
+        when none is left (``second`` may be negative or past the day)."""
+        if second <= 0:
+            return self.first
+        hour, rest = divmod(second, 3600)
+        minute, rest = divmod(rest, 60)
+        if self.hours >> hour & 1:
+            if self.minutes >> minute & 1:
+                later = self.seconds >> rest
+                if later:
+                    return second + (later & -later).bit_length() - 1
+            later = self.minutes >> minute + 1
+            if later:
+                minute += (later & -later).bit_length()
+                return hour * 3600 + minute * 60 + self._first_second
+        later = self.hours >> hour + 1
+        if later:
+            hour += (later & -later).bit_length()
+            return hour * 3600 + self._first_in_hour
+        return -1
+
+    def before(self, second: int) -> int:
+        """The last fire time before ``second`` of the day, or -1 when
+        there is none (``second`` may be negative or past the day)."""
+        if second <= 0:
+            return -1
+        if second >= 86400:
+            return self.last
+        hour, rest = divmod(second - 1, 3600)
+        minute, rest = divmod(rest, 60)
+        if self.hours >> hour & 1:
+            if self.minutes >> minute & 1:
+                earlier = self.seconds & (2 << rest) - 1
+                if earlier:
+                    return second - 1 - rest + earlier.bit_length() - 1
+            earlier = self.minutes & (1 << minute) - 1
+            if earlier:
+                minute = earlier.bit_length() - 1
+                return hour * 3600 + minute * 60 + self._last_second
+        earlier = self.hours & (1 << hour) - 1
+        if earlier:
+            return (earlier.bit_length() - 1) * 3600 + self._last_in_hour
+        return -1
+
+
+def _bits(values: tuple[int, ...]) -> int:
+    """``values`` as a bit set: bit *n* set for each *n*."""
+    bits = 0
+    for value in values:
+        bits |= 1 << value
+    return bits
 
 
 class MatchingDays:
