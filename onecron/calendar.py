@@ -11,17 +11,28 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from datetime import date
+from functools import lru_cache
+from operator import sub
 
 from .cron import CronExpression
 from .errors import InvalidSchedule
 
-__all__ = ['DayTimes', 'MatchingDays', 'check_fires', 'matching_days',
-           'month_length']
+__all__ = ['DayTimes', 'MatchingDays', 'check_fires', 'day_times',
+           'matching_days', 'month_length']
 
+_ONE = 1
 _LENGTHS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _EPOCH = date(1970, 1, 1).toordinal()
 # memo tables are cleared when they grow past this many entries
 _CACHE_LIMIT = 1 << 14
+
+
+# apps build many schedules of the same few expressions, and the parsed
+# expressions are shared (see onecron.cron): so are their times of the day
+@lru_cache(maxsize=256)
+def day_times(cron: CronExpression) -> DayTimes:
+    """The :class:`DayTimes` of ``cron``, shared by its schedules."""
+    return DayTimes(cron)
 
 
 class DayTimes:
@@ -32,7 +43,7 @@ class DayTimes:
     found field by field, a few shifts whatever the number of fires.
     """
 
-    __slots__ = ('seconds', 'minutes', 'hours', 'first', 'last',
+    __slots__ = ('seconds', 'minutes', 'hours', 'first', 'last', 'gap',
                  '_first_second', '_first_in_hour', '_last_second',
                  '_last_in_hour')
 
@@ -48,6 +59,8 @@ class DayTimes:
         #: the first and the last fire time of the day
         self.first = hours[0] * 3600 + self._first_in_hour
         self.last = hours[-1] * 3600 + self._last_in_hour
+        #: the shortest gap between consecutive fire times, in seconds
+        self.gap = _field_gap(cron)
 
     def at_or_after(self, second: int) -> int:
         """The first fire time at or after ``second`` of the day, or -1
@@ -95,12 +108,33 @@ class DayTimes:
         return -1
 
 
+def _field_gap(cron: CronExpression) -> int:
+    """The shortest gap between consecutive fire times of a day, the last
+    one of a day and the first of the next included, in seconds.
+
+    Fire times are the sorted products of hour, minute and second, so
+    consecutive ones differ in the second alone (the smallest step between
+    two seconds), or go from the last second of one minute to the first of
+    the next allowed minute (the smallest step between two minutes, less
+    the spread of the seconds), and the same for hours and days.
+    """
+    seconds, minutes, hours = cron.seconds, cron.minutes, cron.hours
+    in_minute = seconds[-1] - seconds[0]
+    in_hour = (minutes[-1] - minutes[0]) * 60 + in_minute
+    in_day = (hours[-1] - hours[0]) * 3600 + in_hour
+    return min(_step(seconds), 60 * _step(minutes) - in_minute,
+               3600 * _step(hours) - in_hour, 86400 - in_day)
+
+
+def _step(values: tuple[int, ...]) -> int:
+    """The smallest difference of consecutive sorted ``values``; a day for
+    a single one (longer than any gap within a field)."""
+    return min(map(sub, values[1:], values), default=86400)
+
+
 def _bits(values: tuple[int, ...]) -> int:
     """``values`` as a bit set: bit *n* set for each *n*."""
-    bits = 0
-    for value in values:
-        bits |= 1 << value
-    return bits
+    return sum(map(_ONE.__lshift__, values))  # the values are distinct
 
 
 class MatchingDays:

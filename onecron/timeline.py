@@ -35,7 +35,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from .calendar import DayTimes, MatchingDays
+from .calendar import MatchingDays, day_times
 from .cron import CronExpression
 from .offsets import offsets_for
 
@@ -100,7 +100,7 @@ class Timeline:
         self._dates = MatchingDays(cron)
         self._known = self._dates.known.get
         # fire seconds of the day, as bit sets
-        self._times = DayTimes(cron)
+        self._times = day_times(cron)
         self._days: dict[int, _Day] = {}
         # (low, high, offset): a steady span [low, high)
         self._span = (0, 0, 0)
@@ -156,7 +156,7 @@ class Timeline:
         Cheap: a few bisections per kind of change; meant to be called once
         per schedule.
         """
-        gap = _field_gap(self.cron)
+        gap = self._times.gap
         changes = clock_changes(self.tz)
         if changes:
             gap = min(gap, _APART, *(self._across(wall, jump)
@@ -406,30 +406,6 @@ def _seconds(offset: timedelta | None) -> int:
     if offset is None:  # only a naive datetime has none; ours never are
         raise ValueError('the time zone gave no UTC offset')
     return offset.days * _DAY + offset.seconds
-
-
-def _field_gap(cron: CronExpression) -> int:
-    """The shortest gap between consecutive fire times of a day, the last
-    one of a day and the first of the next included, in seconds.
-
-    Fire times are the sorted products of hour, minute and second, so
-    consecutive ones differ in the second alone (the smallest step between
-    two seconds), or go from the last second of one minute to the first of
-    the next allowed minute (the smallest step between two minutes, less
-    the spread of the seconds), and the same for hours and days.
-    """
-    seconds, minutes, hours = cron.seconds, cron.minutes, cron.hours
-    in_minute = seconds[-1] - seconds[0]
-    in_hour = (minutes[-1] - minutes[0]) * 60 + in_minute
-    in_day = (hours[-1] - hours[0]) * 3600 + in_hour
-    return min(_step(seconds), 60 * _step(minutes) - in_minute,
-               3600 * _step(hours) - in_hour, _DAY - in_day)
-
-
-def _step(values: tuple[int, ...]) -> int:
-    """The smallest difference of consecutive sorted ``values``; a day for
-    a single one (longer than any gap within a field)."""
-    return min((b - a for a, b in zip(values, values[1:])), default=_DAY)
 
 
 @lru_cache(maxsize=1024)
