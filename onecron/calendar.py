@@ -20,7 +20,6 @@ from .errors import InvalidSchedule
 __all__ = ['DayTimes', 'MatchingDays', 'check_fires', 'day_times',
            'matching_days', 'month_length']
 
-_ONE = 1
 _LENGTHS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _EPOCH = date(1970, 1, 1).toordinal()
 # memo tables are cleared when they grow past this many entries
@@ -38,27 +37,39 @@ def day_times(cron: CronExpression) -> DayTimes:
 class DayTimes:
     """The fire times of a day of ``cron``, as seconds since midnight.
 
-    Each of the second, minute and hour fields is an int used as a bit
-    set (bit *n* set when the field allows *n*); the next fire time is
-    found field by field, a few shifts whatever the number of fires.
+    Two fixed-size tables, whatever the number of fires: which of the
+    1,440 minutes of the day fire (a byte per minute, 1 when its hour and
+    minute are allowed), and for each second of a minute how far away the
+    next allowed second is. The next fire time is found field by field:
+    the rest of this minute, else the next firing minute (``bytes.find``).
     """
 
-    __slots__ = ('seconds', 'minutes', 'hours', 'first', 'last', 'gap',
-                 '_first_second', '_first_in_hour', '_last_second',
-                 '_last_in_hour')
+    __slots__ = ('first', 'last', 'gap', 'minutes', 'later', 'first_second',
+                 'last_second', '_seconds')
 
     def __init__(self, cron: CronExpression) -> None:
-        self.seconds = _bits(cron.seconds)
-        self.minutes = _bits(cron.minutes)
-        self.hours = _bits(cron.hours)
         seconds, minutes, hours = cron.seconds, cron.minutes, cron.hours
-        self._first_second = seconds[0]
-        self._first_in_hour = minutes[0] * 60 + seconds[0]
-        self._last_second = seconds[-1]
-        self._last_in_hour = minutes[-1] * 60 + seconds[-1]
+        in_minute, in_hour = bytearray(60), bytearray(60)
+        for second in seconds:
+            in_minute[second] = 1
+        for minute in minutes:
+            in_hour[minute] = 1
+        # one byte past the day, always 0: no minute 1440 fires
+        day = bytearray(1441)
+        for hour in hours:
+            day[hour * 60:hour * 60 + 60] = in_hour
+        #: a byte per minute of the day, 1 for those that fire
+        self.minutes = bytes(day)
+        #: for each second of a minute up to the last allowed one, the
+        #: seconds to the next allowed one
+        self.later = bytes(in_minute.find(1, second) - second
+                           for second in range(seconds[-1] + 1))
+        self._seconds = bytes(in_minute)
+        #: the first and the last allowed second of a minute
+        self.first_second, self.last_second = seconds[0], seconds[-1]
         #: the first and the last fire time of the day
-        self.first = hours[0] * 3600 + self._first_in_hour
-        self.last = hours[-1] * 3600 + self._last_in_hour
+        self.first = (hours[0] * 60 + minutes[0]) * 60 + seconds[0]
+        self.last = (hours[-1] * 60 + minutes[-1]) * 60 + seconds[-1]
         #: the shortest gap between consecutive fire times, in seconds
         self.gap = _field_gap(cron)
 
@@ -67,45 +78,30 @@ class DayTimes:
         when none is left (``second`` may be negative or past the day)."""
         if second <= 0:
             return self.first
-        hour, rest = divmod(second, 3600)
-        minute, rest = divmod(rest, 60)
-        if self.hours >> hour & 1:
-            if self.minutes >> minute & 1:
-                later = self.seconds >> rest
-                if later:
-                    return second + (later & -later).bit_length() - 1
-            later = self.minutes >> minute + 1
-            if later:
-                minute += (later & -later).bit_length()
-                return hour * 3600 + minute * 60 + self._first_second
-        later = self.hours >> hour + 1
-        if later:
-            hour += (later & -later).bit_length()
-            return hour * 3600 + self._first_in_hour
-        return -1
+        if second > 86400:
+            return -1
+        minute, rest = divmod(second, 60)
+        if rest > self.last_second:  # none left in this minute
+            minute += 1
+        elif self.minutes[minute]:
+            return second + self.later[rest]
+        minute = self.minutes.find(1, minute)
+        return -1 if minute < 0 else minute * 60 + self.first_second
 
     def before(self, second: int) -> int:
         """The last fire time before ``second`` of the day, or -1 when
         there is none (``second`` may be negative or past the day)."""
         if second <= 0:
             return -1
-        if second >= 86400:
+        if second > 86400:
             return self.last
-        hour, rest = divmod(second - 1, 3600)
-        minute, rest = divmod(rest, 60)
-        if self.hours >> hour & 1:
-            if self.minutes >> minute & 1:
-                earlier = self.seconds & (2 << rest) - 1
-                if earlier:
-                    return second - 1 - rest + earlier.bit_length() - 1
-            earlier = self.minutes & (1 << minute) - 1
-            if earlier:
-                minute = earlier.bit_length() - 1
-                return hour * 3600 + minute * 60 + self._last_second
-        earlier = self.hours & (1 << hour) - 1
-        if earlier:
-            return (earlier.bit_length() - 1) * 3600 + self._last_in_hour
-        return -1
+        minute, rest = divmod(second - 1, 60)
+        if self.minutes[minute]:
+            earlier = self._seconds.rfind(1, 0, rest + 1)
+            if earlier >= 0:
+                return minute * 60 + earlier
+        minute = self.minutes.rfind(1, 0, minute)
+        return -1 if minute < 0 else minute * 60 + self.last_second
 
 
 def _field_gap(cron: CronExpression) -> int:
@@ -130,11 +126,6 @@ def _step(values: tuple[int, ...]) -> int:
     """The smallest difference of consecutive sorted ``values``; a day for
     a single one (longer than any gap within a field)."""
     return min(map(sub, values[1:], values), default=86400)
-
-
-def _bits(values: tuple[int, ...]) -> int:
-    """``values`` as a bit set: bit *n* set for each *n*."""
-    return sum(map(_ONE.__lshift__, values))  # the values are distinct
 
 
 class MatchingDays:

@@ -117,15 +117,25 @@ class Timeline:
             return self._answer(self._walk(t))
         wall = t + offset
         day = wall // _DAY
-        times = self._times
-        second = times.first
         match = self._known(day) or self._dates.first_from(day)
-        if match == day:
-            second = times.at_or_after(wall - day * _DAY + 1)
-            if second < 0:  # none left today
-                second = times.first
-                match = self._known(day + 1) or self._dates.first_from(
-                    day + 1)
+        times = self._times
+        if match != day:
+            second = times.first
+        else:
+            # times.at_or_after(wall - day * _DAY + 1), inlined: the rest
+            # of this minute, else the next firing minute of the day
+            second = wall - day * _DAY + 1
+            minute, rest = second // 60, second % 60
+            if rest <= times.last_second and times.minutes[minute]:
+                second += times.later[rest]
+            else:
+                minute = times.minutes.find(1, minute + 1)
+                if minute >= 0:
+                    second = minute * 60 + times.first_second
+                else:  # none left today
+                    second = times.first
+                    match = self._known(day + 1) or self._dates.first_from(
+                        day + 1)
         fire = match * _DAY + second - offset
         if fire < high:
             # in the span, wall-clock arithmetic is exact, and cheaper
