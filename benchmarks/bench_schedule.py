@@ -18,6 +18,16 @@ runs:
   one ``next_after`` call on an existing onecron ``Schedule``.
 * **ratio**: the faster peer's time divided by onecron's.
 
+Then the cost of a schedule by how often it fires, per second, per minute
+and hourly, in each zone: **build**, the median microseconds of
+``COST_BUILDS`` builds, each parsing its text afresh (the parse cache is
+emptied, the zone's shared offset tables are warm); **memory**, the bytes
+tracemalloc sees allocated and still held once a schedule is built (the
+median of ``COST_SAMPLES`` builds), and after ``COST_FIRES`` successive
+fires from 2024-01-01, when its memo tables have grown. The last row
+divides per second by hourly: a schedule's cost should not grow with its
+frequency (at most 3x). ``--cost`` runs this part alone.
+
 On the fly, the fires of onecron and cronsim are compared; none of these
 cases touches a DST gap or repeated hour, so they must agree. The whole run
 takes well under a minute.
@@ -25,11 +35,13 @@ takes well under a minute.
 
 from __future__ import annotations
 
+import gc
 import platform
 import random
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +51,8 @@ from croniter import croniter  # type: ignore[import-untyped]
 from cronsim import CronSim
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from onecron import calendar as onecron_calendar  # noqa: E402
+from onecron import cron as onecron_cron  # noqa: E402
 from onecron.schedule import Schedule  # noqa: E402
 
 EXPRESSIONS = ['*/5 * * * *', '30 8 * * *', '0 0 1 * *',
@@ -47,6 +61,12 @@ ZONES = ['UTC', 'Europe/Zurich', 'America/New_York']
 FIRES = 400  # successive fires per run
 STARTS = 200  # random instants per cold run
 RUNS = 5
+COST_EXPRESSIONS = [('per second', '* * * * * *'),
+                    ('per minute', '* * * * *'), ('hourly', '0 * * * *')]
+COST_ZONES = ['UTC', 'Europe/Zurich']
+COST_BUILDS = 200  # builds timed per schedule and zone
+COST_SAMPLES = 5  # builds measured with tracemalloc
+COST_FIRES = 1000  # fires before the second memory reading
 
 
 def iterate_onecron(expr: str, start: datetime) -> list[datetime]:
@@ -155,11 +175,87 @@ def build_times() -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def _forget_parses() -> None:
+    """Empty the caches of parsed expressions (and their times of the day,
+    where there is one), so the next build starts from the text."""
+    for cached in (getattr(onecron_cron, '_parse', None),
+                   getattr(onecron_calendar, 'day_times', None)):
+        cache_clear = getattr(cached, 'cache_clear', None)
+        if cache_clear is not None:
+            cache_clear()
+
+
+def build_micros(zone: str) -> dict[str, float]:
+    """Median microseconds to build each of ``COST_EXPRESSIONS``, parse
+    included; builds of the expressions take turns, so a busy machine
+    slows them alike."""
+    times: dict[str, list[float]] = {expr: [] for _, expr in COST_EXPRESSIONS}
+    for _ in range(COST_BUILDS):
+        for expr, found in times.items():
+            _forget_parses()
+            began = time.perf_counter()
+            Schedule(expr, timezone=zone)
+            found.append((time.perf_counter() - began) * 1e6)
+    return {expr: statistics.median(found) for expr, found in times.items()}
+
+
+def held_bytes(expr: str, zone: str) -> tuple[int, int]:
+    """Median bytes a new schedule holds once built, and after
+    ``COST_FIRES`` fires."""
+    built, used = [], []
+    start = datetime(2024, 1, 1, tzinfo=ZoneInfo(zone))
+    for _ in range(COST_SAMPLES):
+        _forget_parses()
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        schedule = Schedule(expr, timezone=zone)
+        built.append(tracemalloc.get_traced_memory()[0] - before)
+        when = start
+        for _ in range(COST_FIRES):
+            when = schedule.next_after(when)
+        del when
+        gc.collect()
+        used.append(tracemalloc.get_traced_memory()[0] - before)
+        tracemalloc.stop()
+        del schedule
+    return int(statistics.median(built)), int(statistics.median(used))
+
+
+def cost_table() -> None:
+    """Build time and memory by frequency, and per second / hourly."""
+    print(f'cost of a schedule: build = median of {COST_BUILDS} builds, '
+          f'each parsing its text; memory = bytes held (tracemalloc) once '
+          f'built and after {COST_FIRES} fires')
+    header = (f'{"schedule":<12}{"expression":<14}{"zone":<15}'
+              f'{"build us":>10}{"memory B":>11}{"used B":>10}')
+    print(header)
+    print('-' * len(header))
+    for zone in COST_ZONES:
+        Schedule('@hourly', timezone=zone)  # the zone's shared tables
+        found = {}
+        builds = build_micros(zone)
+        for name, expr in COST_EXPRESSIONS:
+            micros = builds[expr]
+            built, used = held_bytes(expr, zone)
+            found[name] = (micros, built, used)
+            print(f'{name:<12}{expr:<14}{zone:<15}{micros:>10.1f}'
+                  f'{built:>11,}{used:>10,}', flush=True)
+        second, hourly = found['per second'], found['hourly']
+        ratios = [a / b for a, b in zip(second, hourly)]
+        print(f'{"per second / hourly (judge: at most 3x)":<41}'
+              f'{ratios[0]:>9.1f}x{ratios[1]:>10.1f}x{ratios[2]:>9.1f}x')
+        print('-' * len(header))
+
+
 def main() -> None:
     print(f'$ python {" ".join(sys.argv)}')
     print(f'Python {platform.python_version()} '
           f'({platform.python_implementation()}) on {platform.machine()} '
           f'{platform.system()}')
+    if '--cost' in sys.argv[1:]:
+        cost_table()
+        return
     print(f'median of {RUNS} runs; next: {FIRES} successive fires from '
           f'2024-01-01; cold: {STARTS} random starts; times in us\n')
     header = (f'{"expression":<21} {"zone":<17}'
@@ -193,7 +289,8 @@ def main() -> None:
           + ', '.join(f'{name} {value:.0f}'
                       for name, value in build_times().items()))
     print(f'onecron and cronsim agreed on every fire; '
-          f'{time.perf_counter() - began:.0f} s in all')
+          f'{time.perf_counter() - began:.0f} s in all\n')
+    cost_table()
 
 
 if __name__ == '__main__':

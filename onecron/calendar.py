@@ -1,24 +1,131 @@
-"""Which dates a cron expression matches.
+"""Which dates and which times of the day a cron expression matches.
 
-Within a month the answer depends only on the month's length and the
+Within a month the matching dates depend only on the month's length and the
 weekday of its 1st, so there are at most 28 distinct answers per
-expression. Pure: no clock, no zone.
+expression. The times of the day are held as one bit set per field
+(:class:`DayTimes`) and found field by field, so a schedule firing every
+second costs no more than one firing once a day. Pure: no clock, no zone.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from datetime import date
+from functools import lru_cache
+from operator import sub
 
 from .cron import CronExpression
 from .errors import InvalidSchedule
 
-__all__ = ['MatchingDays', 'check_fires', 'matching_days', 'month_length']
+__all__ = ['DayTimes', 'MatchingDays', 'check_fires', 'day_times',
+           'matching_days', 'month_length']
 
 _LENGTHS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _EPOCH = date(1970, 1, 1).toordinal()
 # memo tables are cleared when they grow past this many entries
 _CACHE_LIMIT = 1 << 14
+
+
+# apps build many schedules of the same few expressions, and the parsed
+# expressions are shared (see onecron.cron): so are their times of the day
+@lru_cache(maxsize=256)
+def day_times(cron: CronExpression) -> DayTimes:
+    """The :class:`DayTimes` of ``cron``, shared by its schedules."""
+    return DayTimes(cron)
+
+
+class DayTimes:
+    """The fire times of a day of ``cron``, as seconds since midnight.
+
+    Two fixed-size tables, whatever the number of fires: which of the
+    1,440 minutes of the day fire (a byte per minute, 1 when its hour and
+    minute are allowed), and for each second of a minute how far away the
+    next allowed second is. The next fire time is found field by field:
+    the rest of this minute, else the next firing minute (``bytes.find``).
+    """
+
+    __slots__ = ('first', 'last', 'gap', 'minutes', 'later', 'first_second',
+                 'last_second', '_seconds')
+
+    def __init__(self, cron: CronExpression) -> None:
+        seconds, minutes, hours = cron.seconds, cron.minutes, cron.hours
+        in_minute, in_hour = bytearray(60), bytearray(60)
+        for second in seconds:
+            in_minute[second] = 1
+        for minute in minutes:
+            in_hour[minute] = 1
+        # one byte past the day, always 0: no minute 1440 fires
+        day = bytearray(1441)
+        for hour in hours:
+            day[hour * 60:hour * 60 + 60] = in_hour
+        #: a byte per minute of the day, 1 for those that fire
+        self.minutes = bytes(day)
+        #: for each second of a minute up to the last allowed one, the
+        #: seconds to the next allowed one
+        self.later = bytes(in_minute.find(1, second) - second
+                           for second in range(seconds[-1] + 1))
+        self._seconds = bytes(in_minute)
+        #: the first and the last allowed second of a minute
+        self.first_second, self.last_second = seconds[0], seconds[-1]
+        #: the first and the last fire time of the day
+        self.first = (hours[0] * 60 + minutes[0]) * 60 + seconds[0]
+        self.last = (hours[-1] * 60 + minutes[-1]) * 60 + seconds[-1]
+        #: the shortest gap between consecutive fire times, in seconds
+        self.gap = _field_gap(cron)
+
+    def at_or_after(self, second: int) -> int:
+        """The first fire time at or after ``second`` of the day, or -1
+        when none is left (``second`` may be negative or past the day)."""
+        if second <= 0:
+            return self.first
+        if second > 86400:
+            return -1
+        minute, rest = divmod(second, 60)
+        if rest > self.last_second:  # none left in this minute
+            minute += 1
+        elif self.minutes[minute]:
+            return second + self.later[rest]
+        minute = self.minutes.find(1, minute)
+        return -1 if minute < 0 else minute * 60 + self.first_second
+
+    def before(self, second: int) -> int:
+        """The last fire time before ``second`` of the day, or -1 when
+        there is none (``second`` may be negative or past the day)."""
+        if second <= 0:
+            return -1
+        if second > 86400:
+            return self.last
+        minute, rest = divmod(second - 1, 60)
+        if self.minutes[minute]:
+            earlier = self._seconds.rfind(1, 0, rest + 1)
+            if earlier >= 0:
+                return minute * 60 + earlier
+        minute = self.minutes.rfind(1, 0, minute)
+        return -1 if minute < 0 else minute * 60 + self.last_second
+
+
+def _field_gap(cron: CronExpression) -> int:
+    """The shortest gap between consecutive fire times of a day, the last
+    one of a day and the first of the next included, in seconds.
+
+    Fire times are the sorted products of hour, minute and second, so
+    consecutive ones differ in the second alone (the smallest step between
+    two seconds), or go from the last second of one minute to the first of
+    the next allowed minute (the smallest step between two minutes, less
+    the spread of the seconds), and the same for hours and days.
+    """
+    seconds, minutes, hours = cron.seconds, cron.minutes, cron.hours
+    in_minute = seconds[-1] - seconds[0]
+    in_hour = (minutes[-1] - minutes[0]) * 60 + in_minute
+    in_day = (hours[-1] - hours[0]) * 3600 + in_hour
+    return min(_step(seconds), 60 * _step(minutes) - in_minute,
+               3600 * _step(hours) - in_hour, 86400 - in_day)
+
+
+def _step(values: tuple[int, ...]) -> int:
+    """The smallest difference of consecutive sorted ``values``; a day for
+    a single one (longer than any gap within a field)."""
+    return min(map(sub, values[1:], values), default=86400)
 
 
 class MatchingDays:

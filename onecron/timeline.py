@@ -10,16 +10,20 @@ the wall clock jumps.
 Almost every day is *regular*: its midnight exists, it lasts 86,400 s and
 no UTC offset change comes within a day of it, so its fires are its first
 instant plus each fire second-of-day. A day near a transition is
-*irregular*: its fires are listed explicitly, following the rules of
+*irregular*: it is cut where the offset changes, and each piece keeps the
+range of wall times it fires at, following the rules of
 :class:`~onecron.schedule.Schedule` (wall-clock schedules run a skipped
 time once right after the gap and a repeated time once, at its first
 occurrence; others skip what does not exist and run repeats twice).
 
-The fast path needs no days at all: within a *steady span*, a stretch of
-instants with one offset and no transition in the day before it, wall time
-is instant plus offset and the fires are exactly the matching wall times,
-so the next one is a bisection and a dict look-up. Offsets come from
-:mod:`onecron.offsets`, which learns each zone's transitions once.
+Fire times of the day are never listed: :class:`~onecron.calendar.DayTimes`
+finds the next one field by field, so the cost of a timeline does not grow
+with how often it fires. The fast path needs no days at all: within a
+*steady span*, a stretch of instants with one offset and no transition in
+the day before it, wall time is instant plus offset and the fires are
+exactly the matching wall times, so the next one is a dict look-up and a
+walk over three bit sets. Offsets come from :mod:`onecron.offsets`, which
+learns each zone's transitions once.
 
 :meth:`Timeline.shortest_gap` bounds the time between two consecutive
 fires, clock changes included, for the jitter (see :mod:`onecron.job`).
@@ -27,12 +31,11 @@ fires, clock changes included, for the jitter (see :mod:`onecron.job`).
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from .calendar import MatchingDays
+from .calendar import MatchingDays, day_times
 from .cron import CronExpression
 from .offsets import offsets_for
 
@@ -55,19 +58,25 @@ _CHANGES_UNTIL = 70 * 365 * _DAY + 17 * _DAY  # 2040-01-01
 _APART = 3 * _DAY
 
 
+# a piece of an irregular day: the instants [a, b) with one offset, the
+# wall times [low, high) it fires at, and whether it also fires at ``a``
+# (a wall-clock schedule running the times a gap skipped)
+_Piece = tuple[int, int, int, int, int, bool]
+
+
 class _Day:
     """One local day of the timeline: the instants ``[start, end)``."""
 
     __slots__ = ('day', 'start', 'end', 'matching', 'fires')
 
     def __init__(self, day: int, start: int, end: int, matching: bool,
-                 fires: tuple[int, ...] | None) -> None:
+                 fires: tuple[_Piece, ...] | None) -> None:
         self.day = day
         self.start = start
         self.end = end
         #: whether the date itself matches the day fields
         self.matching = matching
-        #: None for a regular day, else every fire instant in it, sorted
+        #: None for a regular day, else its pieces in time order
         self.fires = fires
 
 
@@ -79,6 +88,10 @@ class Timeline:
     entry twice.
     """
 
+    __slots__ = ('cron', 'tz', 'wall_clock', '_offsets', '_dates',
+                 '_known', '_times', '_days', '_span', '_zero',
+                 '_midnights')
+
     def __init__(self, cron: CronExpression, tz: ZoneInfo) -> None:
         self.cron = cron
         self.tz = tz
@@ -86,11 +99,8 @@ class Timeline:
         self._offsets = offsets_for(tz)
         self._dates = MatchingDays(cron)
         self._known = self._dates.known.get
-        # fire seconds of the day, ascending: the fields are sorted
-        in_hour = [minute * 60 + second for minute in cron.minutes
-                   for second in cron.seconds]
-        self._times = tuple([hour * 3600 + seconds for hour in cron.hours
-                             for seconds in in_hour])
+        # fire seconds of the day, as bit sets
+        self._times = day_times(cron)
         self._days: dict[int, _Day] = {}
         # (low, high, offset): a steady span [low, high)
         self._span = (0, 0, 0)
@@ -107,21 +117,31 @@ class Timeline:
             return self._answer(self._walk(t))
         wall = t + offset
         day = wall // _DAY
-        times = self._times
-        i = 0
         match = self._known(day) or self._dates.first_from(day)
-        if match == day:
-            i = bisect_right(times, wall - day * _DAY)
-            if i == len(times):  # none left today
-                i = 0
-                match = self._known(day + 1) or self._dates.first_from(
-                    day + 1)
-        fire = match * _DAY + times[i] - offset
+        times = self._times
+        if match != day:
+            second = times.first
+        else:
+            # times.at_or_after(wall - day * _DAY + 1), inlined: the rest
+            # of this minute, else the next firing minute of the day
+            second = wall - day * _DAY + 1
+            minute, rest = second // 60, second % 60
+            if rest <= times.last_second and times.minutes[minute]:
+                second += times.later[rest]
+            else:
+                minute = times.minutes.find(1, minute + 1)
+                if minute >= 0:
+                    second = minute * 60 + times.first_second
+                else:  # none left today
+                    second = times.first
+                    match = self._known(day + 1) or self._dates.first_from(
+                        day + 1)
+        fire = match * _DAY + second - offset
         if fire < high:
             # in the span, wall-clock arithmetic is exact, and cheaper
             # than converting the instant
             midnight = self._midnights.get(match) or self._midnight(match)
-            delta = _DELTAS.get(times[i]) or _delta(times[i])
+            delta = _DELTAS.get(second) or _delta(second)
             return fire, midnight + delta
         if fire < high + _SPAN:
             return self._answer(self._extend(t, fire))
@@ -146,7 +166,7 @@ class Timeline:
         Cheap: a few bisections per kind of change; meant to be called once
         per schedule.
         """
-        gap = _field_gap(self.cron)
+        gap = self._times.gap
         changes = clock_changes(self.tz)
         if changes:
             gap = min(gap, _APART, *(self._across(wall, jump)
@@ -176,20 +196,18 @@ class Timeline:
     def _wall_from(self, wall: int) -> int:
         """The first fire time at or after wall second ``wall``, any day."""
         day, second = divmod(wall, _DAY)
-        times = self._times
-        i = bisect_left(times, second)
-        if i == len(times):
-            return (day + 1) * _DAY + times[0]
-        return day * _DAY + times[i]
+        found = self._times.at_or_after(second)
+        if found < 0:
+            return (day + 1) * _DAY + self._times.first
+        return day * _DAY + found
 
     def _wall_before(self, wall: int) -> int:
         """The last fire time before wall second ``wall``, any day."""
         day, second = divmod(wall, _DAY)
-        times = self._times
-        i = bisect_left(times, second)
-        if i == 0:
-            return (day - 1) * _DAY + times[-1]
-        return day * _DAY + times[i - 1]
+        found = self._times.before(second)
+        if found < 0:
+            return (day - 1) * _DAY + self._times.last
+        return day * _DAY + found
 
     def _midnight(self, day: int) -> datetime:
         if len(self._midnights) >= _CACHE_LIMIT:
@@ -240,7 +258,7 @@ class Timeline:
         if at(end + 2 * _DAY) == offset:
             end += 2 * _DAY
         self._span = (start, end, offset)
-        return start + self._times[0]
+        return start + self._times.first
 
     def _walk(self, t: int) -> int:
         """:meth:`next_after` day by day, for what the span does not cover.
@@ -257,19 +275,18 @@ class Timeline:
             day = self._day(dates.first_from(today), offset)
         times = self._times
         while True:
-            fires = day.fires
-            if fires is None:
+            if day.fires is None:
                 if day.matching:
-                    i = bisect_right(times, t - day.start)
-                    if i < len(times):
+                    second = times.at_or_after(t - day.start + 1)
+                    if second >= 0:
                         # regular: steady from a day before its start
                         self._span = (day.start, day.end,
                                       day.day * _DAY - day.start)
-                        return day.start + times[i]
+                        return day.start + second
             else:
-                i = bisect_right(fires, t)
-                if i < len(fires):
-                    return fires[i]
+                fire = self._in_pieces(day.fires, t)
+                if fire >= 0:
+                    return fire
             if day.matching and self._spills(day):
                 day = self._day(day.day + 1)
             else:
@@ -329,8 +346,8 @@ class Timeline:
             start = self._offsets.transitions(wall - later, start)[0]
         return start
 
-    def _irregular(self, start: int, end: int) -> tuple[int, ...]:
-        """Every fire instant in ``[start, end)``, a day with a transition.
+    def _irregular(self, start: int, end: int) -> tuple[_Piece, ...]:
+        """The pieces of ``[start, end)``, a day with a transition.
 
         The day is cut where the offset changes; in each piece wall time is
         instant plus a constant offset, so matching wall times map back
@@ -342,33 +359,45 @@ class Timeline:
         cuts += [t for t in offsets.transitions(start, end - 1) if t > start]
         cuts.append(end)
         previous = offsets.at(start - 1)
-        fires: set[int] = set()
+        pieces: list[_Piece] = []
         for a, b in zip(cuts, cuts[1:]):
             if a >= b:
                 continue
             offset = offsets.at(a)
             low, high = a + offset, b + offset
+            skipped = False
             if self.wall_clock:
                 resumed = a + previous  # where the clock would have gone on
                 if resumed > low:  # it went back: these wall times repeat
                     low = min(resumed, high)
-                elif resumed < low and self._wall_fires(resumed, low):
-                    fires.add(a)  # it jumped: run the skipped times now
-            fires.update(w - offset for w in self._wall_fires(low, high))
+                elif resumed < low:  # it jumped: run the skipped times now
+                    skipped = self._wall_first(resumed, low) >= 0
+            pieces.append((a, b, offset, low, high, skipped))
             previous = offset
-        return tuple(sorted(fires))
+        return tuple(pieces)
 
-    def _wall_fires(self, low: int, high: int) -> list[int]:
-        """Matching wall times in ``[low, high)``, as wall seconds."""
-        times = self._times
-        found: list[int] = []
+    def _in_pieces(self, pieces: tuple[_Piece, ...], t: int) -> int:
+        """The first fire after instant ``t`` in ``pieces``, or -1."""
+        for a, b, offset, low, high, skipped in pieces:
+            if b <= t + 1:
+                continue
+            if skipped and a > t:
+                return a
+            wall = self._wall_first(max(low, t + 1 + offset), high)
+            if wall >= 0:
+                return wall - offset
+        return -1
+
+    def _wall_first(self, low: int, high: int) -> int:
+        """The first matching wall time in ``[low, high)``, as a wall
+        second, or -1."""
         for day in range(low // _DAY, (high - 1) // _DAY + 1):
             if self._dates.matches(day):
                 base = day * _DAY
-                found.extend(base + second for second in times[
-                    bisect_left(times, low - base):
-                    bisect_left(times, high - base)])
-        return found
+                second = self._times.at_or_after(low - base)
+                if second >= 0:
+                    return base + second if base + second < high else -1
+        return -1
 
 
 # seconds of the day -> the same as a timedelta, shared by all schedules
@@ -387,30 +416,6 @@ def _seconds(offset: timedelta | None) -> int:
     if offset is None:  # only a naive datetime has none; ours never are
         raise ValueError('the time zone gave no UTC offset')
     return offset.days * _DAY + offset.seconds
-
-
-def _field_gap(cron: CronExpression) -> int:
-    """The shortest gap between consecutive fire times of a day, the last
-    one of a day and the first of the next included, in seconds.
-
-    Fire times are the sorted products of hour, minute and second, so
-    consecutive ones differ in the second alone (the smallest step between
-    two seconds), or go from the last second of one minute to the first of
-    the next allowed minute (the smallest step between two minutes, less
-    the spread of the seconds), and the same for hours and days.
-    """
-    seconds, minutes, hours = cron.seconds, cron.minutes, cron.hours
-    in_minute = seconds[-1] - seconds[0]
-    in_hour = (minutes[-1] - minutes[0]) * 60 + in_minute
-    in_day = (hours[-1] - hours[0]) * 3600 + in_hour
-    return min(_step(seconds), 60 * _step(minutes) - in_minute,
-               3600 * _step(hours) - in_hour, _DAY - in_day)
-
-
-def _step(values: tuple[int, ...]) -> int:
-    """The smallest difference of consecutive sorted ``values``; a day for
-    a single one (longer than any gap within a field)."""
-    return min((b - a for a, b in zip(values, values[1:])), default=_DAY)
 
 
 @lru_cache(maxsize=1024)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from onecron.cron import (MACROS, CronExpression, fields_from_keywords,
                           parse_cron, parse_every)
 from onecron.errors import InvalidSchedule
+from onecron.schedule import Schedule
+from tests.test_schedule import FIELDS, check_parsed
 
 ALL_WEEKDAYS = frozenset(range(7))
 
@@ -370,15 +372,46 @@ def test_generated_expressions_parse(expr: str) -> None:
     assert parse_cron(cron.text) == cron
 
 
+#: texts that must parse, also given as explicit examples to the
+#: properties below, so that a parser refusing everything fails them
+CRON_PARSES = ['0 0 * * *', ' 0  12 L * * ', '@Weekly', '*/12 1 L * *',
+               '0 0 1 jan MON', '7 12 31 * 1#1', '0 0 30 2 *',
+               '*/20 1 * * * *']
+
+
+def _check_cron_text(text: str) -> None:
+    """``text`` parses to an expression that round-trips through its
+    normalized text and, unless it can never fire, builds a schedule whose
+    fires its fields allow; or it raises InvalidSchedule naming a field
+    (never for the texts of ``CRON_PARSES``)."""
+    try:
+        cron = parse_cron(text)
+    except InvalidSchedule as error:
+        assert text not in CRON_PARSES, error
+        assert error.field in FIELDS
+        return
+    assert isinstance(cron, CronExpression)
+    assert parse_cron(cron.text) == cron
+    assert cron.minutes and cron.hours and cron.months
+    try:
+        schedule = Schedule(cron.text)
+    except InvalidSchedule as error:  # a day that never comes: 30 2
+        assert error.field == 'day' and 'never fire' in str(error)
+        return
+    assert schedule.cron == cron
+    check_parsed(schedule)
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.text())
+@example('0 0 * * *')
+@example(' 0  12 L * * ')
+@example('@Weekly')
+@example('0 0 30 2 *')
 def test_any_text_parses_or_raises_invalid_schedule(text: str) -> None:
-    """Arbitrary text parses or raises InvalidSchedule, nothing else."""
-    try:
-        result = parse_cron(text)
-    except InvalidSchedule:
-        return
-    assert isinstance(result, CronExpression)
+    """Arbitrary text parses to an expression that round-trips and fires
+    at times its fields allow, or raises InvalidSchedule naming a field."""
+    _check_cron_text(text)
 
 
 @settings(max_examples=500, deadline=None)
@@ -386,12 +419,14 @@ def test_any_text_parses_or_raises_invalid_schedule(text: str) -> None:
     ['*', '?', '/', '-', ',', '#', 'L', 'W', '0', '1', '7', '12', '31',
      '60', '\u00b2', '_', '.', 'MON', 'jan', ' ', '@daily']),
     max_size=14).map(''.join))
+@example('*/12 1 L * *')
+@example('0 0 1 jan MON')
+@example('7 12 31 * 1#1')
+@example('*/20 1 * * * *')
 def test_cron_tokens_parse_or_raise_invalid_schedule(text: str) -> None:
-    """Text made of cron tokens parses or raises InvalidSchedule."""
-    try:
-        parse_cron(text)
-    except InvalidSchedule:
-        pass
+    """Text made of cron tokens parses to an expression that round-trips
+    and fires at times its fields allow, or raises InvalidSchedule."""
+    _check_cron_text(text)
 
 
 @settings(max_examples=200, deadline=None)

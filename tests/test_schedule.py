@@ -8,12 +8,13 @@ import os
 import pickle
 import threading
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 from cronsim import CronSim, CronSimError
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from onecron.cron import CronExpression, parse_cron
@@ -21,6 +22,7 @@ from onecron.errors import InvalidSchedule
 from onecron.schedule import Schedule
 
 UTC = timezone.utc
+_Test = Callable[[str], None]
 
 
 def local(text: str, zone: str) -> datetime:
@@ -115,6 +117,43 @@ def reference_fires(expr: str, zone: str, start: datetime, end: datetime,
             found.append(now)
         previous = wall
     return found
+
+
+#: what an InvalidSchedule may name
+FIELDS = {'expr', 'every', 'second', 'minute', 'hour', 'day', 'month',
+          'weekday', 'timezone'}
+#: texts that must parse, given as explicit examples to the properties
+#: below so that a parser refusing everything fails them
+PARSES = ['* * * * *', '*/5 * * * * *', '0 0 * * *', '30 8 * * MON-FRI',
+          '0 12 L * *', '0 9 * * 1#2', '0 0 1 jan-mar/2 *', '@daily',
+          '@every 1h30m', '15 10-20/5 29 2 *', '0 30 2 ? * 7L']
+#: starts for the checks of a parsed schedule: a whole second, a second
+#: before midnight, and one with microseconds
+CHECK_STARTS = [datetime(2024, 5, 3, 12, 0, 7, tzinfo=UTC),
+                datetime(2023, 12, 31, 23, 59, 59, tzinfo=UTC),
+                datetime(2025, 2, 28, 3, 4, 5, 678, tzinfo=UTC)]
+
+
+def check_parsed(schedule: Schedule) -> None:
+    """What is true of every schedule that parses: it round-trips through
+    its own text, and each fire is a time its fields allow, the first one
+    (asking from just before it gives it again)."""
+    again = Schedule(str(schedule), timezone=schedule.timezone)
+    assert again == schedule and str(again) == str(schedule)
+    assert again.cron == schedule.cron and again.every == schedule.every
+    for start in CHECK_STARTS:
+        fire = schedule.next_after(start)
+        assert fire > start
+        assert schedule.next_after(fire - timedelta(seconds=1)) == fire
+        assert fire.microsecond == 0
+        if schedule.every is not None:
+            interval = int(schedule.every.total_seconds())
+            assert fire.timestamp() % interval == 0
+            assert fire - start <= schedule.every
+        else:
+            assert schedule.cron is not None
+            wall = fire.astimezone(schedule.tz).replace(tzinfo=None)
+            assert reference_matches(schedule.cron, wall), (schedule, fire)
 
 
 def onecron_fires(schedule: Schedule, start: datetime,
@@ -762,6 +801,15 @@ STARTS = [datetime(2024, 3, 10, 5, tzinfo=UTC),
           datetime(2011, 12, 29, 0, tzinfo=UTC)]
 
 
+def _examples(texts: list[str]) -> Callable[[_Test], _Test]:
+    """Hypothesis examples, one per text."""
+    def decorate(test: _Test) -> _Test:
+        for text in texts:
+            test = example(text)(test)
+        return test
+    return decorate
+
+
 def _schedule_or_skip(expr: str, zone: str) -> Schedule:
     try:
         return Schedule(expr, timezone=zone)
@@ -770,14 +818,25 @@ def _schedule_or_skip(expr: str, zone: str) -> Schedule:
         raise
 
 
+def _check_text(text: str) -> None:
+    """``text`` builds a schedule that passes :func:`check_parsed`, or
+    raises InvalidSchedule naming a field (never for :data:`PARSES`)."""
+    try:
+        schedule = Schedule(text)
+    except InvalidSchedule as error:
+        assert text not in PARSES, error
+        assert error.field in FIELDS
+        return
+    check_parsed(schedule)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text())
+@_examples(PARSES)
 def test_any_text_parses_or_raises_invalid_schedule(text: str) -> None:
-    """Arbitrary text builds a Schedule or raises InvalidSchedule, only."""
-    try:
-        Schedule(text)
-    except InvalidSchedule:
-        pass
+    """Arbitrary text builds a Schedule that round-trips and fires at times
+    its fields allow, or raises InvalidSchedule naming a field."""
+    _check_text(text)
 
 
 @settings(max_examples=300, deadline=None)
@@ -785,12 +844,11 @@ def test_any_text_parses_or_raises_invalid_schedule(text: str) -> None:
     ['*', '?', '*/', '/', '-', ',', '#', 'L', 'W', '0', '1', '5', '7', '12',
      '31', '60', 'MON', 'jan', ' ', '@', 'every', 'h', 's']),
     max_size=12).map(''.join))
+@_examples(PARSES)
 def test_cron_like_text_parses_or_raises_invalid_schedule(text: str) -> None:
-    """Text made of cron tokens builds a Schedule or raises InvalidSchedule."""
-    try:
-        Schedule(text)
-    except InvalidSchedule:
-        pass
+    """Text made of cron tokens builds a Schedule that round-trips and
+    fires at times its fields allow, or raises InvalidSchedule."""
+    _check_text(text)
 
 
 @settings(max_examples=120, deadline=None,
