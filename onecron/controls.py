@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
@@ -169,18 +169,36 @@ class Controls:
         """When the job fires next, jitter included; None when it will not
         (manual-only, disabled, or held)."""
         job = self._job(name)
-        scheduler = self._schedulers.get(application_id)
-        if scheduler is not None and scheduler.active:
-            # a disabled job stays queued (its occurrences are claimed)
-            setting = scheduler.settings.get(name)
-            if scheduler.held or (setting is not None
-                                  and not setting.enabled):
-                return None
-            return scheduler.next_run(name)
+        if self._active_scheduler(application_id) is not None:
+            # its own settings and hold state: nothing to read
+            return self._next_run_with(job, application_id, {}, False, now)
         settings = self._settings(application_id)
         held = self.history.read(
             lambda store: store.hold(application_id).held, False)
-        setting = settings.get(name)
+        return self._next_run_with(job, application_id, settings, held, now)
+
+    def _active_scheduler(self, application_id: str) -> Scheduler | None:
+        """This process's scheduler of ``application_id`` if it fires the
+        jobs, else None."""
+        scheduler = self._schedulers.get(application_id)
+        return scheduler if scheduler is not None and scheduler.active \
+            else None
+
+    def _next_run_with(self, job: Job, application_id: str,
+                       settings: Mapping[str, JobSettings], held: bool,
+                       now: datetime | None = None) -> datetime | None:
+        """:meth:`next_run` from ``settings`` and ``held`` read already
+        (ignored when this process's scheduler is active: it knows), so
+        that the status page reads them once for all the jobs."""
+        scheduler = self._active_scheduler(application_id)
+        if scheduler is not None:
+            # a disabled job stays queued (its occurrences are claimed)
+            active = scheduler.settings.get(job.name)
+            if scheduler.held or (active is not None
+                                  and not active.enabled):
+                return None
+            return scheduler.next_run(job.name)
+        setting = settings.get(job.name)
         schedule = job.schedule_with(setting)
         if schedule is None or held or (setting and not setting.enabled):
             return None
