@@ -34,18 +34,37 @@ if TYPE_CHECKING:
 class Controls:
     """Triggers and switches; the attributes below come from CronApp."""
 
-    application_id: str | Callable[[Request], str | None]
     base_url: str | Callable[[str], str] | None
-    caller: Caller
-    clock: Clock
-    history: History
-    pool_size: int | None
-    reporter: Reporter
-    store: Store | None
-    trigger_timeout: float
     _jobs: dict[str, Job]
     _pools: dict[str, Pool]
     _schedulers: dict[str, Scheduler]
+
+    if TYPE_CHECKING:
+        # read-only properties of CronApp: fixed when it is made
+        @property
+        def application_id(self) -> str | Callable[[Request], str | None]:
+            ...
+
+        @property
+        def caller(self) -> Caller: ...
+
+        @property
+        def clock(self) -> Clock: ...
+
+        @property
+        def history(self) -> History: ...
+
+        @property
+        def pool_size(self) -> int | None: ...
+
+        @property
+        def reporter(self) -> Reporter: ...
+
+        @property
+        def store(self) -> Store | None: ...
+
+        @property
+        def trigger_timeout(self) -> float: ...
 
     def _trigger_url(self, name: str, base_url: str, application_id: str,
                      trigger: Trigger, key: str, due: datetime) -> str:
