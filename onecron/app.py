@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from webob import Request
 
 from . import lock as _lock
-from .access import JobAccess
+from .access import CallbackFailures, JobAccess
 from .autostart import Deferred, in_child
 from .caller import Caller
 from .clock import Clock, utcnow
@@ -228,6 +228,8 @@ class CronApp(Controls):
             max_concurrent=max_concurrent, connect_timeout=connect_timeout,
             user_agent='onecron')
         self._reporter = reporter or Reporter()
+        #: the application's callbacks that raise, reported once
+        self._failures = CallbackFailures(self._reporter)
         Pool(self.caller, pool_size)  # checks pool_size now, not later
         self._pool_size = pool_size
         self._pools: dict[str, Pool] = {}
@@ -302,7 +304,8 @@ class CronApp(Controls):
             static_urls=static_urls,
             legacy_static_tokens=self._static_id is not None,
             access=(job_guard := JobAccess(
-                job_access, trusted_proxies=self.trusted_proxies)))
+                job_access, trusted_proxies=self.trusted_proxies)),
+            failures=self._failures)
         if job_guard.refuses_direct_local_calls():
             log.warning("job_access='loopback' with a loopback address in "
                         'trusted_proxies: calls from this host must come '
@@ -756,7 +759,7 @@ class CronApp(Controls):
                 history=self.history, clock=self.clock,
                 trigger_timeout=self.trigger_timeout,
                 notify=self._notify, lease_time=self.lease_time,
-                holder=self._holder)
+                holder=self._holder, failures=self._failures)
             if self.store is not None:
                 self._housekeeper().add(scheduler)
             self._schedulers[application_id] = scheduler
@@ -783,8 +786,9 @@ class CronApp(Controls):
         try:
             found = self.application_id_of(request)
         except Exception as exc:  # the application's own code
-            self._warn_once('?', 'the application_id callable failed: '
-                            'its requests start no scheduler', exc)
+            self._failures.report('application_id', exc, 'the request '
+                                  'starts no scheduler and is no '
+                                  "tenant's", application_id='?')
             return
         if found is None:
             return  # no tenant's: nothing to schedule
