@@ -47,6 +47,8 @@ from typing import NamedTuple, Union
 
 from webob import Request, Response
 
+from .reporting import Reporter
+
 log = logging.getLogger(__name__)
 
 #: ``status_access=`` and ``job_access=``: a policy name, or a callable
@@ -414,6 +416,45 @@ class LoginThrottle:
                 f'{len(self._tries)} client(s)>')
 
 
+class CallbackFailures:
+    """Reports the exceptions of the application's callbacks
+    (``status_access``, ``job_access``, ``application_id``,
+    ``should_run``) through ``reporter``: once per callback and exception
+    type, so that requests that make a callback fail cannot flood the log
+    or Sentry. Whatever a callback's failure stands for is refused by
+    the caller, never taken as a yes or a made-up tenant.
+    """
+
+    #: the (callback, exception type) pairs remembered, at most
+    LIMIT = 1000
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self._seen: set[tuple[str, type[BaseException]]] = set()
+        self._lock = threading.Lock()
+
+    def report(self, callback: str, exc: BaseException, consequence: str,
+               *, job: str = '*', application_id: str = '*') -> None:
+        """``callback`` raised ``exc``: report it unless its type was
+        reported for ``callback`` already (then a DEBUG line)."""
+        key = (callback, type(exc))
+        with self._lock:
+            first = key not in self._seen and len(self._seen) < self.LIMIT
+            if first:
+                self._seen.add(key)
+        if not first:
+            log.debug('the %s callable raised %s again: %s', callback,
+                      type(exc).__name__, consequence)
+            return
+        self.reporter.failure(
+            job, application_id, f'the {callback} callable raised '
+            f'{type(exc).__name__}: {consequence} (reported once per '
+            f'exception type)', exc)
+
+    def __repr__(self) -> str:
+        return f'<CallbackFailures {len(self._seen)} reported>'
+
+
 class Access:
     """Decides who may use the status page and checks its CSRF tokens.
 
@@ -426,13 +467,16 @@ class Access:
     :param secret: the key the CSRF key is derived from
     :param throttle: counts failed basic auth logins per client; by
         default five per minute
+    :param failures: reports a failing ``policy`` callable (once per
+        exception type); by default it is logged, once per type too
     """
 
     def __init__(self, policy: Policy = 'loopback', *,
                  user: str | None = None, password_hash: str | None = None,
                  trusted_proxies: Sequence[str] = (),
                  secret: str,
-                 throttle: LoginThrottle | None = None) -> None:
+                 throttle: LoginThrottle | None = None,
+                 failures: CallbackFailures | None = None) -> None:
         if not callable(policy) and policy not in POLICIES:
             raise ValueError(f'status_access must be one of '
                              f'{", ".join(POLICIES)} or a callable, '
@@ -453,6 +497,8 @@ class Access:
         self._password_hash = password_hash
         self.trusted_proxies = _networks(trusted_proxies)
         self.throttle = throttle if throttle is not None else LoginThrottle()
+        self._failures = (failures if failures is not None
+                          else CallbackFailures(Reporter()))
         self._csrf_key = hmac.new(secret.encode('utf-8'),
                                   b'onecron status page csrf',
                                   hashlib.sha256).digest()
@@ -477,8 +523,9 @@ class Access:
         if callable(self.policy):
             try:
                 allowed = bool(self.policy(request))
-            except Exception:
-                log.exception('status_access callable failed: access denied')
+            except Exception as exc:  # the application's own code
+                self._failures.report('status_access', exc, 'the status '
+                                      'page is refused (403)')
                 allowed = False
             if not allowed:
                 return Denied(403, 'You may not see this page.')

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from webob import Request
 
 from . import lock as _lock
-from .access import JobAccess
+from .access import CallbackFailures, JobAccess
 from .autostart import Deferred, in_child
 from .caller import Caller
 from .clock import Clock, utcnow
@@ -196,7 +196,7 @@ class CronApp(Controls):
             raise ValueError(f'max_offset must be 0 or more, '
                              f'got {max_offset!r}')
         self.wrapped = wrapped
-        self.application_id = application_id
+        self._application_id = application_id
         # None when the id is computed per request: always look it up
         self._static_id = (application_id if isinstance(application_id, str)
                            else None)
@@ -206,39 +206,49 @@ class CronApp(Controls):
         self._bases: dict[str, str] = {}
         # the ids warned about: no base URL, or over the cap (bounded)
         self._warned: set[str] = set()
-        self.prefix = _normalise_prefix(prefix)
-        self.lock_dir = lock_dir
-        self.enabled = enabled
-        self.slow_after = slow_after
+        self._prefix = _normalise_prefix(prefix)
+        self._lock_dir = lock_dir
+        self._enabled = enabled
+        self._slow_after = slow_after
         self.max_offset = max_offset
-        self.trigger_timeout = trigger_timeout
+        self._trigger_timeout = trigger_timeout
         self.misfire = misfire
         self.grace = grace
-        self.lease_time = lease_time
-        self.clock = clock
-        self.caller = caller or Caller(
+        self._lease_time = lease_time
+        self._clock = clock
+        if caller is not None and (max_concurrent != 16
+                                   or connect_timeout != 10.0):
+            # they configure the Caller made here; a given one has its own
+            raise ValueError(
+                'CronApp(caller=...) with max_concurrent or connect_timeout:'
+                ' those configure the Caller onecron makes, and would be '
+                'ignored; pass them to your Caller(max_concurrent=..., '
+                'connect_timeout=...) instead')
+        self._caller = caller or Caller(
             max_concurrent=max_concurrent, connect_timeout=connect_timeout,
             user_agent='onecron')
-        self.reporter = reporter or Reporter()
+        self._reporter = reporter or Reporter()
+        #: the application's callbacks that raise, reported once
+        self._failures = CallbackFailures(self._reporter)
         Pool(self.caller, pool_size)  # checks pool_size now, not later
-        self.pool_size = pool_size
+        self._pool_size = pool_size
         self._pools: dict[str, Pool] = {}
         for label, keep in (('keep_runs', keep_runs),
                             ('keep_days', keep_days)):
             if keep is not None and not keep > 0:
                 raise ValueError(f'{label} must be positive or None, '
                                  f'got {keep!r}')
-        self.mailer = (Mailer(smtp, reporter=self.reporter)
-                       if smtp is not None else None)
-        self.store = open_store(store)
-        self.history = History(self.store, reporter=self.reporter,
-                               clock=clock)
-        self.keep_runs = keep_runs
-        self.keep_days = keep_days
-        self.status_access = status_access
-        self.status_user = status_user
-        self.status_password_hash = status_password_hash
-        self.trusted_proxies = tuple(trusted_proxies)
+        self._mailer = (Mailer(smtp, reporter=self.reporter)
+                        if smtp is not None else None)
+        self._store = open_store(store)
+        self._history = History(self.store, reporter=self.reporter,
+                                clock=clock)
+        self._keep_runs = keep_runs
+        self._keep_days = keep_days
+        self._status_access = status_access
+        self._status_user = status_user
+        self._status_password_hash = status_password_hash
+        self._trusted_proxies = tuple(trusted_proxies)
         for label, flag in (('occurrence_tokens', occurrence_tokens),
                             ('static_urls', static_urls)):
             if not isinstance(flag, bool):
@@ -256,12 +266,12 @@ class CronApp(Controls):
             log.warning('occurrence_tokens without a store: an occurrence '
                         'URL is refused outside its window, but can run '
                         'more than once within it')
-        self.occurrence_tokens = occurrence_tokens
-        self.occurrence_window = float(occurrence_window)
-        self.static_urls = static_urls
-        self.job_access = job_access
+        self._occurrence_tokens = occurrence_tokens
+        self._occurrence_window = float(occurrence_window)
+        self._static_urls = static_urls
+        self._job_access = job_access
         #: the secrets: the first signs, all verify
-        self.secrets = secrets_list(secret)
+        self._secrets = secrets_list(secret)
         for index, entry in enumerate(self.secrets):
             weakness = weak_secret(entry)
             if weakness is not None:
@@ -272,8 +282,7 @@ class CronApp(Controls):
                             GOOD_SECRET)
         self._signer = JobSigner(secret)
         self._jobs: dict[str, Job] = {}
-        #: the registered jobs by name (read-only)
-        self.jobs: Mapping[str, Job] = MappingProxyType(self._jobs)
+        self._jobs_view: Mapping[str, Job] = MappingProxyType(self._jobs)
         self._schedulers: dict[str, Scheduler] = {}
         #: the one thread that drives every application id's scheduler
         self._clockwork = Clockwork(clock)
@@ -295,7 +304,8 @@ class CronApp(Controls):
             static_urls=static_urls,
             legacy_static_tokens=self._static_id is not None,
             access=(job_guard := JobAccess(
-                job_access, trusted_proxies=self.trusted_proxies)))
+                job_access, trusted_proxies=self.trusted_proxies)),
+            failures=self._failures)
         if job_guard.refuses_direct_local_calls():
             log.warning("job_access='loopback' with a loopback address in "
                         'trusted_proxies: calls from this host must come '
@@ -307,7 +317,7 @@ class CronApp(Controls):
         if not (isinstance(autostart, bool) or autostart == 'auto'):
             raise ValueError(f"autostart must be 'auto', True or False, "
                              f'got {autostart!r:.80}')
-        self.autostart = autostart
+        self._autostart_mode = autostart
         self._autostart = Deferred(autostart, self._autostarted)
         if autostart is True and enabled and not self._autostarts():
             raise ValueError('autostart=True needs a fixed (str) '
@@ -315,6 +325,150 @@ class CronApp(Controls):
         _instances.add(self)
         if self._autostarts():
             self._autostart.arm()
+
+    # -- settings fixed at construction ----------------------------------
+    #
+    # Each is copied into a part (the endpoint, the status page, the
+    # schedulers, the housekeeper, the caller's pools) or checked together
+    # with another when the app is made: setting one later would leave the
+    # parts on the old value, so it raises AttributeError (see _FIXED).
+    # base_url, allowed_hosts, wrapped and the jobs' defaults (max_offset,
+    # misfire, grace), read where they are used, may be set.
+
+    @property
+    def application_id(self) -> ApplicationId:
+        """The application id, or the callable that finds it per request."""
+        return self._application_id
+
+    @property
+    def prefix(self) -> str:
+        """Where the job URLs and the status page live."""
+        return self._prefix
+
+    @property
+    def lock_dir(self) -> str | None:
+        """Where the host locks live (None: the default)."""
+        return self._lock_dir
+
+    @property
+    def enabled(self) -> bool:
+        """False: no scheduler ever starts."""
+        return self._enabled
+
+    @property
+    def autostart(self) -> bool | str:
+        """``'auto'``, True or False: see the class."""
+        return self._autostart_mode
+
+    @property
+    def slow_after(self) -> float:
+        """A run longer than this (seconds) is reported."""
+        return self._slow_after
+
+    @property
+    def trigger_timeout(self) -> float:
+        """The scheduler's time limit for one call."""
+        return self._trigger_timeout
+
+    @property
+    def lease_time(self) -> float:
+        """Seconds before another host takes over."""
+        return self._lease_time
+
+    @property
+    def clock(self) -> Clock:
+        """Gives the current aware datetime."""
+        return self._clock
+
+    @property
+    def caller(self) -> Caller:
+        """Makes the scheduler's HTTP calls."""
+        return self._caller
+
+    @property
+    def reporter(self) -> Reporter:
+        """Where failures and slow runs are reported."""
+        return self._reporter
+
+    @property
+    def pool_size(self) -> int | None:
+        """Jobs of one application id running at once."""
+        return self._pool_size
+
+    @property
+    def mailer(self) -> Mailer | None:
+        """Mails run reports (None without ``smtp``)."""
+        return self._mailer
+
+    @property
+    def store(self) -> Store | None:
+        """Where runs, switches and overrides are kept."""
+        return self._store
+
+    @property
+    def history(self) -> History:
+        """The store as the endpoint and schedulers use it."""
+        return self._history
+
+    @property
+    def keep_runs(self) -> int | None:
+        """Runs kept per job."""
+        return self._keep_runs
+
+    @property
+    def keep_days(self) -> float | None:
+        """Days runs are kept."""
+        return self._keep_days
+
+    @property
+    def status_access(self) -> StatusAccess:
+        """Who sees the status page."""
+        return self._status_access
+
+    @property
+    def status_user(self) -> str | None:
+        """The user of the page's basic auth."""
+        return self._status_user
+
+    @property
+    def status_password_hash(self) -> str | None:
+        """That user's password hash."""
+        return self._status_password_hash
+
+    @property
+    def trusted_proxies(self) -> tuple[str, ...]:
+        """Addresses whose ``X-Forwarded-For`` is believed."""
+        return self._trusted_proxies
+
+    @property
+    def job_access(self) -> StatusAccess:
+        """Who may call the job URLs."""
+        return self._job_access
+
+    @property
+    def occurrence_tokens(self) -> bool:
+        """Whether the scheduler calls per-occurrence URLs."""
+        return self._occurrence_tokens
+
+    @property
+    def occurrence_window(self) -> float:
+        """Seconds around its occurrence an occurrence URL is accepted."""
+        return self._occurrence_window
+
+    @property
+    def static_urls(self) -> bool:
+        """False: the static job URLs run nothing."""
+        return self._static_urls
+
+    @property
+    def secrets(self) -> list[str]:
+        """The secrets (a copy): the first signs, all verify."""
+        return list(self._secrets)
+
+    @property
+    def jobs(self) -> Mapping[str, Job]:
+        """The registered jobs by name (read-only)."""
+        return self._jobs_view
 
     # -- registration ---------------------------------------------------
 
@@ -607,7 +761,7 @@ class CronApp(Controls):
                 history=self.history, clock=self.clock,
                 trigger_timeout=self.trigger_timeout,
                 notify=self._notify, lease_time=self.lease_time,
-                holder=self._holder)
+                holder=self._holder, failures=self._failures)
             if self.store is not None:
                 self._housekeeper().add(scheduler)
             self._schedulers[application_id] = scheduler
@@ -634,8 +788,9 @@ class CronApp(Controls):
         try:
             found = self.application_id_of(request)
         except Exception as exc:  # the application's own code
-            self._warn_once('?', 'the application_id callable failed: '
-                            'its requests start no scheduler', exc)
+            self._failures.report('application_id', exc, 'the request '
+                                  'starts no scheduler and is no '
+                                  "tenant's", application_id='?')
             return
         if found is None:
             return  # no tenant's: nothing to schedule
@@ -748,6 +903,33 @@ class CronApp(Controls):
     def __repr__(self) -> str:
         return (f'<CronApp {self.application_id!r} prefix={self.prefix!r} '
                 f'{len(self._jobs)} job(s)>')
+
+
+#: the CronApp settings its parts copied when it was made: read-only
+_FIXED = ('application_id', 'prefix', 'lock_dir', 'enabled', 'autostart',
+          'slow_after', 'trigger_timeout', 'lease_time', 'clock', 'caller',
+          'reporter', 'pool_size', 'mailer', 'store', 'history', 'keep_runs',
+          'keep_days', 'status_access', 'status_user',
+          'status_password_hash', 'trusted_proxies', 'job_access',
+          'occurrence_tokens', 'occurrence_window', 'static_urls', 'secrets',
+          'jobs')
+
+
+def _refuse(name: str) -> Callable[[CronApp, object], None]:
+    """A setter that says why ``name`` cannot be set (a property without
+    one would say only that it has none)."""
+    def refuse(app: CronApp, value: object) -> None:
+        raise AttributeError(
+            f'CronApp.{name} cannot be changed once the CronApp is made: its '
+            f'parts (job endpoint, status page, schedulers) took it then, '
+            f'and would go on with the old value. Pass CronApp({name}=...) '
+            f'instead')
+    return refuse
+
+
+for _name in _FIXED:
+    # at run time only: for type checkers these stay read-only properties
+    setattr(CronApp, _name, getattr(CronApp, _name).setter(_refuse(_name)))
 
 
 #: why a request started no scheduler

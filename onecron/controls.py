@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
@@ -34,18 +34,37 @@ if TYPE_CHECKING:
 class Controls:
     """Triggers and switches; the attributes below come from CronApp."""
 
-    application_id: str | Callable[[Request], str | None]
     base_url: str | Callable[[str], str] | None
-    caller: Caller
-    clock: Clock
-    history: History
-    pool_size: int | None
-    reporter: Reporter
-    store: Store | None
-    trigger_timeout: float
     _jobs: dict[str, Job]
     _pools: dict[str, Pool]
     _schedulers: dict[str, Scheduler]
+
+    if TYPE_CHECKING:
+        # read-only properties of CronApp: fixed when it is made
+        @property
+        def application_id(self) -> str | Callable[[Request], str | None]:
+            ...
+
+        @property
+        def caller(self) -> Caller: ...
+
+        @property
+        def clock(self) -> Clock: ...
+
+        @property
+        def history(self) -> History: ...
+
+        @property
+        def pool_size(self) -> int | None: ...
+
+        @property
+        def reporter(self) -> Reporter: ...
+
+        @property
+        def store(self) -> Store | None: ...
+
+        @property
+        def trigger_timeout(self) -> float: ...
 
     def _trigger_url(self, name: str, base_url: str, application_id: str,
                      trigger: Trigger, key: str, due: datetime) -> str:
@@ -169,18 +188,36 @@ class Controls:
         """When the job fires next, jitter included; None when it will not
         (manual-only, disabled, or held)."""
         job = self._job(name)
-        scheduler = self._schedulers.get(application_id)
-        if scheduler is not None and scheduler.active:
-            # a disabled job stays queued (its occurrences are claimed)
-            setting = scheduler.settings.get(name)
-            if scheduler.held or (setting is not None
-                                  and not setting.enabled):
-                return None
-            return scheduler.next_run(name)
+        if self._active_scheduler(application_id) is not None:
+            # its own settings and hold state: nothing to read
+            return self._next_run_with(job, application_id, {}, False, now)
         settings = self._settings(application_id)
         held = self.history.read(
             lambda store: store.hold(application_id).held, False)
-        setting = settings.get(name)
+        return self._next_run_with(job, application_id, settings, held, now)
+
+    def _active_scheduler(self, application_id: str) -> Scheduler | None:
+        """This process's scheduler of ``application_id`` if it fires the
+        jobs, else None."""
+        scheduler = self._schedulers.get(application_id)
+        return scheduler if scheduler is not None and scheduler.active \
+            else None
+
+    def _next_run_with(self, job: Job, application_id: str,
+                       settings: Mapping[str, JobSettings], held: bool,
+                       now: datetime | None = None) -> datetime | None:
+        """:meth:`next_run` from ``settings`` and ``held`` read already
+        (ignored when this process's scheduler is active: it knows), so
+        that the status page reads them once for all the jobs."""
+        scheduler = self._active_scheduler(application_id)
+        if scheduler is not None:
+            # a disabled job stays queued (its occurrences are claimed)
+            active = scheduler.settings.get(job.name)
+            if scheduler.held or (active is not None
+                                  and not active.enabled):
+                return None
+            return scheduler.next_run(job.name)
+        setting = settings.get(job.name)
         schedule = job.schedule_with(setting)
         if schedule is None or held or (setting and not setting.enabled):
             return None

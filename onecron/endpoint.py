@@ -40,7 +40,7 @@ from webob import Request, Response
 from webob.exc import HTTPMethodNotAllowed
 
 from .clock import Clock, utcnow
-from .access import JobAccess
+from .access import CallbackFailures, JobAccess
 from .headers import REPORTED_HEADER, RUN_HEADER, trigger_of as _trigger_of
 from .history import History
 from .job import Job
@@ -99,8 +99,11 @@ class JobEndpoint:
                  occurrence_window: float = 300.0,
                  static_urls: bool = True,
                  legacy_static_tokens: bool = False,
-                 access: JobAccess | None = None) -> None:
+                 access: JobAccess | None = None,
+                 failures: CallbackFailures | None = None) -> None:
         self.prefix = prefix
+        # a failing job_access or application_id callable, reported once
+        self._failures = failures or CallbackFailures(reporter)
         self._occurrence_window = occurrence_window
         self._static_urls = static_urls
         # static tokens that name no application id: only where it is fixed
@@ -170,8 +173,9 @@ class JobEndpoint:
         try:
             allowed = self._access.allows(request)
         except Exception as exc:  # the application's own code
-            self._reporter.failure('*', '*', 'the job_access callable '
-                                   'failed: the call is refused', exc)
+            with redacting(_token_of(request)):
+                self._failures.report('job_access', exc, 'the call of a '
+                                      'job URL is refused (403)')
             allowed = False
         if allowed:
             return None
@@ -194,9 +198,10 @@ class JobEndpoint:
         try:
             found = self._application_id_of(request)
         except Exception as exc:  # the application's own code
-            self._reporter.failure(job.name, '?', 'the application_id '
-                                   'callable failed: the call is refused',
-                                   exc)
+            with redacting(_token_of(request)):
+                self._failures.report('application_id', exc, 'the call of '
+                                      'a job URL is refused (404)',
+                                      job=job.name, application_id='?')
             return self._not_found()
         if found is None:
             return self._not_found()  # the request is no tenant's

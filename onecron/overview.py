@@ -1,8 +1,9 @@
 """What the status page shows: the state of each application id's jobs.
 
 Collected from a :class:`~onecron.CronApp` with a fixed number of store
-queries per application id (newest run per job, unfinished runs, job
-settings, hold state), whatever the number of stored runs. The HTML page
+queries per application id (newest run per job, job settings, hold
+state, scheduler heartbeats), whatever the number of jobs or stored
+runs. The HTML page
 and ``status.json`` are two renderings of these records; both pass their
 text through :func:`encodable`, as a job name, an application id or what
 a custom store returns may hold lone surrogates.
@@ -88,14 +89,18 @@ def collect(app: CronApp, application_id: str) -> ApplicationStatus:
     settings: dict[str, JobSettings] = {}
     hold = None
     if store is not None:
+        # each read once for all the jobs: the page costs the same
+        # number of queries whatever the number of jobs
         last = store.last_runs(application_id)
         settings = store.job_settings(application_id)
         hold = store.hold(application_id)
+    held = hold is not None and hold.held
+    now = app.clock()
     jobs = []
     for name in sorted(app.jobs):
         job = app.jobs[name]
-        schedule = app.schedule_of(name, application_id)
         setting = settings.get(name, JobSettings())
+        schedule = job.schedule_with(settings.get(name))
         last_run = last.get(name)
         jobs.append(JobStatus(
             name=name,
@@ -110,7 +115,8 @@ def collect(app: CronApp, application_id: str) -> ApplicationStatus:
             running=last_run is not None and last_run.running,
             # a running scheduler keeps a disabled job's next fire queued
             # (and skips it when it comes): that is no next run
-            next_run=(app.next_run(name, application_id)
+            next_run=(app._next_run_with(job, application_id, settings,
+                                         held, now)
                       if setting.enabled else None),
             last_run=last_run))
     pool = app.pool_for(application_id)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
+from .access import CallbackFailures
 from .caller import CallRequest, CallResult
 from .clock import Clock, utcnow
 from .clockwork import Clockwork, Ticket
@@ -159,6 +160,8 @@ class Scheduler:
     :param standby_interval: seconds between attempts to take the lock
     :param lease_time: with a store: how long after the last renewal
         another host takes over (see :class:`~onecron.store.Lease`)
+    :param failures: reports a ``should_run`` that raises (shared by an
+        app's schedulers: once per exception type, not once per id)
     """
 
     def __init__(self, application_id: str, base_url: str, *,
@@ -169,7 +172,8 @@ class Scheduler:
                  standby_interval: float = 0.5,
                  notify: Notify | None = None,
                  lease_time: float = 30.0,
-                 holder: str | None = None) -> None:
+                 holder: str | None = None,
+                 failures: CallbackFailures | None = None) -> None:
         self.application_id = application_id
         self.base_url = base_url
         self.lock = lock
@@ -180,6 +184,7 @@ class Scheduler:
         self._url_for = url_for
         self._pool = pool
         self._reporter = reporter
+        self._failures = failures or CallbackFailures(reporter)
         self._history = history
         self._notify = notify
         self.host = socket.gethostname()
@@ -834,13 +839,15 @@ class Scheduler:
         return call._replace(on_done=done)
 
     def _should_run(self, job: Job) -> bool:
-        """The job's pre-check; an error in it runs the job anyway."""
+        """The job's pre-check; an error in it is a no (reported once per
+        exception type): the job does not run."""
         if job.should_run is None:
             return True
         try:
             return bool(job.should_run(self.application_id))
-        except Exception as exc:
-            self._reporter.failure(job.name, self.application_id,
-                                   'should_run raised; running anyway', exc)
-            return True
+        except Exception as exc:  # the application's own code
+            self._failures.report('should_run', exc, 'the occurrence is '
+                                  'skipped, not run', job=job.name,
+                                  application_id=self.application_id)
+            return False
 

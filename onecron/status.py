@@ -96,7 +96,7 @@ def access_of(app: CronApp) -> Access:
     return Access(app.status_access, user=app.status_user,
                   password_hash=app.status_password_hash,
                   trusted_proxies=app.trusted_proxies,
-                  secret=app.secrets[0])
+                  secret=app.secrets[0], failures=app._failures)
 
 
 class _Failure(Exception):

@@ -175,3 +175,81 @@ def test_next_run_of_a_disabled_job_is_none_while_scheduling(
         assert app.next_run('nightly') is None
     finally:
         app.stop()
+
+
+FIXED = ['application_id', 'prefix', 'lock_dir', 'enabled', 'autostart',
+         'slow_after', 'trigger_timeout', 'lease_time', 'clock', 'caller',
+         'reporter', 'pool_size', 'mailer', 'store', 'history', 'keep_runs',
+         'keep_days', 'status_access', 'status_user', 'status_password_hash',
+         'trusted_proxies', 'job_access', 'occurrence_tokens',
+         'occurrence_window', 'static_urls', 'secrets', 'jobs']
+
+
+@pytest.mark.parametrize('name', FIXED)
+def test_settings_copied_at_construction_are_read_only(name: str) -> None:
+    """A setting the app's parts copied when it was made cannot be set
+    later (they would go on with the old value): AttributeError naming
+    the keyword to pass instead, and the value stays."""
+    app = make()
+    before = getattr(app, name)
+    with pytest.raises(AttributeError, match=rf'CronApp\.{name} cannot be '
+                       rf'changed .* CronApp\({name}=\.\.\.\)'):
+        setattr(app, name, before)
+    assert getattr(app, name) == before
+
+
+def test_static_urls_cannot_be_switched_off_behind_the_endpoint() -> None:
+    """Setting static_urls=False after construction raises instead of
+    leaving the endpoint answering the static URL while url_for
+    refuses: the URL still runs, and url_for still gives it."""
+    ran = []
+    app = make(base_url='http://127.0.0.1:9')
+    app.cronjob(name='job')(lambda request: ran.append(1))
+    url = app.url_for('job')
+    with pytest.raises(AttributeError, match='static_urls'):
+        app.static_urls = False  # type: ignore[misc]
+    assert app.url_for('job') == url
+    assert Request.blank(url).get_response(app).status_int == 200
+    assert ran == [1]
+
+
+def test_slow_after_cannot_be_changed_behind_the_endpoint(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """app.slow_after = x raises: the endpoint reports slow runs by the
+    value the app was made with, which app.slow_after keeps showing."""
+    app = make(slow_after=60.0, base_url='http://127.0.0.1:9')
+    app.cronjob(name='job')(lambda request: None)
+    with pytest.raises(AttributeError, match='slow_after'):
+        app.slow_after = 0.000001  # type: ignore[misc]
+    assert app.slow_after == 60.0
+
+
+def test_live_settings_may_be_set() -> None:
+    """base_url, allowed_hosts and the jobs' defaults are read where they
+    are used, so they may be set after construction."""
+    app = make()
+    app.cronjob(name='job')(lambda request: None)
+    app.base_url = 'http://127.0.0.1:9'
+    assert app.url_for('job').startswith('http://127.0.0.1:9/cronjobs/')
+    app.allowed_hosts = ()
+    app.misfire = 'skip'
+    app.cronjob('* * * * *', name='other')(lambda request: None)
+    assert app.jobs['other'].misfire == 'skip'
+
+
+@pytest.mark.parametrize('options', [
+    {'max_concurrent': 4}, {'connect_timeout': 2.0},
+    {'max_concurrent': 4, 'connect_timeout': 2.0}])
+def test_caller_with_caller_options_is_refused(
+        options: dict[str, Any]) -> None:
+    """CronApp(caller=..., max_concurrent=/connect_timeout=...) raises a
+    ValueError instead of silently ignoring the options."""
+    from onecron.caller import Caller
+    caller = Caller()
+    try:
+        with pytest.raises(ValueError, match='max_concurrent or '
+                           'connect_timeout.*pass them to your Caller'):
+            make(caller=caller, **options)
+        assert make(caller=caller).caller is caller  # the defaults: fine
+    finally:
+        caller.close()

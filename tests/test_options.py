@@ -88,20 +88,28 @@ def test_should_run_false_skips(app: CronApp, live_server: Any,
     assert any('skipped' in r.getMessage() for r in caplog.records)
 
 
-def test_should_run_error_runs_anyway(app: CronApp, live_server: Any,
-                                      caplog: Any) -> None:
-    """An exception in should_run is reported and the job runs anyway."""
+def test_should_run_error_skips_the_run(app: CronApp, live_server: Any,
+                                        caplog: Any) -> None:
+    """An exception in should_run is a no: the job does not run, the
+    skip is recorded, and the error is reported once, not per fire."""
     runs: list[int] = []
+    asked: list[str] = []
 
     def broken(application_id: str) -> bool:
+        asked.append(application_id)
         raise RuntimeError('pre-check bug')
 
     app.cronjob(EVERY_SECOND, name='gated', jitter=False,
                 should_run=broken)(lambda r: runs.append(1))
-    with caplog.at_level(logging.ERROR, logger='onecron'):
+    with caplog.at_level(logging.INFO, logger='onecron'):
         app.start(base_url=live_server(app).url)
-        wait_for(lambda: runs)
-    assert any('should_run raised' in r.getMessage() for r in caplog.records)
+        wait_for(lambda: len(asked) >= 3)
+    assert runs == []
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert 'the should_run callable raised RuntimeError' in \
+        errors[0].getMessage()
+    assert any('skipped' in r.getMessage() for r in caplog.records)
 
 
 def test_then_chains_after_success_only(app: CronApp,

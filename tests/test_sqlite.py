@@ -607,3 +607,55 @@ def test_a_fork_during_writes_leaves_the_child_a_working_store(
                         os.kill(other, signal.SIGKILL)
                 pytest.fail('a forked child hung on its first write')
             time.sleep(0.01)
+
+
+def test_a_keyed_write_racing_a_prune_keeps_the_store_error_contract(
+        path: str) -> None:
+    """A run written again with its key while another store's prune
+    deletes the first (the row found gone after the conflict) is written
+    anew, or fails with StoreError: never another exception."""
+    writer, pruner = SqliteStore(path), SqliteStore(path)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def prune() -> None:
+        while not stop.is_set():
+            try:
+                pruner.prune(now=T0, keep_runs=0)
+            except StoreError:
+                pass
+            except BaseException as exc:  # what the test is about
+                failures.append(exc)
+                return
+
+    thread = threading.Thread(target=prune)
+    thread.start()
+    written = 0
+    deadline = time.monotonic() + 2.0
+    try:
+        while time.monotonic() < deadline and not failures:
+            key = f'key-{written}'
+            for _ in range(3):  # the first writes, the others conflict
+                try:
+                    run_id = writer.record_run(
+                        'app', 'job', trigger=Trigger.SCHEDULER,
+                        started=T0, ended=T0, outcome=Outcome.MISSED,
+                        key=key)
+                    assert isinstance(run_id, int)
+                    run_id = writer.start_run(
+                        'app', 'job', trigger=Trigger.SCHEDULER,
+                        started=T0, key=f'{key}-started')
+                    assert isinstance(run_id, int)
+                except (StoreError, RunKeyTaken):
+                    pass
+                except BaseException as exc:
+                    failures.append(exc)
+                    break
+            written += 1
+    finally:
+        stop.set()
+        thread.join(10)
+        writer.close()
+        pruner.close()
+    assert not failures, failures
+    assert written > 10

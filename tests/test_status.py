@@ -9,6 +9,7 @@ import http.client
 import json
 import logging
 import re
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
@@ -1106,3 +1107,94 @@ def test_run_now_over_http(tmp_path: Path,
         assert error.value.code == 403
     finally:
         app.stop()
+
+
+# --- queries per application id ------------------------------------------
+
+#: the store's public read methods
+_READS = ('runs', 'last_runs', 'get_run', 'claimed', 'unstarted_claims',
+          'lease', 'job_settings', 'job_settings_of', 'holds_of', 'hold',
+          'schedulers', 'version')
+
+
+class _Counting:
+    """Counts the calls of the store's public read methods made by the
+    thread that set ``thread`` (a scheduler's thread reads too)."""
+
+    thread: int | None = None
+    reads = 0
+
+    def _count(self) -> None:
+        if threading.get_ident() == self.thread:
+            self.reads += 1
+
+
+def _counting(base: type[Store]) -> type[Store]:
+    """A subclass of the store class ``base`` that counts its reads."""
+    def counted(name: str) -> Callable[..., Any]:
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            self._count()
+            return getattr(base, name)(self, *args, **kwargs)
+        return method
+    return type(f'Counting{base.__name__}', (_Counting, base),
+                {name: counted(name) for name in _READS})
+
+
+def _queries(make_store: Callable[[], Store], jobs: int, active: bool,
+             tmp_path: Path, live_server: Callable[..., LiveServer]) -> int:
+    """Store reads of one status.json with ``jobs`` jobs, this process's
+    scheduler active or not."""
+    store: Any = make_store()
+    app = CronApp(secret='status secret', store=store, clock=utcnow,
+                  enabled=active, autostart=False,
+                  lock_dir=str(tmp_path / f'locks-{jobs}'))
+    for number in range(jobs):
+        app.cronjob(f'{number % 60} * * * *', name=f'job{number:03}')(
+            lambda request: None)
+    store.set_enabled('default', 'job000', False)
+    store.set_schedule('default', f'job{jobs - 1:03}', '*/5 * * * *')
+    store.set_hold('default', False, now=utcnow())
+    try:
+        if active:
+            app.start(base_url=live_server(app).url)
+            scheduler = app._schedulers['default']
+            wait_for(lambda: scheduler.active
+                     and scheduler.next_run(f'job{jobs - 1:03}'))
+        store.thread = threading.get_ident()
+        store.reads = 0
+        response = Client(app).get('/cronjobs/status.json')
+        reads: int = store.reads
+        store.thread = None
+        [application] = response.json['applications']
+        assert len(application['jobs']) == jobs
+        assert all(job['next_run'] is not None
+                   for job in application['jobs'][1:])
+        return reads
+    finally:
+        app.stop()
+        store.close()
+
+
+@pytest.mark.parametrize('active', [False, True],
+                         ids=['standing-by', 'active'])
+@pytest.mark.parametrize('backend', ['sqlite', 'postgresql'])
+def test_status_reads_a_fixed_number_of_queries(
+        backend: str, active: bool, tmp_path: Path,
+        request: pytest.FixtureRequest,
+        live_server: Callable[..., LiveServer]) -> None:
+    """status.json reads the store the same number of times for 1, 10 and
+    50 jobs, with or without this process's scheduler active."""
+    if backend == 'sqlite':
+        def make_store() -> Store:
+            return _counting(SqliteStore)(tmp_path / 'runs.db')
+    else:
+        from onecron.postgres import PostgresStore
+        url = request.getfixturevalue('postgresql_url')
+
+        def make_store() -> Store:
+            return _counting(PostgresStore)(url)
+    counts = {jobs: _queries(make_store, jobs, active, tmp_path,
+                             live_server)
+              for jobs in (1, 10, 50)}
+    assert counts[1] == counts[10] == counts[50], counts
+    assert counts[1] <= 6, counts
