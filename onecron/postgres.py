@@ -383,12 +383,7 @@ class PostgresStore(Store):
                 db.execute(statement)
         db.execute('UPDATE onecron_schema SET version = %s',
                    (SCHEMA_VERSION,))
-        if version:
-            log.info('%r: schema upgraded from version %d to %d', self,
-                     version, SCHEMA_VERSION)
-        else:
-            log.info('%r: new store, schema version %d created', self,
-                     SCHEMA_VERSION)
+        self._schema_written(version, SCHEMA_VERSION)
 
     def _connection(self) -> _Connection:
         """This thread's connection, (re)opened when needed."""

@@ -421,12 +421,7 @@ class SqliteStore(Store):
                 for statement in statements:
                     db.execute(statement)
             db.execute(f'PRAGMA user_version = {SCHEMA_VERSION}')
-        if version:
-            log.info('%r: schema upgraded from version %d to %d', self,
-                     version, SCHEMA_VERSION)
-        else:
-            log.info('%r: new store, schema version %d created', self,
-                     SCHEMA_VERSION)
+        self._schema_written(version, SCHEMA_VERSION)
 
     @staticmethod
     def _user_version(db: sqlite3.Connection) -> int:

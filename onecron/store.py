@@ -568,6 +568,16 @@ class Store(abc.ABC):
 
     # --- the store itself -------------------------------------------------
 
+    def _schema_written(self, old: int, new: int) -> None:
+        """Say, once, what this process did to the schema: created it
+        (``old`` 0) or upgraded it (only the process that did, see the
+        backends' schema checks)."""
+        if old:
+            log.info('%r: schema upgraded from version %d to %d', self,
+                     old, new)
+        else:
+            log.info('%r: new store, schema version %d created', self, new)
+
     @abc.abstractmethod
     def version(self) -> int:
         """The schema version of the stored data."""

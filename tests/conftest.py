@@ -18,6 +18,8 @@ from sentry_sdk.transport import Transport
 from waitress import wasyncore
 from waitress.server import create_server
 
+from onecron import Reporter
+
 from .postgresql import Bouncer, Cluster, MissingServer
 
 
@@ -29,6 +31,19 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+class Failures(Reporter):
+    """A CronApp's reporter that notes the message of each failure it
+    reports (as usual: to the log and Sentry)."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def failure(self, job: str, application_id: str, message: str,
+                exc: BaseException | None = None) -> None:
+        self.messages.append(message)
+        super().failure(job, application_id, message, exc)
 
 
 class LiveServer:

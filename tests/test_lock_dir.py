@@ -22,25 +22,12 @@ from webob import Request
 
 from onecron import CronApp
 from onecron.lock import HostLock, lock_path
-from onecron.reporting import Reporter
 
-from .conftest import wait_for
+from .conftest import Failures, wait_for
 
 EVERY_SECOND = '* * * * * *'
 #: the checkout under test, put first on a command's PYTHONPATH
 ROOT = Path(__file__).parent.parent
-
-
-class Failures(Reporter):
-    """Keeps the failure messages, and reports them as usual."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def failure(self, job: str, application_id: str, message: str,
-                exc: BaseException | None = None) -> None:
-        self.messages.append(message)
-        super().failure(job, application_id, message, exc)
 
 
 class Runs:

@@ -23,24 +23,11 @@ from webob import Request
 
 from onecron import CronApp
 from onecron.postgres import PostgresStore
-from onecron.reporting import Reporter
 from onecron.store import Outcome, StoreError, Trigger
 
-from .conftest import LiveServer, wait_for
+from .conftest import Failures, LiveServer, wait_for
 
 T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
-
-
-class Failures(Reporter):
-    """The reporter of a CronApp, noting each failure it reports."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def failure(self, job: str, application_id: str, message: str,
-                exc: BaseException | None = None) -> None:
-        self.messages.append(message)
-        super().failure(job, application_id, message, exc)
 
 
 def add(store: PostgresStore, job: str = 'job') -> int:

@@ -30,10 +30,9 @@ from webob import Request
 from onecron import CronApp
 from onecron.postgres import (_LAST_RUNS, _SCHEMA_1, _SCHEMA_2, _SCHEMA_3,
                               SCHEMA_VERSION, PostgresStore, _runs_query)
-from onecron.reporting import Reporter
 from onecron.store import Outcome, RunKeyTaken, StoreError, Trigger
 
-from .conftest import LiveServer, wait_for
+from .conftest import Failures, LiveServer, wait_for
 from .postgresql import Cluster, free_port
 
 T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
@@ -360,18 +359,6 @@ def test_connecting_to_a_silent_server_times_out(
         with pytest.raises(StoreError, match='PostgreSQL store'):
             store.runs('app')
         assert time.monotonic() - started < 4.5  # libpq waits 2 s at least
-
-
-class Failures(Reporter):
-    """The reporter of a CronApp, noting each failure it reports."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def failure(self, job: str, application_id: str, message: str,
-                exc: BaseException | None = None) -> None:
-        self.messages.append(message)
-        super().failure(job, application_id, message, exc)
 
 
 def site(environ: dict[str, Any], start_response: Any) -> list[bytes]:
