@@ -206,6 +206,7 @@ class CronApp(Controls):
         self._bases: dict[str, str] = {}
         # the ids warned about: no base URL, or over the cap (bounded)
         self._warned: set[str] = set()
+        self._warned_full = False  # said once: more ids than the cap
         self._prefix = _normalise_prefix(prefix)
         self._lock_dir = lock_dir
         self._enabled = enabled
@@ -684,8 +685,8 @@ class CronApp(Controls):
             return
         if len(self._warned) >= self.max_application_ids:
             # bounded, so that made-up ids cannot flood the log either
-            if '' not in self._warned:
-                self._warned.add('')
+            if not self._warned_full:
+                self._warned_full = True
                 log.warning('more than %d application ids warned about: '
                             'no more such warnings',
                             self.max_application_ids)

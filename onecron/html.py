@@ -24,8 +24,9 @@ from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .history import MissedRange, missed_range
-from .overview import ApplicationStatus, JobStatus, encodable
+from .overview import ApplicationStatus, JobStatus
 from .store import Run
+from .text import encodable
 
 __all__ = ['overview', 'history', 'error', 'CSS_HASH']
 

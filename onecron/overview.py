@@ -5,7 +5,7 @@ queries per application id (newest run per job, job settings, hold
 state, scheduler heartbeats), whatever the number of jobs or stored
 runs. The HTML page
 and ``status.json`` are two renderings of these records; both pass their
-text through :func:`encodable`, as a job name, an application id or what
+text through :func:`~onecron.text.encodable`, as a job name, an application id or what
 a custom store returns may hold lone surrogates.
 """
 
@@ -22,8 +22,7 @@ from .text import encodable
 if TYPE_CHECKING:
     from .app import CronApp
 
-__all__ = ['ApplicationStatus', 'JobStatus', 'collect', 'as_json',
-           'encodable']
+__all__ = ['ApplicationStatus', 'JobStatus', 'collect', 'as_json']
 
 #: the warning of an id whose scheduler has no base URL to call
 NO_BASE_URL = ('no base URL: this process schedules no job of this id. '

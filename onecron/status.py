@@ -41,8 +41,9 @@ from webob.exc import (HTTPBadRequest, HTTPConflict, HTTPForbidden,
 from . import html
 from .access import Access
 from .errors import InvalidSchedule, OnecronError
-from .overview import as_json, collect, encodable
+from .overview import as_json, collect
 from .store import StoreError
+from .text import encodable
 
 if TYPE_CHECKING:
     from .app import CronApp
