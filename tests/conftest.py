@@ -4,10 +4,12 @@ a throwaway PostgreSQL server; and a clock tests move by hand."""
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -18,7 +20,7 @@ from sentry_sdk.transport import Transport
 from waitress import wasyncore
 from waitress.server import create_server
 
-from onecron import Reporter
+from onecron import CronApp, Reporter
 
 from .postgresql import Bouncer, Cluster, MissingServer
 
@@ -73,6 +75,28 @@ class LiveServer:
         self._server.task_dispatcher.shutdown()
         wasyncore.close_all(self._server._map)
         self._thread.join(5)
+
+
+@pytest.fixture
+def apps() -> Iterator[list[CronApp]]:
+    """CronApps a test makes, stopped after it."""
+    made: list[CronApp] = []
+    yield made
+    for app in made:
+        app.stop()
+
+
+@pytest.fixture
+def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A world-writable sticky directory, like /tmp, made the system temp
+    directory (and no XDG_RUNTIME_DIR): where the default lock directory
+    goes, among other users' entries."""
+    directory = tmp_path / 'shared'
+    directory.mkdir()
+    directory.chmod(0o1777)
+    monkeypatch.setattr(tempfile, 'tempdir', str(directory))
+    monkeypatch.delenv('XDG_RUNTIME_DIR', raising=False)
+    return directory
 
 
 @pytest.fixture

@@ -69,14 +69,6 @@ def attacker(live_server: Any) -> Iterator[tuple[Listener, str]]:
     yield listener, f'127.0.0.1:{server.port}'
 
 
-@pytest.fixture
-def apps() -> Iterator[list[CronApp]]:
-    made: list[CronApp] = []
-    yield made
-    for app in made:
-        app.stop()
-
-
 def ticking_app(apps: list[CronApp], tmp_path: Path, runs: list[str],
                 **options: Any) -> CronApp:
     app = CronApp(Listener(), secret='s' * 32, lock_dir=str(tmp_path),

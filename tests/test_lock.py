@@ -8,7 +8,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -160,18 +159,6 @@ def job_file(lock_dir: str | None, application_id: str, name: str) -> Path:
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
-
-
-@pytest.fixture
-def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A world-writable sticky directory, like /tmp, made the system temp
-    directory (no XDG_RUNTIME_DIR)."""
-    directory = tmp_path / 'shared'
-    directory.mkdir()
-    directory.chmod(0o1777)
-    monkeypatch.setattr(tempfile, 'tempdir', str(directory))
-    monkeypatch.delenv('XDG_RUNTIME_DIR', raising=False)
-    return directory
 
 
 @pytest.fixture

@@ -9,11 +9,9 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +40,6 @@ class Runs:
 
 
 @pytest.fixture
-def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A world-writable sticky directory made the system temp directory."""
-    directory = tmp_path / 'shared'
-    directory.mkdir()
-    directory.chmod(0o1777)
-    monkeypatch.setattr(tempfile, 'tempdir', str(directory))
-    monkeypatch.delenv('XDG_RUNTIME_DIR', raising=False)
-    return directory
-
-
-@pytest.fixture
 def attempts(monkeypatch: pytest.MonkeyPatch) -> list[HostLock]:
     """Every attempt to take a host lock, in order."""
     seen: list[HostLock] = []
@@ -69,15 +56,6 @@ def attempts(monkeypatch: pytest.MonkeyPatch) -> list[HostLock]:
 @pytest.fixture
 def failures() -> Failures:
     return Failures()
-
-
-@pytest.fixture
-def apps() -> Iterator[list[CronApp]]:
-    """CronApps to stop after the test."""
-    made: list[CronApp] = []
-    yield made
-    for app in made:
-        app.stop()
 
 
 def test_a_missing_lock_dir_is_created_and_jobs_run(
