@@ -626,6 +626,10 @@ class Access:
         return f'<Access {policy}{auth} proxies={len(self.trusted_proxies)}>'
 
 
+#: the loopback addresses a call from this host comes from
+_LOOPBACKS = (ipaddress.ip_address('127.0.0.1'), ipaddress.ip_address('::1'))
+
+
 class JobAccess:
     """Decides who may call the job URLs (``job_access``).
 
@@ -651,10 +655,8 @@ class JobAccess:
         refused: ``'loopback'`` with a loopback address among the trusted
         proxies, whose calls must name their client."""
         return self.policy == 'loopback' and any(
-            ipaddress.ip_address(address) in network
-            for network in self.trusted_proxies
-            for address in ('127.0.0.1', '::1')
-            if network.version == ipaddress.ip_address(address).version)
+            address in network for network in self.trusted_proxies
+            for address in _LOOPBACKS if network.version == address.version)
 
     def allows(self, request: Request) -> bool:
         """Whether ``request`` may call a job URL.
