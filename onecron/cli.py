@@ -47,7 +47,7 @@ from .lock import JobLocks
 from .overview import as_json, collect
 from .store import Run, Store, Trigger
 
-__all__ = ['CommandError', 'load', 'main']
+__all__ = ['CommandError', 'load', 'main', 'run_command']
 
 log = logging.getLogger(__name__)
 
@@ -620,12 +620,14 @@ def _status(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
 Command = Callable[[CronApp, argparse.Namespace, TextIO], int]
 
 
-def _parser() -> _Parser:
+def _parser(prog: str = 'onecron', with_app: bool = True) -> _Parser:
+    """The command line; without ``APP`` for a framework's command group,
+    which knows its application already."""
     parser = _Parser(
-        prog='onecron', description='Look at, run and export the cron jobs '
+        prog=prog, description='Look at, run and export the cron jobs '
         'of a onecron application.',
         epilog='APP is module:attribute, as for gunicorn; the current '
-        'directory is on the module path.')
+        'directory is on the module path.' if with_app else None)
     parser.add_argument('--version', action='version',
                         version=f'onecron {__version__}')
     parser.add_argument('--traceback', action='store_true',
@@ -638,8 +640,9 @@ def _parser() -> _Parser:
     def command(name: str, handler: Command, text: str) -> _Parser:
         sub: _Parser = commands.add_parser(name, help=text, description=text)
         sub.set_defaults(handler=handler)
-        sub.add_argument('app', metavar='APP',
-                         help='the CronApp, as module:attribute')
+        if with_app:
+            sub.add_argument('app', metavar='APP',
+                             help='the CronApp, as module:attribute')
         return sub
 
     def application_id(sub: _Parser) -> None:
@@ -700,8 +703,9 @@ def _parser() -> _Parser:
                occurrence: str, configs: str | None = None) -> _Parser:
         sub: _Parser = formats.add_parser(name, help=text, description=text)
         sub.set_defaults(handler=_export, render=render, configs=configs)
-        sub.add_argument('app', metavar='APP',
-                         help='the CronApp, as module:attribute')
+        if with_app:
+            sub.add_argument('app', metavar='APP',
+                             help='the CronApp, as module:attribute')
         sub.add_argument('--base-url', type=_base_url, metavar='URL',
                          help='where the jobs are reachable from the '
                          "caller (default: the app's base_url)")
@@ -781,16 +785,36 @@ def _fail(exc: BaseException, tracebacks: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``onecron`` command; the exit status."""
-    arguments = sys.argv[1:] if argv is None else list(argv)
+    return _main(sys.argv[1:] if argv is None else list(argv))
+
+
+def run_command(app: CronApp, argv: Sequence[str],
+                prog: str = 'onecron') -> int:
+    """Run one ``onecron`` command for *app*, which the command line then
+    does not name (``list``, ``run JOB``, ``history``, ...); the exit status.
+
+    This is what the framework integrations' command groups (``flask
+    onecron ...``, ``manage.py onecron ...``) call: the same commands,
+    errors and exit codes as the ``onecron`` command.
+    """
+    return _main(list(argv), app, prog)
+
+
+def _main(arguments: list[str], given: CronApp | None = None,
+          prog: str = 'onecron') -> int:
     tracebacks = False
     root = logging.getLogger()
     level = root.level
     handler = None
     try:
-        args = _parser().parse_args(arguments)
+        args = _parser(prog, with_app=given is None).parse_args(arguments)
         tracebacks = args.traceback
         handler = _log_to_stderr(tracebacks, args.verbose)
-        app = load(args.app)
+        if given is None:
+            app = load(args.app)
+        else:
+            app = given
+            args.app = prog  # what messages and exported files name
         code: int = args.handler(app, args, sys.stdout)
         sys.stdout.flush()
         return code

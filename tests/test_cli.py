@@ -989,3 +989,29 @@ def test_history_shows_a_downtime_as_its_range(
     assert row.split() == ['-', 'report', 'scheduler', 'missed', '539', '-',
                            '2026-12-03', '08:00:01+00:00', '..',
                            '2026-12-03', '08:08:59+00:00']
+
+
+def test_run_command_serves_an_app_object_without_naming_it(
+        tmp_path, capsys):
+    """run_command runs the same commands for an app object, whose command
+    line names no APP, with the same errors and exit codes."""
+    from onecron import CronApp
+    from onecron.cli import run_command
+
+    def wsgi(environ, start_response):
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'']
+    app = CronApp(wsgi, secret='x' * 32, store=None, autostart=False,
+                  lock_dir=str(tmp_path / 'locks'))
+
+    @app.cronjob(hour=3, minute=0, timezone='UTC')
+    def nightly(request):
+        return 'ran'
+
+    assert run_command(app, ['list'], prog='flask onecron') == 0
+    listed = capsys.readouterr().out
+    assert 'nightly' in listed and '03:00' in listed
+    assert run_command(app, ['run', 'nowhere'], prog='flask onecron') == 1
+    assert 'nowhere' in capsys.readouterr().err
+    assert run_command(app, ['bogus'], prog='flask onecron') == 2
+    assert 'flask onecron' in capsys.readouterr().err
