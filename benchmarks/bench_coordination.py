@@ -73,10 +73,10 @@ from webob import Request  # noqa: E402
 
 from onecron import CronApp  # noqa: E402
 from onecron.job import Job  # noqa: E402
-from onecron.lock import HostLock, lock_path  # noqa: E402
-from onecron.schedule import Schedule  # noqa: E402
-from onecron.scheduler import CLAIM_SETTLE, Scheduler  # noqa: E402
-from onecron.store import Outcome, Store  # noqa: E402
+from onecron.running.lock import HostLock, lock_path  # noqa: E402
+from onecron.running.scheduler import CLAIM_SETTLE, Scheduler  # noqa: E402
+from onecron.schedule.rules import Schedule  # noqa: E402
+from onecron.stores.base import Outcome, Store  # noqa: E402
 from tests.host import Hosts  # noqa: E402
 from tests.postgresql import Cluster  # noqa: E402
 

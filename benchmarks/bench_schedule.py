@@ -51,9 +51,9 @@ from croniter import croniter  # type: ignore[import-untyped]
 from cronsim import CronSim
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from onecron import calendar as onecron_calendar  # noqa: E402
-from onecron import cron as onecron_cron  # noqa: E402
-from onecron.schedule import Schedule  # noqa: E402
+from onecron.schedule import cron as onecron_cron  # noqa: E402
+from onecron.schedule import days as onecron_calendar  # noqa: E402
+from onecron.schedule.rules import Schedule  # noqa: E402
 
 EXPRESSIONS = ['*/5 * * * *', '30 8 * * *', '0 0 1 * *',
                '15 9-17 * * MON-FRI', '0 0 * * 1#2', '0 12 L * *']
@@ -135,7 +135,8 @@ def measure(expr: str, zone: str) -> dict[str, float]:
         for name, func in [('onecron', iterate_onecron),
                            ('croniter', iterate_croniter),
                            ('cronsim', iterate_cronsim)]:
-            elapsed, fires = timed(lambda: func(expr, start), FIRES)
+            elapsed, fires = timed(lambda: func(expr, start),  # noqa: B023
+                                   FIRES)  # called at once
             times.setdefault(name, []).append(elapsed)
             if name == 'onecron':
                 ours = fires
@@ -145,7 +146,8 @@ def measure(expr: str, zone: str) -> dict[str, float]:
         for name, cold in [('onecron', cold_onecron),
                            ('croniter', cold_croniter),
                            ('cronsim', cold_cronsim)]:
-            elapsed, fires = timed(lambda: cold(expr, starts), STARTS)
+            elapsed, fires = timed(lambda: cold(expr, starts),  # noqa: B023
+                                   STARTS)  # called at once
             times.setdefault(f'cold {name}', []).append(elapsed)
             if name == 'onecron':
                 ours = fires

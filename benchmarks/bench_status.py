@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 
 import pycurl
-
 from common import ms_per_request, serve
+
 from onecron import CronApp
 
 JOBS = 200

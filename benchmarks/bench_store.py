@@ -26,11 +26,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pycurl
-
 from common import request_times, serve
+
 from onecron import CronApp
-from onecron.sqlite import SqliteStore
-from onecron.store import Outcome, Trigger
+from onecron.stores.base import Outcome, Trigger
+from onecron.stores.sqlite import SqliteStore
 
 #: calls in a row to one server before switching to the other
 BLOCK = 20

@@ -55,7 +55,7 @@ kind, tenants, jobs, idle, lock_dir = (
     sys.argv[5])
 import onecron  # imports count as the baseline, as in any app
 from onecron import CronApp
-from onecron.lock import lock_path
+from onecron.running.lock import lock_path
 before = rss_kib()
 ids = [f'tenant-{{number}}' for number in range(tenants)]
 # yearly, at varied minutes: never due while we watch

@@ -3,8 +3,8 @@
 Requests under ``prefix`` are onecron's (the job URLs); every other request
 goes to the wrapped application untouched. A serving process whose
 application id and base URL are configured starts its
-:class:`~onecron.scheduler.Scheduler` on its own (see
-:mod:`onecron.autostart`); else the first request for an application id
+:class:`~onecron.running.scheduler.Scheduler` on its own (see
+:mod:`onecron.running.autostart`); else the first request for an application id
 (or :meth:`CronApp.start`) starts that id's scheduler.
 """
 
@@ -24,30 +24,39 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from webob import Request
 
-from . import lock as _lock
-from .access import CallbackFailures, JobAccess
-from .autostart import Deferred, in_child
-from .caller import Caller
-from .clock import Clock, utcnow
-from .clockwork import Clockwork
-from .controls import Controls
-from .endpoint import OCCURRENCE_PATH, TRIGGER_PATH, JobEndpoint
-from .errors import DuplicateJob, OnecronError, UnknownJob
-from .job import Job, ShouldRun, printable
-from .lock import HostLock, lock_directory, lock_path
-from .pool import Pool
-from .reporting import Reporter
-from .schedule import Schedule
-from .history import History
-from .hosts import check_base_url, host_allowed, parse_allowed_hosts
-from .housekeeping import Housekeeper
-from .scheduler import Scheduler, holder_name, node_name
-from .signing import (
-    GOOD_SECRET, JobSigner, secrets_list, weak_secret)
-from .mail import Mailer, SmtpSettings
-from .misfire import check_policy
-from .status import StatusPage
-from .store import Outcome, Store, Trigger, open_store
+from onecron.errors import DuplicateJob, OnecronError, UnknownJob
+from onecron.job import Job, ShouldRun, printable
+from onecron.operations import Controls
+from onecron.protocol.hosts import (
+    check_base_url,
+    host_allowed,
+    parse_allowed_hosts,
+)
+from onecron.protocol.signing import (
+    GOOD_SECRET,
+    JobSigner,
+    secrets_list,
+    weak_secret,
+)
+from onecron.reporting import CallbackFailures, Reporter
+from onecron.running import lock as _lock
+from onecron.running.autostart import Deferred, in_child
+from onecron.running.caller import Caller
+from onecron.running.clockwork import Clockwork
+from onecron.running.housekeeping import Housekeeper
+from onecron.running.lock import HostLock, lock_directory, lock_path
+from onecron.running.mail import Mailer, SmtpSettings
+from onecron.running.misfire import check_policy
+from onecron.running.pool import Pool
+from onecron.running.scheduler import Scheduler, holder_name, node_name
+from onecron.schedule.clock import Clock, utcnow
+from onecron.schedule.rules import Schedule
+from onecron.stores import open_store
+from onecron.stores.base import Outcome, Store, Trigger
+from onecron.stores.history import History
+from onecron.web.access import JobAccess
+from onecron.web.endpoint import OCCURRENCE_PATH, TRIGGER_PATH, JobEndpoint
+from onecron.web.status.page import StatusPage
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -87,7 +96,8 @@ class CronApp(Controls):
         schedules; ids beyond are served but not scheduled (and logged)
     :param prefix: where the job URLs live
     :param lock_dir: where the host locks live (default: a private
-        directory of the user, see :func:`~onecron.lock.lock_directory`)
+        directory of the user, see
+        :func:`~onecron.running.lock.lock_directory`)
     :param enabled: False: no scheduler ever starts; job URLs still work
     :param autostart: ``'auto'``: with a fixed ``application_id`` and a
         configured ``base_url``, a process that serves the app (a worker of
@@ -96,7 +106,8 @@ class CronApp(Controls):
         without a request; other processes that import the app (tests,
         shells, the ``onecron`` command) start nothing. True: any process
         does (a server onecron does not recognise). False: the first
-        request or :meth:`start` starts it. See :mod:`onecron.autostart`
+        request or :meth:`start` starts it. See
+        :mod:`onecron.running.autostart`
     :param slow_after: a run longer than this (seconds) is reported
     :param max_offset: the largest jitter (seconds); a job's own is at
         most half the shortest gap between two of its fires
@@ -107,7 +118,7 @@ class CronApp(Controls):
         rest wait in order); None: no limit but ``max_concurrent``
     :param store: where runs, switches and overrides are kept: a path of
         an SQLite file (shared by the host's processes), ``sqlite:///path``
-        or a :class:`~onecron.store.Store`; None keeps nothing
+        or a :class:`~onecron.stores.base.Store`; None keeps nothing
     :param keep_runs: runs kept per job (None: no limit)
     :param keep_days: days runs are kept (None: no limit)
     :param status_access: who sees the status page: ``'loopback'``,
@@ -127,7 +138,7 @@ class CronApp(Controls):
         ``occurrence_tokens``
     :param smtp: where run reports are mailed (see the jobs' ``notify``)
     :param misfire: the jobs' default ``misfire`` policy (``'once'``,
-        ``'skip'`` or ``'all'``), see :mod:`onecron.misfire`
+        ``'skip'`` or ``'all'``), see :mod:`onecron.running.misfire`
     :param grace: the jobs' default ``grace`` (seconds or a timedelta)
     :param lease_time: seconds after which another host takes over the
         jobs of an application id whose scheduler stopped renewing its
@@ -831,7 +842,7 @@ class CronApp(Controls):
                 and self.base_url_of(self._static_id) is not None)
 
     def _autostarted(self, server: str) -> None:
-        """The deferred start (see :mod:`onecron.autostart`): what
+        """The deferred start (see :mod:`onecron.running.autostart`): what
         :meth:`start` does, unless stopped or started already."""
         application_id = self._static_id
         if not self._watching or application_id is None:

@@ -54,3 +54,36 @@ class LockError(OnecronError, OSError):
         self.path = path
         if errno is not None:
             self.errno = errno
+
+
+class StoreError(OnecronError, RuntimeError):
+    """The store could not be read or written: locked past its timeout, disk
+    full, file removed or unwritable, schema newer than this onecron.
+
+    The message names the store; ``__cause__`` is the backend's error.
+    """
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        super().__init__(message)
+        #: the store's path (or secret-free address), if known
+        self.location = location
+
+
+class RunKeyTaken(OnecronError, ValueError):
+    """A run was started with the key of a run that has started already.
+
+    Run keys are unique per application id and job: the first start of a
+    key is the run (a run only recorded under that key, say timed out by
+    the scheduler before its call arrived, is the one that starts); any
+    other start with that key is a repeated or forged call, and the
+    endpoint answers 409 without running the job. The message names the
+    job and the run, never the key (a caller's, perhaps secret).
+    """
+
+    def __init__(self, application_id: str, job: str, run_id: int) -> None:
+        super().__init__(f'a run of job {job!r} ({application_id}) has '
+                         f'started with this key already: run {run_id}')
+        self.application_id = application_id
+        self.job = job
+        #: the run that started with the key
+        self.run_id = run_id

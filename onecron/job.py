@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .misfire import check_policy
-from .schedule import Schedule
-from .store import JobSettings
+from onecron.schedule.rules import Schedule
+from onecron.stores.base import JobSettings
 
 JobFunction = Callable[[Any], Any]
 
@@ -102,6 +101,29 @@ def printable(text: str) -> bool:
     return True
 
 
+#: what ``misfire=`` accepts
+POLICIES = ('once', 'skip', 'all')
+
+def check_policy(misfire: str, grace: float | timedelta | None,
+                 owner: str) -> timedelta | None:
+    """``grace`` as a timedelta; ValueError naming ``owner`` if bad."""
+    if misfire not in POLICIES:
+        raise ValueError(f'{owner}: misfire must be one of '
+                         f'{", ".join(POLICIES)}, got {misfire!r}')
+    if grace is None:
+        return None
+    if isinstance(grace, timedelta):
+        seconds = grace.total_seconds()
+    elif isinstance(grace, (int, float)) and not isinstance(grace, bool):
+        seconds = float(grace)
+    else:
+        raise TypeError(f'{owner}: grace must be seconds or a timedelta, '
+                        f'got {grace!r}')
+    if not seconds > 0:
+        raise ValueError(f'{owner}: grace must be positive, got {grace!r}')
+    return timedelta(seconds=seconds)
+
+
 class Job:
     """A function registered with ``@app.cronjob(...)``.
 
@@ -125,7 +147,7 @@ class Job:
         ``'never'``
     :param misfire: what a scheduler taking over does about occurrences
         missed while none ran: ``'once'`` (default), ``'skip'`` or
-        ``'all'`` (see :mod:`onecron.misfire`)
+        ``'all'`` (see :mod:`onecron.running.misfire`)
     :param grace: how old a missed occurrence ``'once'`` still runs
         (seconds or a timedelta); None: the shorter of an hour and the
         job's interval
@@ -186,7 +208,7 @@ class Job:
         self.timeout = timeout
         self.notify = notify
         self.misfire = misfire
-        #: None: the default, see :func:`onecron.misfire.plan`
+        #: None: the default, see :func:`onecron.running.misfire.plan`
         self.grace = check_policy(misfire, grace, f'job {name!r}')
 
     @property

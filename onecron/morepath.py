@@ -38,10 +38,10 @@ import dectate
 import morepath
 from webob import Request, Response
 
-from .app import CronApp
-from .errors import OnecronError
-from .job import Job, ShouldRun
-from .schedule import Schedule
+from onecron.app import CronApp
+from onecron.errors import OnecronError
+from onecron.job import Job, ShouldRun
+from onecron.schedule.rules import Schedule
 
 __all__ = ['CronjobAction', 'CronjobApp', 'Cronjob', 'cron_app']
 

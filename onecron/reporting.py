@@ -18,14 +18,15 @@ meanwhile from that thread, and in this module's log records.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 import sentry_sdk
-from sentry_sdk.scope import add_global_event_processor
 from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+from sentry_sdk.scope import add_global_event_processor
 
 log = logging.getLogger(__name__)
 # only the Reporter logs here, and it sends every record itself; other
@@ -72,7 +73,8 @@ class Reporter:
         log.warning(_SLOW, *args)
         sentry_sdk.capture_message(
             f'onecron job {job} took {duration:.1f}s', level='warning',
-            tags={'onecron.job': job, 'onecron.application_id': application_id})
+            tags={'onecron.job': job,
+                  'onecron.application_id': application_id})
         _breadcrumb('warning', _SLOW % args)
 
     def __repr__(self) -> str:
@@ -141,3 +143,42 @@ def _breadcrumb(level: str, message: str) -> None:
     secrets = _secrets.get()
     sentry_sdk.add_breadcrumb(type='log', category=log.name, level=level,
                               message=redact(message, secrets))
+
+
+class CallbackFailures:
+    """Reports the exceptions of the application's callbacks
+    (``status_access``, ``job_access``, ``application_id``,
+    ``should_run``) through ``reporter``: once per callback and exception
+    type, so that requests that make a callback fail cannot flood the log
+    or Sentry. Whatever a callback's failure stands for is refused by
+    the caller, never taken as a yes or a made-up tenant.
+    """
+
+    #: the (callback, exception type) pairs remembered, at most
+    LIMIT = 1000
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self._seen: set[tuple[str, type[BaseException]]] = set()
+        self._lock = threading.Lock()
+
+    def report(self, callback: str, exc: BaseException, consequence: str,
+               *, job: str = '*', application_id: str = '*') -> None:
+        """``callback`` raised ``exc``: report it unless its type was
+        reported for ``callback`` already (then a DEBUG line)."""
+        key = (callback, type(exc))
+        with self._lock:
+            first = key not in self._seen and len(self._seen) < self.LIMIT
+            if first:
+                self._seen.add(key)
+        if not first:
+            log.debug('the %s callable raised %s again: %s', callback,
+                      type(exc).__name__, consequence)
+            return
+        self.reporter.failure(
+            job, application_id, f'the {callback} callable raised '
+            f'{type(exc).__name__}: {consequence} (reported once per '
+            f'exception type)', exc)
+
+    def __repr__(self) -> str:
+        return f'<CallbackFailures {len(self._seen)} reported>'

@@ -16,10 +16,16 @@ import pytest
 from webob import Request, Response
 
 from onecron import CronApp
-from onecron.access import (CSRF_COOKIE, Access, JobAccess, LoginThrottle,
-                            check_password_hash, hash_password,
-                            verify_password)
-from onecron.status import StatusPage
+from onecron.web.access import (
+    CSRF_COOKIE,
+    Access,
+    JobAccess,
+    LoginThrottle,
+    check_password_hash,
+    hash_password,
+    verify_password,
+)
+from onecron.web.status.page import StatusPage
 
 from .conftest import LiveServer
 
@@ -265,7 +271,7 @@ def test_callable_policy_that_raises_denies(
     def broken(req: Request) -> bool:
         raise RuntimeError('login system down')
 
-    with caplog.at_level(logging.ERROR, logger='onecron.access'):
+    with caplog.at_level(logging.ERROR, logger='onecron.web.access'):
         denied = Access(broken, secret=SECRET).denied(request())
     assert denied is not None and denied.status == 403
     assert 'login system down' in caplog.text
@@ -441,7 +447,7 @@ class Counting:
 @pytest.fixture
 def hashes(monkeypatch: pytest.MonkeyPatch) -> Counting:
     counting = Counting()
-    monkeypatch.setattr('onecron.access.verify_password', counting)
+    monkeypatch.setattr('onecron.web.access.verify_password', counting)
     return counting
 
 
@@ -588,7 +594,7 @@ def test_throttle_settings_are_checked() -> None:
 def test_locking_out_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     """The failure that reaches the limit is logged with the address, once."""
     access = throttled(Monotonic())
-    with caplog.at_level(logging.WARNING, logger='onecron.access'):
+    with caplog.at_level(logging.WARNING, logger='onecron.web.access'):
         for _ in range(7):
             login(access, '192.0.2.1', 'no')
     [record] = caplog.records

@@ -10,8 +10,13 @@ import pytest
 from webob import Request
 
 from onecron import (
-    CronApp, DuplicateJob, InvalidSchedule, OnecronError, Schedule,
-    UnknownJob)
+    CronApp,
+    DuplicateJob,
+    InvalidSchedule,
+    OnecronError,
+    Schedule,
+    UnknownJob,
+)
 
 from .conftest import wait_for
 
@@ -244,7 +249,7 @@ def test_caller_with_caller_options_is_refused(
         options: dict[str, Any]) -> None:
     """CronApp(caller=..., max_concurrent=/connect_timeout=...) raises a
     ValueError instead of silently ignoring the options."""
-    from onecron.caller import Caller
+    from onecron.running.caller import Caller
     caller = Caller()
     try:
         with pytest.raises(ValueError, match='max_concurrent or '

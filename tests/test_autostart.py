@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 from webob import Request
 
-from onecron import CronApp, autostart
-from onecron.autostart import gunicorn_master, serving_process
-from onecron.cli import main
+from onecron import CronApp
+from onecron.cli.commands import main
+from onecron.running import autostart
+from onecron.running.autostart import gunicorn_master, serving_process
 
 from .host import ROOT
 
@@ -186,7 +187,8 @@ def test_serving_process_recognises_servers_not_imports(
 
 FORKS = textwrap.dedent('''
     import os, sys, time
-    from onecron import CronApp, autostart
+    from onecron import CronApp
+    from onecron.running import autostart
     autostart.DELAY = 0.3
     app = CronApp(secret='s', lock_dir=sys.argv[1], autostart=True,
                   base_url='http://127.0.0.1:9')

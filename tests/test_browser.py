@@ -13,10 +13,9 @@ from playwright.sync_api import Locator, Page, expect, sync_playwright
 from webob import Request
 
 from onecron import CronApp
-from onecron.clock import utcnow
+from onecron.schedule.clock import utcnow
 
 from .conftest import LiveServer
-
 
 CHROMIUM = shutil.which('chromium')
 ARTIFACTS = Path(__file__).resolve().parent.parent / 'artifacts'

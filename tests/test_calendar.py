@@ -9,10 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onecron.calendar import (MatchingDays, check_fires, matching_days,
-                              month_length)
-from onecron.cron import parse_cron
 from onecron.errors import InvalidSchedule
+from onecron.schedule.cron import parse_cron
+from onecron.schedule.days import (
+    MatchingDays,
+    check_fires,
+    matching_days,
+    month_length,
+)
 
 EPOCH = date(1970, 1, 1)
 

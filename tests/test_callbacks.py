@@ -14,7 +14,7 @@ from webob import Request
 
 from onecron import CronApp
 from onecron.reporting import Reporter
-from onecron.store import Outcome
+from onecron.stores.base import Outcome
 
 from .conftest import LiveServer, wait_for
 

@@ -12,7 +12,7 @@ import pytest
 from webob import Request, Response
 from webob.dec import wsgify
 
-from onecron.caller import Caller, CallRequest, CallResult
+from onecron.running.caller import Caller, CallRequest, CallResult
 
 
 class Backend:

@@ -26,8 +26,8 @@ from webob import Request
 
 import onecron
 from onecron import Schedule, __version__
-from onecron.cli import load, main
-from onecron.lock import JobLocks
+from onecron.cli.commands import load, main
+from onecron.running.lock import JobLocks
 
 from .conftest import LiveServer, wait_for
 
@@ -38,8 +38,8 @@ APP = '''
 import time
 from datetime import timedelta
 from onecron import CronApp
-from onecron.sqlite import SqliteStore
-from onecron.store import StoreError
+from onecron.stores.sqlite import SqliteStore
+from onecron.stores.base import StoreError
 
 HERE = {here!r}
 
@@ -972,9 +972,9 @@ def test_history_shows_a_downtime_as_its_range(
     duration."""
     from datetime import datetime, timezone
 
-    from onecron.history import missed_summary
-    from onecron.sqlite import SqliteStore
-    from onecron.store import Outcome, Trigger
+    from onecron.stores.base import Outcome, Trigger
+    from onecron.stores.history import missed_summary
+    from onecron.stores.sqlite import SqliteStore
     first = datetime(2026, 12, 3, 8, 0, 1, tzinfo=timezone.utc)
     last = datetime(2026, 12, 3, 8, 8, 59, tzinfo=timezone.utc)
     store = SqliteStore(str(project.path / 'runs.sqlite'))
@@ -996,7 +996,7 @@ def test_run_command_serves_an_app_object_without_naming_it(
     """run_command runs the same commands for an app object, whose command
     line names no APP, with the same errors and exit codes."""
     from onecron import CronApp
-    from onecron.cli import run_command
+    from onecron.cli.commands import run_command
 
     def wsgi(environ, start_response):
         start_response('200 OK', [('Content-Type', 'text/plain')])

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 from onecron import CronApp
-from onecron.clock import utcnow
-from onecron.clockwork import Clockwork
-from onecron.lock import HostLock, lock_path
+from onecron.running.clockwork import Clockwork
+from onecron.running.lock import HostLock, lock_path
+from onecron.schedule.clock import utcnow
 
 from .conftest import wait_for
 
@@ -119,7 +119,7 @@ def test_stop_ends_the_thread_while_it_sleeps() -> None:
         if not queued:
             clockwork.cancel(ticket)
             clockwork.enter(soon(), 0, owner, owner.ran.append, ('now',))
-            wait_for(lambda: owner.ran)
+            wait_for(lambda: owner.ran)  # noqa: B023 (waited for at once)
         assert clockwork.alive
         clockwork.stop(timeout=5)
         assert not clockwork.alive

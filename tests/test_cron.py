@@ -8,10 +8,15 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from onecron.cron import (MACROS, CronExpression, fields_from_keywords,
-                          parse_cron, parse_every)
 from onecron.errors import InvalidSchedule
-from onecron.schedule import Schedule
+from onecron.schedule.cron import (
+    MACROS,
+    CronExpression,
+    fields_from_keywords,
+    parse_cron,
+    parse_every,
+)
+from onecron.schedule.rules import Schedule
 from tests.test_schedule import FIELDS, check_parsed
 
 ALL_WEEKDAYS = frozenset(range(7))

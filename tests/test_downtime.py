@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 from webob import Request
 
-from onecron import CronApp, html
-from onecron.history import MissedRange, missed_range
-from onecron.misfire import MAX_MISSED
-from onecron.store import Outcome, Run, Store
+from onecron import CronApp
+from onecron.running.misfire import MAX_MISSED
+from onecron.stores.base import Outcome, Run, Store
+from onecron.stores.history import MissedRange, missed_range
+from onecron.web.status import render as html
 
 from .conftest import Clock, wait_for
 from .test_store import BACKENDS

@@ -18,13 +18,24 @@ import pytest
 import yaml
 
 from onecron import Schedule
-from onecron.calendar import matching_days
-from onecron.cron import CronExpression, parse_cron
+from onecron.cli.export import (
+    Export,
+    JobCall,
+    cron_expression,
+    crontab,
+    crontab_command,
+    curl_config,
+    dns_label,
+    kubernetes,
+    on_calendar,
+    systemd,
+    systemd_word,
+    unique_names,
+    yaml_string,
+)
 from onecron.errors import UntranslatableSchedule
-from onecron.export import (Export, JobCall, cron_expression, crontab,
-                            crontab_command, curl_config, dns_label,
-                            kubernetes, on_calendar, systemd, systemd_word,
-                            unique_names, yaml_string)
+from onecron.schedule.cron import CronExpression, parse_cron
+from onecron.schedule.days import matching_days
 
 from .conftest import LiveServer
 

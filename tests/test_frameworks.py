@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from onecron import CronApp, Outcome, Run, Trigger
-from onecron.sqlite import SqliteStore
+from onecron.stores.sqlite import SqliteStore
 
 from .conftest import LiveServer, wait_for
 

@@ -22,7 +22,7 @@ from itsdangerous import URLSafeSerializer
 from webob import Request
 
 from onecron import CronApp, Schedule
-from onecron.signing import OCCURRENCE_SALT, JobSigner
+from onecron.protocol.signing import OCCURRENCE_SALT, JobSigner
 
 UTC = timezone.utc
 

@@ -16,7 +16,7 @@ import pytest
 from webob import Request
 
 from onecron import CronApp, InvalidSchedule
-from onecron.store import MAX_OUTPUT, Outcome, Trigger
+from onecron.stores.base import MAX_OUTPUT, Outcome, Trigger
 
 from .conftest import wait_for
 

@@ -19,8 +19,13 @@ import pytest
 from webob import Request
 
 from onecron import CronApp
-from onecron.hosts import (
-    check_base_url, host_allowed, origin, parse_allowed_hosts, split_host)
+from onecron.protocol.hosts import (
+    check_base_url,
+    host_allowed,
+    origin,
+    parse_allowed_hosts,
+    split_host,
+)
 
 from .conftest import wait_for
 

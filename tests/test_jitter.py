@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from webob import Request
 
 from onecron import CronApp
 from onecron.job import Job
-from onecron.schedule import Schedule
+from onecron.schedule.rules import Schedule
 
 from .conftest import wait_for
 
@@ -128,7 +128,7 @@ def test_clock_changes_really_bring_fires_that_close(
             == schedule.shortest_gap.total_seconds())
 
 
-@lru_cache(maxsize=None)
+@cache
 def changes(zone: str) -> tuple[int, ...]:
     """The instants of 2024 where ``zone``'s offset changes, found by
     reading it every hour and bisecting to the second."""

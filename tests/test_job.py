@@ -13,7 +13,7 @@ import pytest
 
 from onecron import CronApp
 from onecron.job import Job, check_job_function
-from onecron.schedule import Schedule
+from onecron.schedule.rules import Schedule
 
 
 def job(name: str = 'pkg.nightly', **options: object) -> Job:
@@ -42,7 +42,7 @@ def test_offsets_spread_over_the_window() -> None:
 
 def test_offset_is_the_same_in_every_process() -> None:
     """Another interpreter, with another hash seed, computes the same."""
-    code = ('from onecron.job import Job; from onecron.schedule import '
+    code = ('from onecron.job import Job; from onecron.schedule.rules import '
             'Schedule; print(repr(Job("pkg.nightly", print, '
             'Schedule("0 0 * * *")).offset_for("tenant")))')
     outputs = set()

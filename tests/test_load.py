@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from onecron.headers import RUN_HEADER
-from onecron.sqlite import SqliteStore
-from onecron.store import Outcome
+from onecron.protocol.headers import RUN_HEADER
+from onecron.stores.base import Outcome
+from onecron.stores.sqlite import SqliteStore
 
 from .conftest import LiveServer, wait_for
 from .load_app import build

@@ -15,8 +15,13 @@ from pathlib import Path
 import pytest
 
 from onecron.errors import LockError, OnecronError
-from onecron.lock import (SCHEDULER_LOCKS, HostLock, JobLocks, lock_directory,
-                          lock_path)
+from onecron.running.lock import (
+    SCHEDULER_LOCKS,
+    HostLock,
+    JobLocks,
+    lock_directory,
+    lock_path,
+)
 
 from .conftest import wait_for
 
@@ -25,7 +30,7 @@ OTHER_UID = 65534
 
 HOLDER = textwrap.dedent('''
     import sys, time
-    from onecron.lock import HostLock
+    from onecron.running.lock import HostLock
     lock = HostLock(sys.argv[1])
     print('held' if lock.acquire() else 'busy', flush=True)
     time.sleep(60)

@@ -19,7 +19,7 @@ import pytest
 from webob import Request
 
 from onecron import CronApp
-from onecron.lock import HostLock, lock_path
+from onecron.running.lock import HostLock, lock_path
 
 from .conftest import Failures, wait_for
 

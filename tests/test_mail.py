@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-import onecron.mail
+import onecron.running.mail
 from onecron import CronApp
-from onecron.mail import SmtpSettings
-from onecron.store import Outcome
+from onecron.running.mail import SmtpSettings
+from onecron.stores.base import Outcome
 
 from .conftest import wait_for
 
@@ -196,13 +196,13 @@ def test_a_mail_that_cannot_be_made_is_reported_and_the_run_goes_on(
     """notify never raises: when the email package fails on a message, the
     failure is logged and sent to Sentry once, and the run answers 200 and
     runs its then= job."""
-    class Failing(onecron.mail.EmailMessage):
+    class Failing(onecron.running.mail.EmailMessage):
         def set_content(self, *args: Any, **kwargs: Any) -> None:
             # what the email package raises on some addresses
             raise AttributeError("'InvalidHeaderDefect' object has no "
                                  "attribute 'all_defects'")
 
-    monkeypatch.setattr(onecron.mail, 'EmailMessage', Failing)
+    monkeypatch.setattr(onecron.running.mail, 'EmailMessage', Failing)
     handler, port = inbox
     ran: list[str] = []
     app = chained_app(tmp_path, port, ran)

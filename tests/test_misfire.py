@@ -9,8 +9,14 @@ import pytest
 
 from onecron import CronApp, Schedule
 from onecron.job import Job
-from onecron.misfire import (MAX_MISSED, MAX_REPLAY, check_policy, missed,
-                             nearest, plan)
+from onecron.running.misfire import (
+    MAX_MISSED,
+    MAX_REPLAY,
+    check_policy,
+    missed,
+    nearest,
+    plan,
+)
 
 T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
 ZURICH = ZoneInfo('Europe/Zurich')

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from onecron import CronApp
-from onecron.postgres import PostgresStore
+from onecron.stores.postgres import PostgresStore
 
 from .conftest import wait_for
 from .host import ROOT, Hosts

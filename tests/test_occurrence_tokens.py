@@ -15,8 +15,8 @@ import pytest
 from webob import Request, Response
 
 from onecron import CronApp, OnecronError
-from onecron.headers import RUN_HEADER
-from onecron.store import Outcome, Trigger
+from onecron.protocol.headers import RUN_HEADER
+from onecron.stores.base import Outcome, Trigger
 
 from .conftest import Clock
 

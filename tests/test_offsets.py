@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onecron.offsets import ZoneOffsets, offsets_for
+from onecron.schedule.offsets import ZoneOffsets, offsets_for
 
 UTC = timezone.utc
 

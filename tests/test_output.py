@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from onecron.output import MAX_LINES, captured
+from onecron.running.output import MAX_LINES, captured
 
 log = logging.getLogger('tests.output')
 

@@ -22,8 +22,8 @@ import pytest
 from webob import Request
 
 from onecron import CronApp
-from onecron.postgres import PostgresStore
-from onecron.store import Outcome, StoreError, Trigger
+from onecron.stores.base import Outcome, StoreError, Trigger
+from onecron.stores.postgres import PostgresStore
 
 from .conftest import Failures, LiveServer, wait_for
 

@@ -28,9 +28,16 @@ import pytest
 from webob import Request
 
 from onecron import CronApp
-from onecron.postgres import (_LAST_RUNS, _SCHEMA_1, _SCHEMA_2, _SCHEMA_3,
-                              SCHEMA_VERSION, PostgresStore, _runs_query)
-from onecron.store import Outcome, RunKeyTaken, StoreError, Trigger
+from onecron.stores.base import Outcome, RunKeyTaken, StoreError, Trigger
+from onecron.stores.postgres import (
+    _LAST_RUNS,
+    _SCHEMA_1,
+    _SCHEMA_2,
+    _SCHEMA_3,
+    SCHEMA_VERSION,
+    PostgresStore,
+    _runs_query,
+)
 
 from .conftest import Failures, LiveServer, wait_for
 from .postgresql import Cluster, free_port
@@ -42,7 +49,7 @@ LEASES = 50
 RACER = textwrap.dedent('''
     import sys
     from datetime import datetime, timedelta, timezone
-    from onecron.postgres import PostgresStore
+    from onecron.stores.postgres import PostgresStore
     url, name = sys.argv[1:]
     sys.stdin.readline()  # start together, on a database none has opened
     store = PostgresStore(url)
@@ -57,7 +64,7 @@ RACER = textwrap.dedent('''
               if store.take_lease(f'app{i}', holder=name, node=name,
                                   ttl=60, now=now)[0]]
     print(*leases, flush=True)
-''' % (OCCURRENCES, LEASES))
+''' % (OCCURRENCES, LEASES))  # noqa: UP031 (its f-strings have braces)
 
 
 @pytest.fixture

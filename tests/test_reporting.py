@@ -15,8 +15,8 @@ from sentry_sdk.integrations.logging import LoggingIntegration
 from webob import Request
 
 from onecron import CronApp
-from onecron.clock import utcnow
 from onecron.reporting import Reporter
+from onecron.schedule.clock import utcnow
 
 from .conftest import SENTRY_DSN, LiveServer, SentryCapture, wait_for
 
@@ -105,7 +105,8 @@ def test_other_onecron_errors_still_become_events(
         sentry_events: Events) -> None:
     """Only the reporter's own records are left out of the logging
     integration: other ERROR records under onecron still become events."""
-    logging.getLogger('onecron.scheduler').error('something else broke')
+    logging.getLogger('onecron.running.scheduler').error(
+        'something else broke')
     [event] = sentry_events
     assert event['logentry']['formatted'] == 'something else broke'
 

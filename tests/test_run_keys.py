@@ -18,8 +18,8 @@ import pytest
 from webob import Request
 
 from onecron import CronApp
-from onecron.headers import RUN_HEADER
-from onecron.store import Outcome, Run, Trigger
+from onecron.protocol.headers import RUN_HEADER
+from onecron.stores.base import Outcome, Run, Trigger
 
 TENANT_HEADER = 'X-Tenant'
 

@@ -17,9 +17,9 @@ from cronsim import CronSim, CronSimError
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from onecron.cron import CronExpression, parse_cron
 from onecron.errors import InvalidSchedule
-from onecron.schedule import Schedule
+from onecron.schedule.cron import CronExpression, parse_cron
+from onecron.schedule.rules import Schedule
 
 UTC = timezone.utc
 _Test = Callable[[str], None]

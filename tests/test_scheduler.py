@@ -18,8 +18,8 @@ import pytest
 from webob import Request
 
 from onecron import CronApp
-from onecron.hosts import parse_allowed_hosts
-from onecron.lock import HostLock, lock_path
+from onecron.protocol.hosts import parse_allowed_hosts
+from onecron.running.lock import HostLock, lock_path
 
 from .conftest import wait_for
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from onecron.lock import HostLock, lock_path
-from onecron.sqlite import SqliteStore
-from onecron.store import Outcome, Trigger
+from onecron.running.lock import HostLock, lock_path
+from onecron.stores.base import Outcome, Trigger
+from onecron.stores.sqlite import SqliteStore
 
 from .conftest import wait_for
 from .host import ROOT, read_runs

@@ -9,8 +9,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from onecron.signing import (MAX_TOKEN_LENGTH, OCCURRENCE_SALT, TRIGGER_SALT,
-                             JobSigner, OccurrenceToken, secrets_list)
+from onecron.protocol.signing import (
+    MAX_TOKEN_LENGTH,
+    OCCURRENCE_SALT,
+    TRIGGER_SALT,
+    JobSigner,
+    OccurrenceToken,
+    secrets_list,
+)
 
 
 def test_round_trip() -> None:

@@ -27,17 +27,22 @@ from pathlib import Path
 import pytest
 
 from onecron.errors import OnecronError
-from onecron.sqlite import (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, SCHEMA_VERSION,
-                            SqliteStore)
-from onecron.store import Outcome, RunKeyTaken, StoreError, Trigger
+from onecron.stores.base import Outcome, RunKeyTaken, StoreError, Trigger
+from onecron.stores.sqlite import (
+    _SCHEMA_1,
+    _SCHEMA_2,
+    _SCHEMA_3,
+    SCHEMA_VERSION,
+    SqliteStore,
+)
 
 T0 = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
 
 WRITER = textwrap.dedent('''
     import sys
     from datetime import datetime, timezone
-    from onecron.sqlite import SqliteStore
-    from onecron.store import Outcome, Trigger
+    from onecron.stores.sqlite import SqliteStore
+    from onecron.stores.base import Outcome, Trigger
     path, job = sys.argv[1:]
     sys.stdin.readline()  # start together, on a file neither has opened
     store = SqliteStore(path)
@@ -52,8 +57,8 @@ WRITER = textwrap.dedent('''
 CRASHER = textwrap.dedent('''
     import sys
     from datetime import datetime, timezone
-    from onecron.sqlite import SqliteStore
-    from onecron.store import Outcome, Trigger
+    from onecron.stores.sqlite import SqliteStore
+    from onecron.stores.base import Outcome, Trigger
     store = SqliteStore(sys.argv[1])
     def now():
         return datetime.now(timezone.utc)

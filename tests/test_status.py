@@ -25,14 +25,20 @@ from hypothesis import strategies as st
 from webob import Request, Response
 
 from onecron import CronApp
-from onecron.access import Access, LoginThrottle
-from onecron.caller import Caller, CallRequest
-from onecron.clock import utcnow
-from onecron.html import CSS_HASH
-from onecron.sqlite import SqliteStore
-from onecron.status import StatusPage
-from onecron.store import (Outcome, Run, SchedulerInfo, Store, StoreError,
-                           Trigger)
+from onecron.running.caller import Caller, CallRequest
+from onecron.schedule.clock import utcnow
+from onecron.stores.base import (
+    Outcome,
+    Run,
+    SchedulerInfo,
+    Store,
+    StoreError,
+    Trigger,
+)
+from onecron.stores.sqlite import SqliteStore
+from onecron.web.access import Access, LoginThrottle
+from onecron.web.status.page import StatusPage
+from onecron.web.status.render import CSS_HASH
 
 from .conftest import LiveServer, wait_for
 
@@ -248,7 +254,7 @@ def test_remote_control_gets_403_and_changes_nothing(
 def test_basic_auth_asks_for_a_login(store: Store) -> None:
     """With status_user set, a client without credentials gets 401 and a
     Basic challenge."""
-    from onecron.access import hash_password
+    from onecron.web.access import hash_password
     app = make_app(store, status_user='ops',
                    status_password_hash=hash_password('pw'))
     response = Client(app).get('/cronjobs/')
@@ -1188,7 +1194,7 @@ def test_status_reads_a_fixed_number_of_queries(
         def make_store() -> Store:
             return _counting(SqliteStore)(tmp_path / 'runs.db')
     else:
-        from onecron.postgres import PostgresStore
+        from onecron.stores.postgres import PostgresStore
         url = request.getfixturevalue('postgresql_url')
 
         def make_store() -> Store:

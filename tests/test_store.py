@@ -17,12 +17,24 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from onecron.postgres import PostgresStore
-from onecron.sqlite import SqliteStore
-from onecron.store import (CLAIM_DAYS, MAX_OUTPUT, Hold, JobSettings,
-                           Outcome, Run, RunKeyTaken, SchedulerInfo, Store,
-                           StoreError, Trigger, bounded, open_store,
-                           storable)
+from onecron.stores import open_store
+from onecron.stores.base import (
+    CLAIM_DAYS,
+    MAX_OUTPUT,
+    Hold,
+    JobSettings,
+    Outcome,
+    Run,
+    RunKeyTaken,
+    SchedulerInfo,
+    Store,
+    StoreError,
+    Trigger,
+    bounded,
+    storable,
+)
+from onecron.stores.postgres import PostgresStore
+from onecron.stores.sqlite import SqliteStore
 
 from .postgresql import free_port
 

@@ -24,10 +24,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from onecron import postgres, sqlite
-from onecron.postgres import PostgresStore
-from onecron.sqlite import SqliteStore
-from onecron.store import Store
+from onecron.stores import postgres, sqlite
+from onecron.stores.base import Store
+from onecron.stores.postgres import PostgresStore
+from onecron.stores.sqlite import SqliteStore
 
 #: processes racing for each store
 PROCESSES = 8

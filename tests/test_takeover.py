@@ -20,9 +20,9 @@ import pytest
 from webob import Request
 
 from onecron import CronApp
-from onecron.history import MissedRange, missed_range
-from onecron.sqlite import SqliteStore
-from onecron.store import Outcome, Run, Trigger
+from onecron.stores.base import Outcome, Run, Trigger
+from onecron.stores.history import MissedRange, missed_range
+from onecron.stores.sqlite import SqliteStore
 
 from .conftest import wait_for
 from .host import Hosts
@@ -354,7 +354,8 @@ def test_a_stopped_host_restarted_within_grace_catches_up(
                                   '--grace', grace)
             pids.append(process.pid)
             wait_for(lambda: len([1 for pid, _ in hosts.runs()
-                                  if pid == process.pid]) >= 2, timeout=15)
+                                  if pid == process.pid]) >= 2,  # noqa: B023
+                     timeout=15)  # waited for at once
             hosts.stop(process)
             time.sleep(3)
     finally:

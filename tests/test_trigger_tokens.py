@@ -21,9 +21,9 @@ from itsdangerous import URLSafeSerializer
 from webob import Request, Response
 
 from onecron import CronApp
-from onecron.cli import main
-from onecron.headers import RUN_HEADER
-from onecron.store import Outcome, Trigger
+from onecron.cli.commands import main
+from onecron.protocol.headers import RUN_HEADER
+from onecron.stores.base import Outcome, Trigger
 
 from .conftest import Clock, wait_for
 
