@@ -22,10 +22,11 @@ one ``ONECRON_<KEYWORD>`` key per keyword of :class:`~onecron.CronApp`
 
 A job runs inside a real Flask request made of its job URL's environ (the
 token replaced by ``[token]``, so a hook that logs ``request.url`` logs no
-token), in an app context of its own: the ``before_request`` hooks run first, the
-``teardown_request`` and ``teardown_appcontext`` hooks after it (with the
-exception it raised), so Flask-SQLAlchemy's session is removed as after a
-view. ``after_request`` hooks do not run: onecron, not Flask, answers the
+token), in an app context of its own: the ``before_request`` hooks run
+first (one that answers, such as a login redirect, keeps the job from
+running: the run fails saying so), the ``teardown_request`` and
+``teardown_appcontext`` hooks after it (with the exception it raised), so
+Flask-SQLAlchemy's session is removed as after a view. ``after_request`` hooks do not run: onecron, not Flask, answers the
 call. ``flask onecron ...`` runs the ``onecron`` command's subcommands
 (``list``, ``run JOB``, ``history``, ``status``, ``export`` ...) for the
 app.
@@ -258,9 +259,9 @@ def _runner(app: Flask, job: _Registered) -> Callable[[Request], Any]:
         # `flask` command pushes one): its own g, its own teardown
         app_context = app.app_context()
         app_context.push()
-        context = app.request_context(_without_token(request))
         error: BaseException | None = None
         try:
+            context = app.request_context(_without_token(request))
             context.push()
             try:
                 answered = app.preprocess_request()
@@ -270,12 +271,14 @@ def _runner(app: Flask, job: _Registered) -> Callable[[Request], Any]:
                         f'hook answered {_status(app, answered)} before it')
                 return job.func()
             except BaseException as exc:
-                error = exc
+                # the teardown hooks get it, as after a view that raised
+                error = None if app.should_ignore_error(exc) else exc
                 raise
             finally:
-                if error is not None and app.should_ignore_error(error):
-                    error = None
                 context.pop(error)
+        except BaseException as exc:
+            error = None if app.should_ignore_error(exc) else exc
+            raise
         finally:
             app_context.pop(error)
 
