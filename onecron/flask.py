@@ -26,10 +26,10 @@ token), in an app context of its own: the ``before_request`` hooks run
 first (one that answers, such as a login redirect, keeps the job from
 running: the run fails saying so), the ``teardown_request`` and
 ``teardown_appcontext`` hooks after it (with the exception it raised), so
-Flask-SQLAlchemy's session is removed as after a view. ``after_request`` hooks do not run: onecron, not Flask, answers the
-call. ``flask onecron ...`` runs the ``onecron`` command's subcommands
-(``list``, ``run JOB``, ``history``, ``status``, ``export`` ...) for the
-app.
+Flask-SQLAlchemy's session is removed as after a view. ``after_request``
+hooks do not run: onecron, not Flask, answers the call. ``flask onecron
+...`` runs the ``onecron`` command's subcommands (``list``, ``run JOB``,
+``history``, ``status``, ``export`` ...) for the app.
 """
 
 from __future__ import annotations
