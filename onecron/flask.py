@@ -155,8 +155,9 @@ class Cron:
         :raises OnecronError: this Cron does not serve ``app``
         """
         if app is None:
-            app = current_app._get_current_object()  # type: ignore
-        assert app is not None
+            # the app behind Flask's proxy: the apps are kept by identity
+            proxy: Any = current_app
+            app = proxy._get_current_object()
         if app not in self._apps:
             raise OnecronError(f'Flask app {app.name!r} is not served by '
                                f'this Cron: call cron.init_app(app) first')
