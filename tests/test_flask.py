@@ -255,6 +255,20 @@ def test_misspelled_key_names_it_and_the_right_one() -> None:
         Cron().init_app(app)
 
 
+def test_unknown_key_without_a_close_one_lists_the_settings() -> None:
+    """An ONECRON_ key like no setting raises listing the settings; the
+    app is left as it was."""
+    app = Flask(__name__)
+    served = app.wsgi_app
+    app.config.update(ONECRON_SECRET=SECRET, ONECRON_XYZZY=1)
+    with pytest.raises(OnecronError) as raised:
+        Cron(app)
+    assert str(raised.value).startswith(
+        "app.config['ONECRON_XYZZY'] is no onecron setting: the settings "
+        'are ONECRON_ALLOWED_HOSTS, ONECRON_APPLICATION_ID, ')
+    assert app.wsgi_app == served and 'onecron' not in app.extensions
+
+
 def test_config_keys_set_the_cronapp_keywords(
         make_app: Callable[..., Flask], tmp_path: Path) -> None:
     """ONECRON_<KEYWORD> sets CronApp's keyword."""
