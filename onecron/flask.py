@@ -84,8 +84,11 @@ def _settings(config: Mapping[str, Any]) -> dict[str, Any]:
         if not (isinstance(key, str) and key.startswith(_PREFIX)):
             continue
         if key not in keys:
-            close = difflib.get_close_matches(key, keys, n=1)
-            hint = (f'did you mean {close[0]}?' if close else
+            # on the keyword alone: the prefix all share would make any
+            # key close to some setting
+            close = difflib.get_close_matches(
+                key[len(_PREFIX):].lower(), keys.values(), n=1)
+            hint = (f'did you mean {_PREFIX}{close[0].upper()}?' if close else
                     f'the settings are {", ".join(sorted(keys))}')
             raise OnecronError(f'app.config[{key!r}] is no onecron '
                                f'setting: {hint}')
