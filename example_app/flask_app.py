@@ -1,7 +1,9 @@
 """Flask with onecron: ``python -m example_app.flask_app``.
 
 Or with Flask's reloader: ``flask --app example_app.flask_app run --debug``
-(the scheduler starts with the first request, in the serving process).
+(the scheduler starts in the serving process). ``flask --app
+example_app.flask_app onecron list`` lists the jobs (``run``, ``history``,
+``status``, ``export`` ...: see ``flask onecron --help``).
 """
 
 from __future__ import annotations
@@ -10,17 +12,48 @@ import logging
 import os
 from datetime import timedelta
 
-from flask import Flask, current_app
-from webob import Request
+from flask import Flask, current_app, g, request
 
-from onecron import CronApp
+from onecron.flask import Cron
 
 # as Flask's docs advise: configure logging before the app is made
 logging.basicConfig(
     level=logging.INFO,
     format='%(asctime)s %(levelname)-7s %(name)s: %(message)s')
+
+# the extension, made once; init_app(app) serves an app with its jobs (in
+# an app factory too)
+cron = Cron()
+
+
+@cron.cronjob(every=timedelta(seconds=2), jitter=False)
+def heartbeat() -> str:
+    # a job runs in a Flask request: current_app, g, request and the
+    # extensions (Flask-SQLAlchemy's session) work as in a view
+    greeting: str = current_app.config['GREETING']
+    current_app.logger.info('heartbeat: %s (%s from %s)', greeting,
+                            request.method, g.visitor)
+    return greeting
+
+
 app = Flask(__name__)
-app.config['GREETING'] = 'Hello from Flask'
+app.config.update(
+    GREETING='Hello from Flask',
+    # onecron's settings: ONECRON_ and a CronApp keyword
+    ONECRON_SECRET=os.environ.get('ONECRON_SECRET',
+                                  'change-me-in-production'),
+    ONECRON_APPLICATION_ID='flask-example',
+    ONECRON_BASE_URL=os.environ.get('ONECRON_BASE_URL',
+                                    'http://127.0.0.1:8080'),
+    ONECRON_STORE=os.environ.get('ONECRON_STORE', 'example-runs.sqlite'),
+    ONECRON_LOCK_DIR=os.environ.get('ONECRON_LOCK_DIR'),
+)
+
+
+@app.before_request
+def visitor() -> None:
+    # runs before the jobs too, as before a view
+    g.visitor = request.headers.get('User-Agent', 'someone')
 
 
 @app.route('/')
@@ -28,27 +61,7 @@ def index() -> str:
     return f'{current_app.config["GREETING"]}\n'
 
 
-cron = CronApp(
-    app.wsgi_app,
-    secret=os.environ.get('ONECRON_SECRET', 'change-me-in-production'),
-    application_id='flask-example',
-    base_url=os.environ.get('ONECRON_BASE_URL', 'http://127.0.0.1:8080'),
-    store=os.environ.get('ONECRON_STORE', 'example-runs.sqlite'),
-    lock_dir=os.environ.get('ONECRON_LOCK_DIR'),
-)
-# onecron in front of Flask, as Flask's WSGI middleware: `flask run` and
-# any server serving `app` pass through it
-app.wsgi_app = cron  # type: ignore[method-assign]
-
-
-@cron.cronjob(every=timedelta(seconds=2), jitter=False)
-def heartbeat(request: Request) -> str:
-    # a job runs outside Flask's request handling: push an app context to
-    # reach current_app, g, the config and extensions (Flask-SQLAlchemy)
-    with app.app_context():
-        greeting: str = current_app.config['GREETING']
-        current_app.logger.info('heartbeat: %s', greeting)
-    return greeting
+cron.init_app(app)
 
 
 if __name__ == '__main__':
@@ -56,4 +69,4 @@ if __name__ == '__main__':
     # that the jobs are named example_app.flask_app.*
     from example_app.flask_app import app, cron
     from example_app.serve import serve
-    serve(app, cron)
+    serve(app, cron.cronapp(app))

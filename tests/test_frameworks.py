@@ -121,6 +121,8 @@ def example(request: Any,
             module = importlib.import_module(name)
         served.append(module.app)
         cron = getattr(module, 'cron', module.app)
+        if module_name == 'flask_app':  # the Flask app's own CronApp
+            cron = cron.cronapp(module.app)
         assert isinstance(cron, CronApp)
         yield Example(module, cron, server, directory / 'runs.sqlite',
                       greeting)
