@@ -192,8 +192,8 @@ def includeme(config: Configurator) -> None:
     config.action(_KEY, make, order=PHASE2_CONFIG)
     # the job's caller is the scheduler or an external one: never asked
     # for a CSRF token or a permission (a job URL is its own credential)
-    view_options: dict[str, Any] = dict(
-        permission=NO_PERMISSION_REQUIRED, require_csrf=False)
+    view_options: dict[str, Any] = {
+        'permission': NO_PERMISSION_REQUIRED, 'require_csrf': False}
     config.add_route(PREFIX_ROUTE, prefix)
     config.add_route(ROUTE, f'{prefix}/*subpath')
     config.add_view(_view, route_name=PREFIX_ROUTE, **view_options)
@@ -247,7 +247,7 @@ def add_cronjob(config: Configurator, func: Any, expr: str | None = None,
     config.action(('onecron.cronjob', name), register)
 
 
-class cronjob:  # noqa: N801 (a decorator, named as Pyramid's view_config)
+class cronjob:
     """Register the decorated function as a job when ``config.scan()``
     finds it: ``@cronjob(hour=3)``, the keywords of
     :meth:`onecron.CronApp.cronjob`. The function gets the Pyramid
