@@ -22,8 +22,9 @@ A job runs as a view does: a route under the prefix hands the job URL to the
 reporting as anywhere), inside Pyramid's request handling. The job gets the
 real Pyramid request (``request.registry``, the threadlocals), and the
 tweens run around it: ``pyramid_tm`` commits after a job that returns and
-aborts after one that raises (still recorded and reported as failed, and
-answered with onecron's own 500).
+aborts after one that raises (recorded and reported as failed, once, and
+answered with onecron's own 500: the request is marked as handled for the
+exception, ``request.exception``, as an exception view's would be).
 
 The ``CronApp`` is made when the configuration is committed, one per
 registry: :func:`cronapp` gives it (``cronapp(request).url_for(name)``).
@@ -120,7 +121,7 @@ def _convert(key: str, value: str, hint: Any, config: Configurator) -> Any:
     if sequences and str in members:
         # the secret: one per line (several rotate), never split at spaces
         lines = aslist(value, flatten=False)
-        return lines[0] if len(lines) == 1 else lines
+        return lines[0] if len(lines) == 1 else lines or ''
     if sequences:
         return aslist(value)
     if str in members:
@@ -282,23 +283,10 @@ class _Call:
 
     request: PyramidRequest | None = None
     func: Callable[[PyramidRequest], Any] | None = None
-    #: the job raised (the tweens must see an exception)
-    failed: bool = False
     done: bool = False
     result: Any = None
+    #: what the job raised
     error: Exception | None = None
-    #: the CronApp's answer to the call
-    response: Response | None = None
-
-
-class _JobFailed(Exception):
-    """Raised from the view after a job raised, so that the tweens
-    (``pyramid_tm``) abort; the tween of this module answers
-    ``response``, the CronApp's own."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__('the job raised (recorded and reported)')
-        self.response = response
 
 
 def _runner(func: Callable[[PyramidRequest], Any], name: str,
@@ -313,8 +301,8 @@ def _runner(func: Callable[[PyramidRequest], Any], name: str,
             return _through_pyramid(func, name, registry, request)
         try:
             return func(call.request)
-        except Exception:
-            call.failed = True
+        except Exception as exc:
+            call.error = exc
             raise
 
     return functools.update_wrapper(run, func)
@@ -342,6 +330,16 @@ def _through_pyramid(func: Callable[[PyramidRequest], Any], name: str,
     return call.result
 
 
+def _handled(request: PyramidRequest, exc: Exception) -> None:
+    """Mark ``request`` as answered for the exception ``exc``, as Pyramid
+    does when an exception view renders a response: ``pyramid_tm`` (and
+    any tween that reads ``request.exception``) aborts. Nothing is
+    raised, so no exception view, exception logger or Sentry reports the
+    failure a second time: onecron reported it."""
+    request.exception = exc
+    request.exc_info = (type(exc), exc, exc.__traceback__)
+
+
 def _view(request: PyramidRequest) -> Response:
     """The view of the prefix: the CronApp answers (the status page, a
     job URL); a job it runs gets ``request``."""
@@ -350,41 +348,30 @@ def _view(request: PyramidRequest) -> Response:
     if isinstance(given, _Call) and given.func is not None:
         try:  # a call routed here by _through_pyramid: the job itself
             given.result = given.func(request)
-        except Exception as exc:
+        except Exception as exc:  # the job's: _through_pyramid raises it
             given.error = exc
-            raise _JobFailed(Response(status=500)) from exc
+            _handled(request, exc)
+            return Response(status=500)
         given.done = True
         return Response()
     call = environ[_CALL] = _Call(request=request)
     response: Response = request.send(cronapp(request),
                                       catch_exc_info=True)
-    call.response = response
-    if call.failed:
-        raise _JobFailed(response)
+    if call.error is not None:
+        _handled(request, call.error)
     return response
 
 
 def tween_factory(handler: Callable[[PyramidRequest], Response],
                   registry: Any) -> Callable[[PyramidRequest], Response]:
     """The outermost tween: starts the request's scheduler as the
-    CronApp does for each request it serves, and answers a job that
-    raised with the CronApp's answer, whatever an exception view made
-    of it."""
+    CronApp does for each request it serves."""
     cron = cronapp(registry)
 
     def onecron_tween(request: PyramidRequest) -> Response:
-        environ = request.environ
         # internal: what CronApp.__call__ does first, for every request
         if cron._watching and cron._static_id not in cron._schedulers:
-            cron._notice(environ)
-        try:
-            response = handler(request)
-        except _JobFailed as failed:
-            return failed.response
-        call = environ.get(_CALL)
-        if (isinstance(call, _Call) and call.failed
-                and call.response is not None):
-            return call.response  # not an exception view's page
-        return response
+            cron._notice(request.environ)
+        return handler(request)
 
     return onecron_tween

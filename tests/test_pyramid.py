@@ -209,21 +209,28 @@ def test_a_failing_job_aborts_and_is_reported_once(
     assert len(sentry_events) == 1
 
 
-def test_an_exception_view_does_not_replace_the_failure(
-        make: Callable[..., tuple[Router, CronApp]]) -> None:
-    """The app's catch-all exception view does not turn a failed job
-    into its own page; the transaction is aborted all the same."""
+def test_a_failure_is_reported_once_whatever_the_exception_views(
+        make: Callable[..., tuple[Router, CronApp]],
+        sentry_events: list[dict[str, Any]]) -> None:
+    """The app's catch-all 500 exception view neither replaces onecron's
+    answer to a failed job nor reports it again (one Sentry event, with
+    Sentry's Pyramid integration on); the transaction is aborted."""
+    pages: list[Exception] = []
 
     def error_page(exc: Exception, request: PyramidRequest) -> Response:
-        return Response('our error page', status=200)
+        pages.append(exc)
+        return Response('our error page', status=500)
 
     router, cron = make(setup=lambda config: config.add_exception_view(
         error_page, context=Exception))
     response = call(router, cron, 'explode')
     assert (response.status_int, response.text) == (
         500, 'Internal Server Error\n')
+    assert pages == []
+    assert len(sentry_events) == 1
     resource = settings_of(router)['test.resource']
     assert resource.committed == [] and resource.aborts == 1
+    assert response.status_int in settings_of(router)['test.after']
 
 
 def test_jobs_need_no_csrf_token_nor_permission(
@@ -292,10 +299,14 @@ def test_a_bad_ini_value_names_its_key(
         make({'onecron.enabled': 'ture'})
 
 
-def test_missing_secret_is_an_error_naming_it() -> None:
+@pytest.mark.parametrize('settings', [{}, {'onecron.secret': ' \n '}],
+                         ids=['missing', 'blank'])
+def test_missing_secret_is_an_error_naming_it(
+        settings: dict[str, str]) -> None:
     """Without onecron.secret the include fails and says what to set."""
-    config = Configurator(settings={'onecron.base_url': BASE})
-    with pytest.raises(ConfigurationError, match=r'onecron\.secret'):
+    config = Configurator(settings={'onecron.base_url': BASE, **settings})
+    with pytest.raises(ConfigurationError,
+                       match=r'^onecron\.secret is not set'):
         config.include('onecron.pyramid')
 
 
