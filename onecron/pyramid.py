@@ -70,7 +70,7 @@ _CALL = 'onecron.pyramid.call'
 ROUTE = 'onecron'
 PREFIX_ROUTE = 'onecron.prefix'
 #: the settings' prefix
-SETTINGS = 'onecron.'
+_SETTINGS = 'onecron.'
 
 #: the keywords of CronApp's settings (all but the wrapped application)
 _SIGNATURE = inspect.signature(CronApp.__init__)
@@ -134,7 +134,7 @@ def _convert(key: str, value: str, hint: Any, config: Configurator) -> Any:
                                  f'{exc}') from None
 
 
-def options_from(settings: Mapping[str, Any],
+def _options_from(settings: Mapping[str, Any],
                  config: Configurator) -> dict[str, Any]:
     """The :class:`~onecron.CronApp` keywords the ``onecron.*`` settings
     give, ini strings converted to the keyword's type.
@@ -145,11 +145,11 @@ def options_from(settings: Mapping[str, Any],
     """
     options: dict[str, Any] = {}
     for key, value in settings.items():
-        if not key.startswith(SETTINGS):
+        if not key.startswith(_SETTINGS):
             continue
-        keyword = key[len(SETTINGS):]
+        keyword = key[len(_SETTINGS):]
         if keyword not in _KEYWORDS:
-            known = [f'{SETTINGS}{name}' for name in _KEYWORDS]
+            known = [f'{_SETTINGS}{name}' for name in _KEYWORDS]
             near = difflib.get_close_matches(key, known, n=1)
             hint = (f'; did you mean {near[0]}?' if near else
                     f'; known: {", ".join(known)}')
@@ -158,7 +158,7 @@ def options_from(settings: Mapping[str, Any],
                             if isinstance(value, str) else value)
     if not options.get('secret'):
         raise ConfigurationError(
-            f'{SETTINGS}secret is not set: onecron signs the job URLs with '
+            f'{_SETTINGS}secret is not set: onecron signs the job URLs with '
             f'it (make one with python -c "import secrets; '
             f'print(secrets.token_urlsafe(32))")')
     return options
@@ -170,7 +170,7 @@ def _route_prefix(options: Mapping[str, Any]) -> str:
     if (not isinstance(prefix, str) or not prefix.startswith('/')
             or not prefix.rstrip('/') or set(prefix) & set('{}*')):
         raise ConfigurationError(
-            f'{SETTINGS}prefix must start with "/", not be "/" and hold no '
+            f'{_SETTINGS}prefix must start with "/", not be "/" and hold no '
             f'{{, }} or *, got {prefix!r:.80}')
     return prefix.rstrip('/')
 
@@ -182,8 +182,13 @@ def includeme(config: Configurator) -> None:
     directive, the job route and view under the prefix, and the tween
     that starts the scheduler; the :class:`~onecron.CronApp` is made at
     commit, before the jobs are registered."""
-    options = options_from(config.get_settings(), config)
+    options = _options_from(config.get_settings(), config)
     prefix = _route_prefix(options)
+    if config.route_prefix:
+        # the routes would move, the CronApp's prefix would not
+        raise ConfigurationError(
+            f'onecron.pyramid included with route_prefix '
+            f'{config.route_prefix!r:.80}: set {_SETTINGS}prefix instead')
     registry = config.registry
     config.add_directive('add_cronjob', add_cronjob)
 
@@ -217,7 +222,9 @@ def cronapp(holder: Any) -> CronApp:
             "no CronApp in this registry: config.include('onecron.pyramid')"
             ' and commit the configuration (config.make_wsgi_app() does) '
             'first') from None
-    assert isinstance(app, CronApp)
+    if not isinstance(app, CronApp):
+        raise OnecronError(f'the registry holds {type(app).__name__} '
+                           f'under {_KEY!r}, not a CronApp')
     return app
 
 

@@ -319,6 +319,14 @@ def test_a_typo_key_is_an_error_naming_the_nearest(
         'unknown setting onecron.base_ur; did you mean onecron.base_url?')
 
 
+def test_a_route_prefix_is_refused_for_the_prefix_setting() -> None:
+    """Included with a route_prefix, which would move the routes and
+    not the CronApp's prefix, the include fails naming onecron.prefix."""
+    config = Configurator(settings={'onecron.secret': SECRET})
+    with pytest.raises(ConfigurationError, match=r'onecron\.prefix'):
+        config.include('onecron.pyramid', route_prefix='/app')
+
+
 def test_a_job_name_registered_twice_is_a_conflict(
         make: Callable[..., tuple[Router, CronApp]]) -> None:
     """Two jobs of one name conflict when the configuration commits."""
