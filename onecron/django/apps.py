@@ -5,7 +5,7 @@ upper-cased (``'SECRET'``, ``'BASE_URL'``, ``'STORE'``, ``'PREFIX'``, ...);
 an unknown key is an error naming the closest one. Without
 ``ONECRON['ALLOWED_HOSTS']`` (and without a base URL) the scheduler may
 learn its base URL from a request for one of Django's ``ALLOWED_HOSTS``
-(never ``'*'``).
+(never ``'*'``) on the scheme's default port.
 """
 
 from __future__ import annotations
@@ -33,9 +33,6 @@ KEYS = {name.upper(): name for name, parameter
         in inspect.signature(CronApp).parameters.items()
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
 
-#: the hosts Django allows when DEBUG is on and ALLOWED_HOSTS is empty
-_DEBUG_HOSTS = ['.localhost', '127.0.0.1', '[::1]']
-
 
 class OnecronConfig(AppConfig):  # type: ignore[misc]
     """onecron's Django application (label ``onecron``)."""
@@ -45,8 +42,13 @@ class OnecronConfig(AppConfig):  # type: ignore[misc]
     verbose_name = 'onecron'
 
     def ready(self) -> None:
-        _install(DjangoCronApp(**options(getattr(settings, 'ONECRON',
-                                                 None))))
+        found = options(getattr(settings, 'ONECRON', None))
+        try:
+            cron = DjangoCronApp(**found)
+        except (TypeError, ValueError) as exc:
+            # CronApp names the keyword: ONECRON has it upper-cased
+            raise ImproperlyConfigured(f'settings.ONECRON: {exc}') from exc
+        _install(cron)
         request_started.connect(_notice, dispatch_uid='onecron.django')
         checks.register(check_urls, checks.Tags.urls)
         autodiscover_modules('cronjobs')
@@ -85,10 +87,9 @@ def options(config: object) -> dict[str, Any]:
             'own, so that rotating one does not rotate the other and '
             'whoever learns one cannot run the jobs or forge sessions too')
     if 'allowed_hosts' not in found and 'base_url' not in found:
-        hosts = [host for host in settings.ALLOWED_HOSTS if host != '*']
-        if not settings.ALLOWED_HOSTS and settings.DEBUG:
-            hosts = _DEBUG_HOSTS
-        found['allowed_hosts'] = hosts
+        # on their scheme's default port, as onecron reads a bare host
+        found['allowed_hosts'] = [host for host in settings.ALLOWED_HOSTS
+                                  if host != '*']
     return found
 
 
