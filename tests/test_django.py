@@ -212,6 +212,26 @@ def test_include_elsewhere_than_the_prefix_is_an_error(
     assert not checks.run_checks(tags=[checks.Tags.urls])
 
 
+def test_asgi_request_is_a_clear_error(
+        site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    """Served through ASGI: a 500 and a log line that says why, no run."""
+    import asyncio
+
+    from django.test import AsyncClient
+
+    path = site.path('record')
+    before = len(site.jobs.CALLS)
+    with caplog.at_level(logging.INFO):
+        response = asyncio.run(AsyncClient().post(path))
+    assert response.status_code == 500
+    assert b'needs a WSGI server' in response.content
+    assert len(site.jobs.CALLS) == before
+    assert any('WSGI requests only' in record.getMessage()
+               for record in caplog.records)
+    assert not [record for record in caplog.records
+                if path in record.getMessage()]
+
+
 # -- a real server ----------------------------------------------------------
 
 def test_first_allowed_request_starts_the_scheduler(site: Site) -> None:
@@ -316,25 +336,33 @@ def set_up(onecron: str, tmp_path: Path, then: str = '',
     ''') + then
     return subprocess.run([sys.executable, '-c', script], cwd=tmp_path,
                           env=clean_environ(PYTHONPATH=str(ROOT)),
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60,
+                          check=False)
 
 
 @pytest.mark.parametrize(('onecron', 'message'), [
     ("{'BASE_URL': 'https://example.org'}",
-     "ONECRON['SECRET'] is missing: set it to a long random string of its "
-     "own, not SECRET_KEY"),
+     ("ONECRON['SECRET'] is missing: set it to a long random string of its "
+      "own, not SECRET_KEY")),
     ("{'SECRET': 'a secret of its own, long enough', 'BASEURL': 'x'}",
-     "ONECRON['BASEURL'] is no onecron setting: did you mean "
-     "ONECRON['BASE_URL']?"),
+     ("ONECRON['BASEURL'] is no onecron setting: did you mean "
+      "ONECRON['BASE_URL']?")),
     ("{'SECRET': 'the django key'}", "ONECRON['SECRET'] is SECRET_KEY"),
     ('None', 'settings.ONECRON must be a dict'),
-    ("{'SECRET': 'a secret of its own, long enough', 'PREFIX': 'jobs'}",
+    ("{'SECRET': 'a secret of its own, long enough'}",
+     ("settings.ONECRON: allowed_hosts entry '*.example.org' is not a host "
+      "name or IP address with an optional port (such as \"example.org\", "
+      "\".example.org\" or \"127.0.0.1:8080\") (taken from Django's "
+      "ALLOWED_HOSTS: set ONECRON['ALLOWED_HOSTS']")),
+    (("{'SECRET': 'a secret of its own, long enough', 'PREFIX': 'jobs', "
+      "'ALLOWED_HOSTS': []}"),
      'settings.ONECRON: prefix must start with "/"'),
-], ids=['no-secret', 'typo', 'secret-key', 'no-dict', 'bad-value'])
+], ids=['no-secret', 'typo', 'secret-key', 'no-dict', 'bad-host',
+        'bad-value'])
 def test_bad_settings_stop_django_start(onecron: str, message: str,
                                         tmp_path: Path) -> None:
     """Wrong ONECRON settings: ImproperlyConfigured naming the key."""
-    done = set_up(onecron, tmp_path)
+    done = set_up(onecron, tmp_path, allowed_hosts="['*.example.org']")
     assert done.returncode == 1, done.stdout
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith('django.core.exceptions.ImproperlyConfigured: '
@@ -362,7 +390,8 @@ def test_import_needs_no_settings(tmp_path: Path) -> None:
               "print('imported')\n")
     done = subprocess.run([sys.executable, '-c', script], cwd=tmp_path,
                           env=clean_environ(PYTHONPATH=str(ROOT)),
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60,
+                          check=False)
     assert (done.returncode, done.stdout) == (0, 'imported\n'), done.stderr
 
 
@@ -375,12 +404,13 @@ def test_manage_py_onecron(tmp_path: Path) -> None:
                         ONECRON_LOCK_DIR=str(tmp_path),
                         ONECRON_SECRET='a manage.py test secret, long enough')
     done = subprocess.run([*manage, 'onecron', 'list'], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60,
+                          check=False)
     assert done.returncode == 0, done.stderr
     assert 'example_app.django_app.cronjobs.forget_old_visits' in done.stdout
     done = subprocess.run([*manage, 'onecron', 'run', 'no.such.job'],
                           cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, check=False)
     assert done.returncode == 1
     assert done.stderr == ("onecron: error: no job named 'no.such.job'; "
                            'manage.py onecron has 1 job: example_app.'

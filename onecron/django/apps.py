@@ -42,12 +42,22 @@ class OnecronConfig(AppConfig):  # type: ignore[misc]
     verbose_name = 'onecron'
 
     def ready(self) -> None:
-        found = options(getattr(settings, 'ONECRON', None))
+        config = getattr(settings, 'ONECRON', None)
+        found = options(config)
+        # not in ONECRON: taken from Django's ALLOWED_HOSTS
+        derived = isinstance(config, Mapping) and (
+            'ALLOWED_HOSTS' not in config and 'allowed_hosts' in found)
         try:
             cron = DjangoCronApp(**found)
         except (TypeError, ValueError) as exc:
             # CronApp names the keyword: ONECRON has it upper-cased
-            raise ImproperlyConfigured(f'settings.ONECRON: {exc}') from exc
+            hint = ''
+            if derived and 'allowed_hosts' in str(exc):
+                hint = (" (taken from Django's ALLOWED_HOSTS: set ONECRON["
+                        "'ALLOWED_HOSTS'] to the hosts whose requests may "
+                        "give the scheduler its base URL)")
+            raise ImproperlyConfigured(
+                f'settings.ONECRON: {exc}{hint}') from exc
         _install(cron)
         request_started.connect(_notice, dispatch_uid='onecron.django')
         checks.register(check_urls, checks.Tags.urls)

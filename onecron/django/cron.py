@@ -47,7 +47,12 @@ class DjangoCronApp(CronApp):
     def respond(self, request: HttpRequest) -> HttpResponse:
         """Answer a request of the view under the prefix: a job URL runs
         its job with ``request``, the status page shows."""
-        environ = request.environ
+        environ = getattr(request, 'environ', None)
+        if not isinstance(environ, dict):
+            log.error('onecron.django answers WSGI requests only: serve the '
+                      'project with a WSGI server (this request came '
+                      'through ASGI)')
+            return _error('onecron.django needs a WSGI server')
         path = environ.get('PATH_INFO', '')
         if not path.startswith(self.prefix + '/'):
             # never the path: it may hold a token
@@ -56,11 +61,8 @@ class DjangoCronApp(CronApp):
                       "path(%r, include('onecron.django.urls')) or set "
                       "ONECRON['PREFIX'] to where it is", self.prefix,
                       self.prefix.lstrip('/') + '/')
-            return _unlogged(HttpResponse(
-                'Internal Server Error: onecron.django.urls is not included'
-                " at ONECRON['PREFIX'] (see the log)\n", status=500,
-                content_type='text/plain; charset=utf-8',
-                headers={'Cache-Control': 'no-store'}))
+            return _error("onecron.django.urls is not included at "
+                          "ONECRON['PREFIX']")
         environ[REQUEST_KEY] = request
         try:
             status, headers, body = _call(
@@ -82,6 +84,14 @@ class DjangoCronApp(CronApp):
             self._django = WSGIHandler()
         result: Iterable[bytes] = self._django(environ, start_response)
         return result
+
+
+def _error(why: str) -> HttpResponse:
+    """A 500 that says what is misconfigured (the log says more)."""
+    return _unlogged(HttpResponse(
+        f'Internal Server Error: {why} (see the log)\n', status=500,
+        content_type='text/plain; charset=utf-8',
+        headers={'Cache-Control': 'no-store'}))
 
 
 def _unlogged(response: HttpResponse) -> HttpResponse:

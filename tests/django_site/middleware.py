@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 def mark(get_response: Callable[[HttpRequest], HttpResponse]
          ) -> Callable[[HttpRequest], HttpResponse]:
     def middleware(request: HttpRequest) -> HttpResponse:
-        setattr(request, 'marked_by_middleware', True)
+        request.marked_by_middleware = True
         response = get_response(request)
         response['X-Marked'] = 'yes'
         return response

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .urls import home
 from django.urls import path
+
+from .urls import home
 
 urlpatterns = [path('', home)]

@@ -8,7 +8,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
@@ -26,7 +26,7 @@ _DJANGO_OPTIONS = ('--settings', '--pythonpath')
 class Command(BaseCommand):  # type: ignore[misc]
     help = ("onecron's commands for the project's jobs: list, run JOB, "
             'history, status, export, ... (see: manage.py onecron --help)')
-    requires_system_checks: list[str] = []
+    requires_system_checks: ClassVar[list[str]] = []
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument('args', nargs=argparse.REMAINDER,
