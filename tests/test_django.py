@@ -212,6 +212,23 @@ def test_include_elsewhere_than_the_prefix_is_an_error(
     assert not checks.run_checks(tags=[checks.Tags.urls])
 
 
+def test_base_url_host_not_allowed_is_a_warning(site: Site) -> None:
+    """A BASE_URL whose host Django refuses: a system check warning."""
+    from django.core import checks
+    from django.test import override_settings
+
+    try:
+        with override_settings(ALLOWED_HOSTS=['.example.org', '[::1]']):
+            for base_url, warned in [('http://127.0.0.1:8000', True),
+                                     ('https://www.example.org', False),
+                                     ('http://[::1]:8000/', False)]:
+                site.cron.base_url = base_url
+                found = [message.id for message in checks.run_checks()]
+                assert ('onecron.W001' in found) is warned, base_url
+    finally:
+        site.cron.base_url = None
+
+
 def test_asgi_request_is_a_clear_error(
         site: Site, caplog: pytest.LogCaptureFixture) -> None:
     """Served through ASGI: a 500 and a log line that says why, no run."""

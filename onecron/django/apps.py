@@ -14,12 +14,14 @@ import difflib
 import inspect
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import request_started
+from django.http.request import validate_host
 from django.urls import NoReverseMatch, get_script_prefix, reverse
 from django.utils.module_loading import autodiscover_modules
 
@@ -61,6 +63,7 @@ class OnecronConfig(AppConfig):  # type: ignore[misc]
         _install(cron)
         request_started.connect(_notice, dispatch_uid='onecron.django')
         checks.register(check_urls, checks.Tags.urls)
+        checks.register(check_base_url)
         autodiscover_modules('cronjobs')
 
 
@@ -134,3 +137,25 @@ def check_urls(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
             hint=f"{hint}, or set ONECRON['PREFIX'] = "
                  f"{where.rstrip('/')!r}", id='onecron.E002')]
     return []
+
+
+def check_base_url(app_configs: Any,
+                   **kwargs: Any) -> list[checks.CheckMessage]:
+    """The scheduler calls the base URL: Django must allow its host, or
+    answers each call 400."""
+    base_url = get_cronapp().base_url
+    if not isinstance(base_url, str):
+        return []  # none, or one per application id
+    host = urlsplit(base_url).hostname or ''
+    if ':' in host:
+        host = f'[{host}]'  # as Django's ALLOWED_HOSTS writes IPv6
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = ['.localhost', '127.0.0.1', '[::1]']  # as Django does
+    if validate_host(host, allowed):
+        return []
+    return [checks.Warning(
+        f"ONECRON['BASE_URL'] names the host {host!r}, which is not in "
+        f"ALLOWED_HOSTS: Django would refuse the scheduler's calls (400)",
+        hint='add it to ALLOWED_HOSTS, or set BASE_URL to a URL of an '
+             'allowed host', id='onecron.W001')]

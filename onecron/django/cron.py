@@ -38,6 +38,7 @@ class DjangoCronApp(CronApp):
         """Start the scheduler for a request if it is the one to (its
         host is allowed, or a base URL is configured): what every request
         to a CronApp does."""
+        # internal: CronApp.__call__'s own test, and its _notice
         if self._watching and self._static_id not in self._schedulers:
             try:
                 self._notice(environ)
