@@ -71,32 +71,34 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     served: list[Any] = []
     server = LiveServer(lambda environ, start_response: served[0](
         environ, start_response))
-    settings.configure(
-        DEBUG=False, SECRET_KEY='the django secret key, not onecron\'s',
-        ALLOWED_HOSTS=['127.0.0.1'],
-        INSTALLED_APPS=['onecron.django', 'tests.django_site'],
-        MIDDLEWARE=['tests.django_site.middleware.mark'],
-        ROOT_URLCONF='tests.django_site.urls',
-        DATABASES={'default': {'ENGINE': 'django.db.backends.sqlite3',
-                               'NAME': str(directory / 'db.sqlite')}},
-        USE_TZ=True, TIME_ZONE='UTC', LOGGING_CONFIG=None,
-        ONECRON={'SECRET': SECRET, 'APPLICATION_ID': 'django-test',
-                 'STORE': str(directory / 'runs.sqlite'),
-                 'LOCK_DIR': str(directory),
-                 'ALLOWED_HOSTS': [f'127.0.0.1:{server.port}']})
-    django.setup()
-    from django.core.wsgi import get_wsgi_application
-
-    from onecron.django import get_cronapp
-
-    discovered = JOBS in sys.modules
-    served.append(get_wsgi_application())
-    cron = get_cronapp()
     try:
-        yield Site(cron, sys.modules[JOBS], directory / 'runs.sqlite',
-                   discovered, server)
+        settings.configure(
+            DEBUG=False, SECRET_KEY='the django secret key, not onecron\'s',
+            ALLOWED_HOSTS=['127.0.0.1'],
+            INSTALLED_APPS=['onecron.django', 'tests.django_site'],
+            MIDDLEWARE=['tests.django_site.middleware.mark'],
+            ROOT_URLCONF='tests.django_site.urls',
+            DATABASES={'default': {'ENGINE': 'django.db.backends.sqlite3',
+                                   'NAME': str(directory / 'db.sqlite')}},
+            USE_TZ=True, TIME_ZONE='UTC', LOGGING_CONFIG=None,
+            ONECRON={'SECRET': SECRET, 'APPLICATION_ID': 'django-test',
+                     'STORE': str(directory / 'runs.sqlite'),
+                     'LOCK_DIR': str(directory),
+                     'ALLOWED_HOSTS': [f'127.0.0.1:{server.port}']})
+        django.setup()
+        from django.core.wsgi import get_wsgi_application
+
+        from onecron.django import get_cronapp
+
+        discovered = JOBS in sys.modules
+        served.append(get_wsgi_application())
+        cron = get_cronapp()
+        try:
+            yield Site(cron, sys.modules[JOBS], directory / 'runs.sqlite',
+                       discovered, server)
+        finally:
+            cron.stop()
     finally:
-        cron.stop()
         server.close()
 
 
