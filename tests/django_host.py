@@ -17,20 +17,22 @@ from django.core.management import call_command
 from waitress.server import create_server
 
 from example_app.django_app.wsgi import application
+from onecron.django import get_cronapp
 
 
 def main() -> None:
+    cron = get_cronapp()
     # no scheduler until the test says so: not even with the first request
-    application.stop()
+    cron.stop()
     call_command('migrate', verbosity=0)
     server = create_server(application, host='127.0.0.1', port=0, threads=4)
     threading.Thread(target=server.run, daemon=True).start()
     base_url = f'http://127.0.0.1:{server.effective_port}'
-    name, = application.jobs
-    print('ready', base_url, application.url_for(name, base_url), flush=True)
+    name, = cron.jobs
+    print('ready', base_url, cron.url_for(name, base_url), flush=True)
     for line in sys.stdin:
         if line.strip() == 'start':
-            application.start(base_url=base_url)
+            cron.start(base_url=base_url)
             print('started', flush=True)
 
 

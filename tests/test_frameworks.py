@@ -241,7 +241,7 @@ def django_host(tmp_path_factory: pytest.TempPathFactory
 
 
 def test_django_view_writes_through_the_orm(django_host: DjangoHost) -> None:
-    """A Django view answers through onecron; its ORM write is stored."""
+    """A Django view answers beside onecron; its ORM write is stored."""
     before = len(django_host.visits())
     status, body = fetch(f'{django_host.base_url}/')
     assert (status, body) == (200, f'Hello from Django, visit {before + 1}\n')

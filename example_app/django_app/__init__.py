@@ -1,4 +1,5 @@
-"""Django with onecron: a one-settings project whose job uses the ORM.
+"""Django with onecron.django: a one-settings project whose job, in
+``cronjobs.py``, uses the ORM.
 
 ``python -m example_app.django_app`` migrates its SQLite database and
 serves it with waitress; ``python -m example_app.django_app.manage
