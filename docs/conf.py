@@ -14,7 +14,7 @@ import sys
 # the checkout's onecron, not an installed one
 sys.path.insert(0, os.path.abspath('..'))
 
-import onecron  # noqa: E402
+import onecron
 
 project = 'onecron'
 author = 'the onecron authors'
