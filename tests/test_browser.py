@@ -19,6 +19,9 @@ from .conftest import LiveServer
 
 CHROMIUM = shutil.which('chromium')
 ARTIFACTS = Path(__file__).resolve().parent.parent / 'artifacts'
+#: the status page as the documentation shows it, made by this test
+DOCS_SCREENSHOT = (Path(__file__).resolve().parent.parent / 'docs'
+                   / '_static' / 'status-page.png')
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None,
                                 reason='chromium is not installed')
@@ -135,6 +138,8 @@ def test_status_page_fits_and_run_now_shows_up_in_the_history(
             'disabled')
         expect(page.locator('#app-default')).to_contain_text('scheduler')
         assert page.evaluate(LAYOUT_PROBLEMS) == []
+        # rendered right: the picture in the docs' status page section
+        page.screenshot(path=DOCS_SCREENSHOT, full_page=True)
         job_row(page, CLEAN_UP).get_by_text('Change schedule').click()
         expect(job_row(page, CLEAN_UP).get_by_role(
             'button', name='Override')).to_be_visible()
