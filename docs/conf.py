@@ -50,6 +50,6 @@ autodoc_default_options = {
 
 # doctests run in the build process: no scheduler may ever start in it
 doctest_global_setup = '''
-import onecron.autostart
-onecron.autostart.disable()
+import onecron.running.autostart
+onecron.running.autostart.disable()
 '''

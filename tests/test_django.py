@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from onecron import CronApp, Outcome, Trigger
-from onecron.sqlite import SqliteStore
+from onecron.stores.sqlite import SqliteStore
 
 from .conftest import LiveServer, wait_for
 

@@ -15,9 +15,15 @@ from flask import Flask, current_app, g, redirect, request
 from flask_sqlalchemy import SQLAlchemy
 
 from onecron import (
-    CronApp, DuplicateJob, InvalidSchedule, OnecronError, Outcome, Trigger)
+    CronApp,
+    DuplicateJob,
+    InvalidSchedule,
+    OnecronError,
+    Outcome,
+    Trigger,
+)
 from onecron.flask import Cron
-from onecron.sqlite import SqliteStore
+from onecron.stores.sqlite import SqliteStore
 
 from .conftest import Failures, LiveServer, wait_for
 
