@@ -24,7 +24,7 @@ import pytest
 from webob import Request
 
 from onecron import CronApp
-from onecron.cli.commands import main
+from onecron.cli import main
 from onecron.running import autostart
 from onecron.running.autostart import gunicorn_master, serving_process
 

@@ -26,7 +26,7 @@ from webob import Request
 
 import onecron
 from onecron import Schedule, __version__
-from onecron.cli.commands import load, main
+from onecron.cli import load, main
 from onecron.running.lock import JobLocks
 
 from .conftest import LiveServer, wait_for
@@ -996,7 +996,7 @@ def test_run_command_serves_an_app_object_without_naming_it(
     """run_command runs the same commands for an app object, whose command
     line names no APP, with the same errors and exit codes."""
     from onecron import CronApp
-    from onecron.cli.commands import run_command
+    from onecron.cli import run_command
 
     def wsgi(environ, start_response):
         start_response('200 OK', [('Content-Type', 'text/plain')])

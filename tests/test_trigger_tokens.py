@@ -21,7 +21,7 @@ from itsdangerous import URLSafeSerializer
 from webob import Request, Response
 
 from onecron import CronApp
-from onecron.cli.commands import main
+from onecron.cli import main
 from onecron.protocol.headers import RUN_HEADER
 from onecron.stores.base import Outcome, Trigger
 

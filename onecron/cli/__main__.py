@@ -2,6 +2,6 @@
 
 import sys
 
-from onecron.cli.commands import main
+from onecron.cli.program import main
 
 sys.exit(main())

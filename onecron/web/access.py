@@ -31,23 +31,28 @@ without checking the password until the minute has passed.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import ipaddress
 import logging
 import math
-import re
 import secrets
-import threading
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from webob import Request, Response
 
 from onecron.reporting import CallbackFailures, Reporter
+from onecron.web.addresses import (
+    _address,
+    _client_address,
+    _is_loopback,
+    _networks,
+)
+from onecron.web.passwords import LoginThrottle as LoginThrottle
+from onecron.web.passwords import check_password_hash as check_password_hash
+from onecron.web.passwords import hash_password as hash_password
+from onecron.web.passwords import verify_password as verify_password
 
 log = logging.getLogger(__name__)
 
@@ -61,253 +66,6 @@ CSRF_COOKIE = 'onecron_csrf'
 #: the form field holding the CSRF token
 CSRF_FIELD = 'csrf'
 
-_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-# scrypt costs (RFC 7914 "interactive"): ~16 MiB and some 50 ms per check
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2 ** 14, 8, 1
-_PBKDF2_MIN_ITERATIONS = 100_000
-_FORWARDED_HEADERS = ('X-Forwarded-For', 'Forwarded', 'X-Real-IP')
-# RFC 7239: forwarded-pair = token "=" value; value = token / quoted-string
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_FORWARDED_PAIR = re.compile(
-    rf'({_TOKEN})=({_TOKEN}|"(?:[^"\\]|\\.)*")')
-# node-port = port / obfport
-_NODE_PORT = re.compile(r':(?:[0-9]{1,5}|_[A-Za-z0-9._-]+)')
-
-
-def hash_password(password: str) -> str:
-    """A salted scrypt hash of ``password`` for ``status_password_hash``.
-
-    ``scrypt$16384$8$1$<salt>$<hash>``, base64. Make one with
-    ``python -c "import getpass, onecron.web.access as a;
-    print(a.hash_password(getpass.getpass()))"``.
-    """
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode('utf-8'), salt=salt,
-                            n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
-    return (f'scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}$'
-            f'{_b64(salt)}${_b64(digest)}')
-
-
-def verify_password(password: str, password_hash: str) -> bool:
-    """Whether ``password`` matches ``password_hash``, in constant time.
-
-    Reads :func:`hash_password`'s format and
-    ``pbkdf2_sha256$<iterations>$<salt>$<hash>`` (Django's). A malformed
-    hash matches nothing.
-    """
-    try:
-        expected, compute = _parse_hash(password_hash)
-        actual = compute(password.encode('utf-8'))
-    except ValueError:
-        return False
-    return hmac.compare_digest(actual, expected)
-
-
-def check_password_hash(password_hash: str) -> None:
-    """Raise ``ValueError`` if ``password_hash`` is not a usable hash."""
-    _parse_hash(password_hash)
-
-
-def _parse_hash(text: str) -> tuple[bytes, Callable[[bytes], bytes]]:
-    """The digest in ``text`` and the function that recomputes it."""
-    if not isinstance(text, str):
-        raise ValueError(f'a password hash is a str, '
-                         f'got {type(text).__name__}')
-    kind, _, rest = text.partition('$')
-    parts = rest.split('$')
-    try:
-        if kind == 'scrypt' and len(parts) == 5:
-            n, r, p = (int(part) for part in parts[:3])
-            salt, digest = _unb64(parts[3]), _unb64(parts[4])
-            if n < 2 ** 10 or n & (n - 1) or not 0 < r * p <= 64:
-                raise ValueError('scrypt costs out of range')
-            return digest, lambda password: hashlib.scrypt(
-                password, salt=salt, n=n, r=r, p=p, dklen=len(digest),
-                maxmem=256 * r * n)
-        if kind == 'pbkdf2_sha256' and len(parts) == 3:
-            iterations = int(parts[0])
-            salt = parts[1].encode('utf-8')
-            digest = _unb64(parts[2])
-            if iterations < _PBKDF2_MIN_ITERATIONS:
-                raise ValueError(f'pbkdf2 iterations {iterations} are fewer '
-                                 f'than {_PBKDF2_MIN_ITERATIONS}')
-            return digest, lambda password: hashlib.pbkdf2_hmac(
-                'sha256', password, salt, iterations, dklen=len(digest))
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f'not a usable password hash ({exc}); make one '
-                         'with onecron.access.hash_password') from None
-    raise ValueError('not a password hash of onecron.access.hash_password '
-                     '(scrypt$...) or Django (pbkdf2_sha256$...)')
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode('ascii')
-
-
-def _unb64(text: str) -> bytes:
-    data = base64.b64decode(text, validate=True)
-    if not data:
-        raise ValueError('empty base64 field')
-    return data
-
-
-def _address(text: str) -> _Address | None:
-    """``text`` as an IP address (IPv4-mapped IPv6 as IPv4), or None."""
-    text = text.strip()
-    if text.startswith('[') and ']' in text:  # [v6]:port, as in Forwarded
-        text = text[1:text.index(']')]
-    elif text.count(':') == 1:  # v4:port
-        text = text.partition(':')[0]
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
-    return address
-
-
-def _networks(proxies: Iterable[str]) -> tuple[_Network, ...]:
-    if isinstance(proxies, str):
-        raise TypeError('trusted_proxies is a list of addresses, not a str')
-    try:
-        return tuple(ipaddress.ip_network(proxy, strict=False)
-                     for proxy in proxies)
-    except ValueError as exc:
-        raise ValueError(f'trusted_proxies: {exc}') from None
-
-
-def _trusted(address: _Address | None,
-             proxies: tuple[_Network, ...]) -> bool:
-    return address is not None and any(
-        address in network for network in proxies)
-
-
-def _client_address(request: Request,
-                    proxies: tuple[_Network, ...]) -> str | None:
-    """The client's IP address behind ``proxies``, or None if it cannot
-    be told (see :meth:`Access.client_address`)."""
-    peer = _address(request.remote_addr or '')
-    headers = request.headers
-    if not _trusted(peer, proxies):
-        if any(name in headers for name in _FORWARDED_HEADERS):
-            return None
-        return None if peer is None else str(peer)
-    chains: list[list[_Address | None] | None] = []
-    if 'X-Forwarded-For' in headers:
-        # WSGI joins repeated headers with commas: one list of hops
-        chains.append([_address(hop) for hop in
-                       headers['X-Forwarded-For'].split(',') if hop.strip()])
-    if 'Forwarded' in headers:
-        nodes = _forwarded_for(headers['Forwarded'])
-        chains.append(None if nodes is None
-                      else [_node_address(node) for node in nodes])
-    # a trusted proxy that names no client tells nothing of it; with both
-    # headers, the one the proxy did not write is the client's: they must
-    # agree
-    clients = {_origin(chain, proxies) for chain in chains}
-    if len(clients) != 1:
-        return None
-    client = clients.pop()
-    return None if client is None else str(client)
-
-
-def _origin(chain: list[_Address | None] | None,
-            proxies: tuple[_Network, ...]) -> _Address | None:
-    """The right-most hop of ``chain`` that is not a trusted proxy (the
-    hops left of it may be the client's own inventions), or None."""
-    if not chain:
-        return None
-    for hop in reversed(chain):
-        if not _trusted(hop, proxies):
-            return hop
-    return chain[0]  # proxies all the way: the first one is the client
-
-
-def _forwarded_for(header: str) -> list[str | None] | None:
-    """The ``for=`` node of each element of a ``Forwarded`` header
-    (RFC 7239), left to right, unquoted; None for an element without
-    one. None for the whole header if it does not parse."""
-    elements = _split_quoted(header, ',')
-    if elements is None:
-        return None
-    nodes: list[str | None] = []
-    for element in elements:
-        if not element.strip(' \t'):
-            continue  # an empty list element, allowed and ignored
-        node = None
-        seen = False
-        for pair in _split_quoted(element, ';') or ():
-            match = _FORWARDED_PAIR.fullmatch(pair.strip(' \t'))
-            if match is None:
-                return None
-            name, value = match.groups()
-            if name.lower() != 'for':
-                continue
-            if seen:  # a parameter occurs once per element
-                return None
-            seen = True
-            node = (re.sub(r'\\(.)', r'\1', value[1:-1])
-                    if value.startswith('"') else value)
-        nodes.append(node)
-    return nodes
-
-
-def _split_quoted(text: str, separator: str) -> list[str] | None:
-    """``text`` split at ``separator`` outside quoted strings; None if a
-    quoted string is not closed."""
-    parts, start, quoted, escaped = [], 0, False, False
-    for index, char in enumerate(text):
-        if escaped:
-            escaped = False
-        elif quoted and char == '\\':
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append(text[start:index])
-            start = index + 1
-    if quoted:
-        return None
-    parts.append(text[start:])
-    return parts
-
-
-def _node_address(node: str | None) -> _Address | None:
-    """A ``Forwarded`` node (``192.0.2.1``, ``[2001:db8::1]:80``) as an
-    address; None for ``unknown``, obfuscated names and anything else."""
-    if node is None:
-        return None
-    if node.startswith('['):
-        host, bracket, port = node[1:].partition(']')
-        if not bracket:
-            return None
-        version = 6
-    else:
-        host, colon, port = node.partition(':')
-        port = colon + port
-        version = 4
-    if port and not _NODE_PORT.fullmatch(port):
-        return None
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if address.version != version:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
-    return address
-
-
-def _is_loopback(request: Request, proxies: tuple[_Network, ...]) -> bool:
-    """Whether the client behind ``proxies`` is on this machine."""
-    client = _client_address(request, proxies)
-    address = None if client is None else _address(client)
-    return address is not None and address.is_loopback
-
 
 class Denied(NamedTuple):
     """Why a request may not see the page: 403, 401 asking to log in, or
@@ -317,103 +75,6 @@ class Denied(NamedTuple):
     reason: str
     #: with 429: the seconds until the client may try again
     retry_after: int | None = None
-
-
-class LoginThrottle:
-    """Counts failed logins per client and refuses a client that has too
-    many.
-
-    A client that failed ``limit`` times within ``window`` seconds may
-    not try again until the oldest of those failures is ``window``
-    seconds old: at most ``limit`` guesses per ``window`` per client.
-    A try is counted as it starts, so concurrent requests cannot slip
-    past the limit; a try that succeeds is given back, but does not wipe
-    out the failures before it (behind one address a success may be
-    someone else's). Memory is bounded: at most ``max_clients`` clients
-    are tracked, the one whose last try is oldest is forgotten first.
-
-    :param limit: failed logins a client may have within ``window``
-    :param window: seconds a failed login counts
-    :param max_clients: clients tracked at most
-    :param clock: monotonic seconds (:func:`time.monotonic`)
-    """
-
-    def __init__(self, limit: int = 5, window: float = 60.0, *,
-                 max_clients: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if limit < 1 or max_clients < 1 or not window > 0:
-            raise ValueError('limit, window and max_clients must be '
-                             'positive')
-        self.limit = limit
-        self.window = window
-        self.max_clients = max_clients
-        self._clock = clock
-        # the times of each client's tries that count, oldest first; the
-        # clients in the order of their last try
-        self._tries: OrderedDict[str, deque[float]] = OrderedDict()
-        self._mutex = threading.Lock()
-
-    def __len__(self) -> int:
-        """The number of clients tracked."""
-        return len(self._tries)
-
-    def wait(self, client: str) -> float:
-        """Seconds until ``client`` may try to log in; 0 if it may now."""
-        with self._mutex:
-            return self._wait(client, self._clock())
-
-    def attempt(self, client: str) -> float:
-        """Count a try of ``client`` starting now: 0 if it may go ahead,
-        else the seconds until it may try (and nothing is counted)."""
-        with self._mutex:
-            now = self._clock()
-            wait = self._wait(client, now)
-            if wait:
-                return wait
-            tries = self._tries.get(client)
-            if tries is None:
-                self._forget_expired(now)
-                if len(self._tries) >= self.max_clients:
-                    self._tries.popitem(last=False)
-                tries = self._tries[client] = deque()
-            tries.append(now)
-            self._tries.move_to_end(client)
-            return 0.0
-
-    def succeeded(self, client: str) -> None:
-        """The try :meth:`attempt` counted last for ``client`` succeeded:
-        give it back."""
-        with self._mutex:
-            tries = self._tries.get(client)
-            if tries:
-                tries.pop()
-            if tries is not None and not tries:
-                del self._tries[client]
-
-    def _wait(self, client: str, now: float) -> float:
-        tries = self._tries.get(client)
-        if tries is None:
-            return 0.0
-        while tries and tries[0] <= now - self.window:
-            tries.popleft()
-        if not tries:
-            del self._tries[client]
-            return 0.0
-        if len(tries) < self.limit:
-            return 0.0
-        return tries[0] + self.window - now
-
-    def _forget_expired(self, now: float) -> None:
-        """Drop the clients, oldest first, whose tries no longer count."""
-        while self._tries:
-            client, tries = next(iter(self._tries.items()))
-            if tries and tries[-1] > now - self.window:
-                return
-            del self._tries[client]
-
-    def __repr__(self) -> str:
-        return (f'<LoginThrottle {self.limit} per {self.window:g} s, '
-                f'{len(self._tries)} client(s)>')
 
 
 class Access:
