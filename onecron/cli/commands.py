@@ -5,6 +5,7 @@
 
     onecron list example_app.app:app
     onecron run example_app.app:app example_app.app.morning_report
+    onecron next APP JOB [--count N] [--after ISO-TIME]
     onecron url example_app.app:app JOB --base-url https://example.org
     onecron export kubernetes|systemd|crontab APP --base-url URL [--output DIR]
     onecron history APP [JOB]
@@ -41,6 +42,7 @@ from webob import Request
 from onecron import __version__
 from onecron.app import CronApp
 from onecron.cli import export
+from onecron.cli.next import add_next_parser, next_command  # onecron next
 from onecron.errors import OnecronError, UnknownJob
 from onecron.protocol.headers import RUN_HEADER, TRIGGER_HEADER
 from onecron.running import autostart
@@ -657,6 +659,11 @@ def _parser(prog: str = 'onecron', with_app: bool = True) -> _Parser:
     application_id(sub)
     sub.add_argument('--next', type=_positive, default=1, metavar='N',
                      help='show the next N runs of each job (default 1)')
+
+    # onecron next
+    add_next_parser(command('next', next_command, "Print a job's next "
+                            'fire times, and which a DST change moved or '
+                            'repeated.'))
 
     sub = command('run', _run, 'Run a job once now, in this process, '
                   "through the job's URL.")
