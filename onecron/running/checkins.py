@@ -78,8 +78,10 @@ def monitor_slug(job: str, application_id: str = 'default') -> str:
     slug = _NOT_SLUG.sub('-', text.lower()).strip('-')
     if slug == text and len(slug) <= SLUG_LENGTH and not slug.isdigit():
         return slug
-    digest = hashlib.blake2b(text.encode('utf-8', 'surrogatepass'),
-                             digest_size=_HASH_LENGTH // 2).hexdigest()
+    # the pair, not the text: job 'a/b' is not job 'b' of application 'a'
+    digest = hashlib.blake2b(
+        f'{application_id}\x00{job}'.encode('utf-8', 'surrogatepass'),
+        digest_size=_HASH_LENGTH // 2).hexdigest()
     head = slug[:SLUG_LENGTH - _HASH_LENGTH - 1].rstrip('-') or 'job'
     return f'{head}-{digest}'
 
@@ -191,7 +193,10 @@ def observing() -> Iterator[list[FinishedRun]]:
 
 
 def _client_active() -> bool:
-    return sentry_sdk.get_client().is_active()
+    """Whether ``sentry_sdk.init`` made a client that sends: with a DSN
+    or a transport of its own."""
+    client = sentry_sdk.get_client()
+    return client.is_active() and client.transport is not None
 
 
 class CheckIns:
