@@ -24,6 +24,7 @@ from webob import Request
 from onecron.app import CronApp
 from onecron.errors import OnecronError
 from onecron.protocol.headers import RUN_HEADER, TRIGGER_HEADER
+from onecron.reporting import REDACTED
 from onecron.running.checkins import observing
 from onecron.stores.base import Trigger
 
@@ -46,8 +47,8 @@ class JobResult:
     #: what the job printed to the log and returned (token redacted);
     #: ``''`` when it did not run
     output: str
-    #: what the job raised as ``'Type: message'`` (``'ValueError: bad
-    #: row 3'``), else None
+    #: what the job raised as ``'Type: message'`` on one line
+    #: (``'ValueError: bad row 3'``; the token redacted), else None
     error: str | None
     #: the traceback of a job that raised (token redacted), else None
     traceback: str | None = None
@@ -102,7 +103,9 @@ def run_job(app: CronApp, name: str, *,
     exc = run.exception
     error = None
     if exc is not None:
-        text = ' '.join(str(exc).split())
+        # as the output and traceback: the URL's token redacted
+        token = urlsplit(url).path.rsplit('/', 1)[-1]
+        text = ' '.join(str(exc).replace(token, REDACTED).split())
         error = f'{type(exc).__name__}: {text}' if text \
             else type(exc).__name__
     elif run.error is not None:
