@@ -107,7 +107,7 @@ def test_run_job_multi_tenant(tmp_path: Path) -> None:
         @app.cronjob(hour=3, name='backup')
         def backup(request: Any) -> str:
             ran.append(app.application_id_of(request) or '')
-            return request.host
+            return str(request.host)
 
         result = run_job(app, 'backup', application_id='acme')
         assert (result.status, result.output) == (200, 'acme.example.org')
