@@ -6,8 +6,9 @@ to your application. :func:`simulate` lists what the scheduler would fire
 in a stretch of time, without running anything.
 
 With ``pytest_plugins = ['onecron.testing']`` in your ``conftest.py``
-the fixtures :func:`run_cronjob` and :func:`cron_simulation` give them to
-your tests; set the ``cronapp`` fixture to your application first.
+the fixtures ``run_cronjob(name)`` and ``cron_simulation(start, end)``
+give them to your tests; define a ``cronapp`` fixture that returns your
+application first.
 """
 
 from __future__ import annotations
@@ -95,10 +96,10 @@ def run_job(app: CronApp, name: str, *,
                          f'{found!r}, not {application_id!r}: configure '
                          f'CronApp(base_url=...) to give each id its URL')
     with observing() as finished:
-        response = _call(app, request)
+        status = _call(app, request)
     ran = [run for run in finished if run.job == name]
     if not ran:
-        return JobResult(response.status_code, '', None)
+        return JobResult(status, '', None)
     run = ran[-1]
     exc = run.exception
     error = None
@@ -110,13 +111,13 @@ def run_job(app: CronApp, name: str, *,
             else type(exc).__name__
     elif run.error is not None:
         error = run.error.strip().splitlines()[-1]
-    return JobResult(response.status_code, run.output, error, run.error)
+    return JobResult(status, run.output, error, run.error)
 
 
-def _call(app: CronApp, request: Request) -> Any:
-    """``request``'s answer from ``app``'s job URLs, without what a
-    request does first in a serving process (start a scheduler)."""
-    path = request.path_info
+def _call(app: CronApp, request: Request) -> int:
+    """The HTTP status of ``request``'s answer from ``app``'s job URLs,
+    without what a request does first in a serving process (start a
+    scheduler)."""
     status: list[str] = []
 
     def start_response(line: str, headers: Any,
@@ -125,14 +126,15 @@ def _call(app: CronApp, request: Request) -> Any:
         return lambda data: None
 
     respond: StartResponse = start_response
-    body = b''.join(app._serve(path, request.environ, respond))
-    return _Answer(int(status[-1].split(' ', 1)[0]), body)
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status_code: int
-    body: bytes
+    body = app._serve(request.path_info, request.environ, respond)
+    try:
+        for _ in body:
+            pass
+    finally:
+        close = getattr(body, 'close', None)
+        if close is not None:
+            close()
+    return int(status[-1].split(' ', 1)[0])
 
 
 def simulate(app: CronApp, start: datetime, end: datetime, *,
