@@ -42,6 +42,7 @@ from onecron.reporting import CallbackFailures, Reporter
 from onecron.running import lock as _lock
 from onecron.running.autostart import Deferred, in_child
 from onecron.running.caller import Caller
+from onecron.running.checkins import CheckIns  # sentry crons
 from onecron.running.clockwork import Clockwork
 from onecron.running.housekeeping import Housekeeper
 from onecron.running.lock import HostLock, lock_directory, lock_path
@@ -146,6 +147,9 @@ class CronApp(Controls):
     :param clock: gives the current aware datetime
     :param caller: makes the scheduler's HTTP calls
     :param reporter: where failures and slow runs are reported
+    :param sentry_crons: with an active Sentry client, each run checks in
+        with Sentry Crons (see :mod:`onecron.running.checkins`); False
+        sends no check-ins
     """
 
     def __init__(self, wrapped: WSGIApplication | None = None, *,
@@ -177,7 +181,8 @@ class CronApp(Controls):
                  grace: float | timedelta | None = None,
                  lease_time: float = 30.0,
                  clock: Clock = utcnow, caller: Caller | None = None,
-                 reporter: Reporter | None = None) -> None:
+                 reporter: Reporter | None = None,
+                 sentry_crons: bool = True) -> None:
         if wrapped is not None and not callable(wrapped):
             raise TypeError(f'wrapped must be a WSGI application, '
                             f'got {type(wrapped).__name__}')
@@ -207,6 +212,12 @@ class CronApp(Controls):
             raise ValueError(f'max_offset must be 0 or more, '
                              f'got {max_offset!r}')
         self.wrapped = wrapped
+        # sentry crons: read at each run, so it may be set
+        if not isinstance(sentry_crons, bool):
+            raise TypeError(f'sentry_crons must be True or False, '
+                            f'got {sentry_crons!r}')
+        #: whether runs check in with Sentry Crons (with an active client)
+        self.sentry_crons = sentry_crons
         self._application_id = application_id
         # None when the id is computed per request: always look it up
         self._static_id = (application_id if isinstance(application_id, str)
@@ -317,7 +328,10 @@ class CronApp(Controls):
             legacy_static_tokens=self._static_id is not None,
             access=(job_guard := JobAccess(
                 job_access, trusted_proxies=self.trusted_proxies)),
-            failures=self._failures)
+            failures=self._failures,
+            # sentry crons
+            checkins=CheckIns(lambda: self.sentry_crons,
+                              slow_after=slow_after))
         if job_guard.refuses_direct_local_calls():
             log.warning("job_access='loopback' with a loopback address in "
                         'trusted_proxies: calls from this host must come '

@@ -74,16 +74,15 @@ def test_every_code_example_runs(tmp_path: Path) -> None:
 
 #: Python examples shown but not executed, per page: code of other
 #: libraries (coming-from), APIs whose modules are not in onecron yet
-#: (onecron.flask, .django, .pyramid, .testing; sentry_crons), and
+#: (onecron.flask, .django, .pyramid), and
 #: snippets a hidden doctest on the same page runs in full. Turn one into
 #: a ``testcode`` block when its module lands, and lower its count here.
 NOT_EXECUTED = {
     'coming-from': 3,               # APScheduler, Celery, django-cron
     'explanation/exactly-once': 1,  # misfire policies: hidden doctest
     'how-to/django': 1,             # a job using the ORM: needs a database
-    'how-to/monitoring': 1,         # sentry_crons
     'how-to/rotating-the-secret': 2,  # secret lists: hidden doctest
-    'how-to/testing': 1,            # onecron.testing
+    'how-to/testing': 1,            # a pytest conftest.py and test module
 }
 
 

@@ -22,6 +22,7 @@ from onecron.cli.commands import (
     _url,
 )
 from onecron.cli.errors import UsageError
+from onecron.cli.next import add_next_parser, next_command
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,6 +92,10 @@ def _parser(prog: str = 'onecron', with_app: bool = True) -> _Parser:
     application_id(sub)
     sub.add_argument('--next', type=_positive, default=1, metavar='N',
                      help='show the next N runs of each job (default 1)')
+
+    add_next_parser(command('next', next_command, "Print a job's next "
+                            'fire times, and which a DST change moved or '
+                            'repeated.'))
 
     sub = command('run', _run, 'Run a job once now, in this process, '
                   "through the job's URL.")

@@ -5,6 +5,7 @@
 
     onecron list example_app.app:app
     onecron run example_app.app:app example_app.app.morning_report
+    onecron next APP JOB [--count N] [--after ISO-TIME]
     onecron url example_app.app:app JOB --base-url https://example.org
     onecron export kubernetes|systemd|crontab APP --base-url URL [--output DIR]
     onecron history APP [JOB]

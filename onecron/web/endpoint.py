@@ -49,6 +49,7 @@ from onecron.protocol.signing import (
     TriggerToken,
 )
 from onecron.reporting import REDACTED, CallbackFailures, Reporter, redacting
+from onecron.running.checkins import CheckIns  # sentry crons
 from onecron.running.lock import JobLocks
 from onecron.running.mail import Notify
 from onecron.running.misfire import nearest
@@ -106,8 +107,11 @@ class JobEndpoint:
                  static_urls: bool = True,
                  legacy_static_tokens: bool = False,
                  access: JobAccess | None = None,
-                 failures: CallbackFailures | None = None) -> None:
+                 failures: CallbackFailures | None = None,
+                 checkins: CheckIns | None = None) -> None:
         self.prefix = prefix
+        # sentry crons: a check-in as each run starts and ends
+        self._checkins = checkins or CheckIns(slow_after=slow_after)
         # a failing job_access or application_id callable, reported once
         self._failures = failures or CallbackFailures(reporter)
         self._occurrence_window = occurrence_window
@@ -350,10 +354,14 @@ class JobEndpoint:
         error = None
         # what the job logs or raises may quote its own URL (request.url)
         token = _token_of(request)
+        # sentry crons
+        checkin = self._checkins.start(job, application_id,
+                                       self._schedule_of)
         with captured() as lines, redacting(token):
             try:
                 result = job.func(request)
             except Exception as exc:
+                checkin.exception = exc  # sentry crons
                 self._reporter.failure(job.name, application_id,
                                        f'{type(exc).__name__} raised', exc)
                 error = ''.join(traceback.format_exception(exc))
@@ -371,6 +379,7 @@ class JobEndpoint:
         self._history.finished(
             run_id, outcome=outcome, http_status=500 if error else 200,
             output=output, error=error)
+        checkin.finish(duration, output=output, error=error)  # sentry crons
         if self._notify is not None:
             self._notify(job, application_id, outcome, output=output,
                          error=error, duration=duration)
