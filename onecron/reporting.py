@@ -12,12 +12,19 @@ made it.
 While a job runs, its URL's token is a secret that what it logs or
 raises may quote (``request.url``, a frame's local ``request``):
 :func:`redacting` replaces it with ``[token]`` in every Sentry event sent
-meanwhile from that thread, and in this module's log records.
+meanwhile from that thread, and in this module's log records. Sentry's own
+integrations add the request's URL (an error's ``request``, a
+transaction's name and spans) after the global event processors ran, and
+a transaction is sent after the job's context ended: so every path
+segment under a job endpoint's prefix that is shaped like a token
+(:func:`watch_prefix`) is replaced too, and the scrubbing also runs last,
+chained onto the client's ``before_send`` and ``before_send_transaction``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +45,13 @@ REDACTED = '[token]'
 #: the secrets of what runs in this context, to keep out of reports
 _secrets: ContextVar[tuple[str, ...]] = ContextVar('onecron_secrets',
                                                    default=())
+
+#: the job endpoints' prefixes in this process, and what matches a token
+#: under one of them: a path segment of 20 or more URL-safe characters
+#: (signed tokens are longer; the status page's own paths are shorter)
+_prefixes: set[str] = set()
+_token_paths: re.Pattern[str] | None = None
+_watching = threading.Lock()
 
 _FAILED = 'job %s (%s) failed: %s'
 _SLOW = 'job %s (%s) was slow: it took %.1fs (limit %.1fs)'
@@ -86,6 +100,7 @@ def redacting(secret: str) -> Iterator[None]:
     """Keep ``secret`` out of Sentry events and this module's log records
     made in this context (a thread, while a job runs)."""
     reset = _secrets.set((*_secrets.get(), secret))
+    _guard_client()
     try:
         yield
     finally:
@@ -107,9 +122,61 @@ def redact(value: Any, secrets: tuple[str, ...]) -> Any:
     return value
 
 
+def watch_prefix(prefix: str) -> None:
+    """From now on, scrub token-shaped path segments under ``prefix`` (a
+    job endpoint's) from every Sentry event of this process, whoever adds
+    them, and keep the scrubbing last in the client's chain."""
+    global _token_paths
+    with _watching:
+        if prefix not in _prefixes:
+            _prefixes.add(prefix)
+            alternatives = '|'.join(re.escape(known.rstrip('/'))
+                                    for known in sorted(_prefixes))
+            _token_paths = re.compile(
+                f'({alternatives})((?:/[ot])?)/[A-Za-z0-9_.~%-]{{20,}}')
+    _guard_client()
+
+
+def _scrub_paths(value: Any, pattern: re.Pattern[str]) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(lambda match: f'{match.group(1)}{match.group(2)}'
+                           f'/{REDACTED}', value)
+    if isinstance(value, dict):
+        return {_scrub_paths(key, pattern): _scrub_paths(item, pattern)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scrub_paths(item, pattern) for item in value)
+    return value
+
+
 def _scrub_event(event: Any, hint: Any) -> Any:
     secrets = _secrets.get()
-    return redact(event, secrets) if secrets else event
+    if secrets:
+        event = redact(event, secrets)
+    pattern = _token_paths
+    return event if pattern is None else _scrub_paths(event, pattern)
+
+
+def _last(previous: Any) -> Any:
+    """A ``before_send`` that runs ``previous`` (the user's), then scrubs."""
+    def scrub_last(event: Any, hint: Any) -> Any:
+        if callable(previous):
+            event = previous(event, hint)
+        return None if event is None else _scrub_event(event, hint)
+    scrub_last._onecron = True  # type: ignore[attr-defined]
+    return scrub_last
+
+
+def _guard_client() -> None:
+    """Chain the scrubbing onto the active client's ``before_send`` and
+    ``before_send_transaction``, which run after every event processor
+    (once per client: a client made later is guarded at the next run)."""
+    options = getattr(sentry_sdk.get_client(), 'options', None)
+    if not isinstance(options, dict):
+        return
+    for key in ('before_send', 'before_send_transaction'):
+        if not getattr(options.get(key), '_onecron', False):
+            options[key] = _last(options.get(key))
 
 
 class _Scrub(logging.Filter):

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sentry_sdk
+from sentry_sdk import transport as sentry_transport
+from sentry_sdk.integrations.wsgi import SentryWsgiMiddleware
 from webob import Request
 
 from onecron import CronApp
@@ -124,3 +127,39 @@ def test_a_failing_scheduled_job_is_one_sentry_event(
     messages = [json.dumps(event, default=str) for event in sentry_events]
     assert len(sentry_events) == 1, messages
     assert 'boom' in messages[0] and 'HTTP 500' not in messages[0]
+
+
+class _Envelopes(sentry_transport.Transport):
+    """Keeps every envelope the client sends, serialized."""
+
+    def __init__(self, sent: list[bytes]) -> None:
+        super().__init__()
+        self.sent = sent
+
+    def capture_envelope(self, envelope: Any) -> None:
+        self.sent.append(envelope.serialize())
+
+
+def test_sentrys_wsgi_middleware_sends_no_token(app: CronApp) -> None:
+    """Behind Sentry's own WSGI middleware, with tracing on, neither the
+    error event of a failing job nor the request's transaction names the
+    token: the middleware adds the request's URL after onecron's global
+    processor ran, so the scrubbing runs last, as before_send does."""
+    sent: list[bytes] = []
+    sentry_sdk.init(dsn='https://key@sentry.invalid/1',
+                    transport=_Envelopes(sent), traces_sample_rate=1.0)
+    try:
+        app.cronjob(name='broken')(lambda request: 1 / 0)
+        url = app.url_for('broken')
+        token = url.rsplit('/', 1)[1]
+        response = Request.blank(url, method='POST').get_response(
+            SentryWsgiMiddleware(app))
+        assert response.status_code == 500
+        sentry_sdk.flush()
+    finally:
+        sentry_sdk.init()  # back to a client that sends nothing
+    kinds = b''.join(sent)
+    assert b'"type":"event"' in kinds and b'"type":"transaction"' in kinds
+    assert b'ZeroDivisionError' in kinds
+    assert b'/cronjobs/[token]' in kinds
+    assert all(token.encode() not in envelope for envelope in sent)

@@ -48,7 +48,13 @@ from onecron.protocol.signing import (
     StaticToken,
     TriggerToken,
 )
-from onecron.reporting import REDACTED, CallbackFailures, Reporter, redacting
+from onecron.reporting import (
+    REDACTED,
+    CallbackFailures,
+    Reporter,
+    redacting,
+    watch_prefix,
+)
 from onecron.running.checkins import CheckIns  # sentry crons
 from onecron.running.lock import JobLocks
 from onecron.running.mail import Notify
@@ -110,6 +116,7 @@ class JobEndpoint:
                  failures: CallbackFailures | None = None,
                  checkins: CheckIns | None = None) -> None:
         self.prefix = prefix
+        watch_prefix(prefix)  # its tokens stay out of every Sentry event
         # sentry crons: a check-in as each run starts and ends
         self._checkins = checkins or CheckIns(slow_after=slow_after)
         # a failing job_access or application_id callable, reported once
