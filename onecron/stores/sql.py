@@ -14,7 +14,7 @@ pages of runs, leases, holds, prune's bookkeeping).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -298,7 +298,3 @@ class SqlStore(Store):
             db.execute(self._sql.forget_scheduler,
                        (application_id, host, pid))
 
-
-def wanted(application_ids: Iterable[str]) -> list[str]:
-    """The distinct ``application_ids``, in their order."""
-    return list(dict.fromkeys(application_ids))
