@@ -35,7 +35,6 @@ from onecron.stores.base import (
     Run,
     RunKeyTaken,
     Trigger,
-    utc,
 )
 from onecron.stores.sql import Dialect, Statements
 from onecron.stores.sqlite_connections import (
@@ -135,8 +134,9 @@ _FINISH = '''
 
 
 def _text(moment: datetime) -> str:
-    """The stored form of a time: fixed-width UTC ISO 8601 text."""
-    return utc(moment).isoformat(timespec='microseconds')
+    """The stored form of a UTC time (:class:`Store` made it one): fixed-
+    width ISO 8601 text, which sorts in time order."""
+    return moment.isoformat(timespec='microseconds')
 
 
 def _text_or_none(moment: datetime | None) -> str | None:
