@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from onecron.stores.records import (
     Hold,
@@ -25,6 +25,9 @@ from onecron.stores.records import (
     SchedulerInfo,
     Trigger,
 )
+
+if TYPE_CHECKING:
+    from onecron.stores.base import Store
 
 
 @runtime_checkable
@@ -140,3 +143,11 @@ class Heartbeats(Protocol):
 
 #: every role, by name
 ROLES: tuple[type, ...] = (RunLog, Claims, Leases, Switches, Heartbeats)
+
+
+if TYPE_CHECKING:
+    def _plays_every_role(store: Store) -> tuple[
+            RunLog, Claims, Leases, Switches, Heartbeats]:
+        """Never called: the type checker checks that a store plays each
+        role, with the signatures of the role."""
+        return store, store, store, store, store
