@@ -1,9 +1,12 @@
 """Where runs, claims, leases, switches and heartbeats are kept.
 
-:mod:`onecron.stores.base` holds the records and the interface every
-backend implements; :mod:`onecron.stores.sqlite` (the default) and
-:mod:`onecron.stores.postgres` (several hosts) implement it, and
-:func:`open_store` turns a ``CronApp(store=...)`` setting into one of them.
+:mod:`onecron.stores.base` holds the interface every backend implements
+(and checks every argument once), :mod:`onecron.stores.records` the
+records, :mod:`onecron.stores.roles` a protocol per role for the parts of
+onecron that use one; :mod:`onecron.stores.sqlite` (the default) and
+:mod:`onecron.stores.postgres` (several hosts) implement it on the SQL of
+:mod:`onecron.stores.sql`, and :func:`open_store` turns a
+``CronApp(store=...)`` setting into one of them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The run store: what ran, when, how it ended, and the operators' switches.
 
-Storage-independent: the records (:class:`Run`, :class:`JobSettings`,
-:class:`Hold`, :class:`SchedulerInfo`), the interface every backend
-implements (:class:`Store`). No I/O happens here; :mod:`onecron.stores.sqlite`
+Storage-independent: the interface every backend implements
+(:class:`Store`), which checks and normalises every argument once; the
+records it returns are in :mod:`onecron.stores.records` (and importable
+from here), the roles a consumer may type against in
+:mod:`onecron.stores.roles`. No I/O happens here; :mod:`onecron.stores.sqlite`
 is the default backend, and :func:`onecron.stores.open_store` turns a
 setting into a store.
 
@@ -13,177 +15,33 @@ as aware UTC datetimes. A naive datetime is refused with ``ValueError``.
 from __future__ import annotations
 
 import abc
-import enum
+import dataclasses
 import logging
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import TypeVar
 
 from onecron.errors import RunKeyTaken as RunKeyTaken
 from onecron.errors import StoreError as StoreError
-from onecron.text import encodable
+from onecron.stores.records import CLAIM_DAYS as CLAIM_DAYS
+from onecron.stores.records import MAX_OUTPUT as MAX_OUTPUT
+from onecron.stores.records import Hold as Hold
+from onecron.stores.records import JobSettings as JobSettings
+from onecron.stores.records import Lease as Lease
+from onecron.stores.records import Outcome as Outcome
+from onecron.stores.records import Run as Run
+from onecron.stores.records import SchedulerInfo as SchedulerInfo
+from onecron.stores.records import Trigger as Trigger
+from onecron.stores.records import _bounded_or_none, _utc_or_none
+from onecron.stores.records import _redacted as _redacted
+from onecron.stores.records import bounded as bounded
+from onecron.stores.records import storable as storable
+from onecron.stores.records import utc as utc
 
 log = logging.getLogger(__name__)
 
 _S = TypeVar('_S', bound='Store')
-
-#: the most characters of a run's output (and of its error) that are kept
-MAX_OUTPUT = 64 * 1024
-
-#: days a claim is kept: long after any retry or catch-up could ask again
-CLAIM_DAYS = 7
-
-
-class Outcome(str, enum.Enum):
-    """How a run ended."""
-
-    OK = 'ok'
-    FAILED = 'failed'
-    SKIPPED = 'skipped'
-    TIMED_OUT = 'timed out'
-    MISSED = 'missed'
-
-
-class Trigger(str, enum.Enum):
-    """Who started a run."""
-
-    SCHEDULER = 'scheduler'
-    URL = 'url'
-    MANUAL = 'manual'
-    CHAIN = 'chain'
-    SOON = 'soon'
-
-
-@dataclass(frozen=True, slots=True)  # slots: made on every job run
-class Run:
-    """One run of a job, finished or not."""
-
-    id: int
-    application_id: str
-    job: str
-    #: the nominal occurrence, before jitter; None for external calls
-    scheduled: datetime | None
-    trigger: Trigger
-    started: datetime
-    #: None while running, and forever after a crash mid-run
-    ended: datetime | None
-    #: None while running
-    outcome: Outcome | None
-    http_status: int | None
-    #: the job's output, at most :data:`MAX_OUTPUT` characters and a marker
-    output: str
-    #: the error message and traceback, bounded like ``output``
-    error: str | None
-    #: the caller's run key, if one was given: unique per application id
-    #: and job
-    key: str | None
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from start to end; None while running."""
-        if self.ended is None:
-            return None
-        return (self.ended - self.started).total_seconds()
-
-    @property
-    def running(self) -> bool:
-        """Whether the run has no outcome yet (or crashed mid-run)."""
-        return self.outcome is None
-
-
-@dataclass(frozen=True)
-class JobSettings:
-    """An operator's switches for one job; the defaults change nothing."""
-
-    enabled: bool = True
-    #: an overriding schedule (the expression text); None: the code's
-    schedule: str | None = None
-    #: the override's time zone; None: the job's own
-    timezone: str | None = None
-
-
-@dataclass(frozen=True)
-class Hold:
-    """Whether an application id's jobs are held, and since when.
-
-    ``since`` is when the current state began (held since, or released
-    since); None if the id was never held.
-    """
-
-    held: bool
-    since: datetime | None
-
-
-@dataclass(frozen=True)
-class SchedulerInfo:
-    """A scheduler thread's sign of life, one per application id and pid."""
-
-    application_id: str
-    host: str
-    pid: int
-    alive_since: datetime
-    heartbeat: datetime
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Which scheduler fires the jobs of an application id, on all hosts.
-
-    One holder at a time: it renews the lease while it runs; when it stops
-    renewing (killed, cut off), another takes over once ``expires`` has
-    passed. ``node`` is the scope of the holder's host lock: a holder on
-    the same node can only be there because the old one let go of that
-    lock (or died), so it takes over at once.
-    """
-
-    application_id: str
-    #: who holds it: ``host:pid`` and a random part, unique per scheduler
-    holder: str
-    #: the holder's host lock scope (host name and lock directory)
-    node: str
-    acquired: datetime
-    #: when the holder last renewed it; firing went on until then
-    renewed: datetime
-    expires: datetime
-
-
-def utc(moment: datetime) -> datetime:
-    """``moment`` in UTC; ``ValueError`` if it is naive."""
-    if moment.tzinfo is timezone.utc:  # the clock's times, on every run
-        return moment
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f'naive datetime {moment.isoformat()}: the store '
-                         'needs aware datetimes')
-    return moment.astimezone(timezone.utc)
-
-
-def storable(text: str) -> str:
-    """``text`` as every backend stores it.
-
-    A NUL (which PostgreSQL text cannot hold) becomes ``\\x00``, and a
-    character UTF-8 cannot encode (a lone surrogate from undecodable bytes,
-    say ``\\udcff``) its backslash escape, so that any text a job prints
-    or a caller sends can be written, and reads back the same from every
-    backend.
-    """
-    if not text.isascii():  # a flag: ASCII text costs no scan
-        text = encodable(text)
-    if '\x00' in text:
-        text = text.replace('\x00', '\\x00')
-    return text
-
-
-def bounded(text: str) -> str:
-    """``text`` cut to :data:`MAX_OUTPUT` characters, with a marker if cut,
-    and made :func:`storable`."""
-    if len(text) > MAX_OUTPUT:
-        dropped = len(text) - MAX_OUTPUT
-        text = (f'{text[:MAX_OUTPUT]}\n'
-                f'[… output truncated: {dropped} characters dropped]')
-    return storable(text)
 
 
 class Store(abc.ABC):
@@ -193,10 +51,14 @@ class Store(abc.ABC):
     database server, of all hosts). Its methods raise :class:`StoreError`
     when the backend fails; callers log it and carry on.
 
-    The run-writing methods are implemented here once: they check and
-    normalise their arguments and make the texts :func:`storable` and
-    bounded, then call :meth:`_start_run`, :meth:`_insert_run` and
-    :meth:`_finish`, which backends implement.
+    Every public method that takes a time, a bound or a text to keep is
+    implemented here once, as a template: it checks and normalises its
+    arguments (aware times to UTC, texts :func:`storable` and bounded,
+    limits and lifetimes checked) and calls the backend's method of the
+    same name with a leading underscore (:meth:`_start_run`,
+    :meth:`_finish`, :meth:`_runs`, ...), which never sees a naive time
+    or a text it cannot store. The methods are grouped by role, each a
+    protocol of :mod:`onecron.stores.roles` that a store satisfies.
     """
 
     # --- runs: written when they start, completed when they end ---------
@@ -305,7 +167,6 @@ class Store(abc.ABC):
         non-empty one.
         """
 
-    @abc.abstractmethod
     def runs(self, application_id: str, job: str | None = None, *,
              limit: int = 50, before_id: int | None = None) -> list[Run]:
         """Runs of an application id (or one of its jobs), newest first.
@@ -313,6 +174,15 @@ class Store(abc.ABC):
         At most ``limit``; pass the last id seen as ``before_id`` for the
         next page.
         """
+        if limit < 0:
+            raise ValueError(f'limit {limit} is negative')
+        return self._runs(application_id, job, limit, before_id)
+
+    def _runs(self, application_id: str, job: str | None, limit: int,
+              before_id: int | None) -> list[Run]:
+        """:meth:`runs`, ``limit`` checked. Backends implement this (a
+        store written before it existed overrides :meth:`runs`)."""
+        raise NotImplementedError(f'{type(self).__name__}._runs')
 
     @abc.abstractmethod
     def last_runs(self, application_id: str) -> dict[str, Run]:
@@ -426,9 +296,8 @@ class Store(abc.ABC):
         with a server clock measure expiry by that clock instead of
         ``now``, so hosts with skewed clocks agree.
         """
-        if not ttl > 0:
-            raise ValueError(f'lease ttl must be positive, got {ttl!r}')
-        return self._take_lease(application_id, holder, node, ttl, utc(now))
+        return self._take_lease(application_id, holder, node,
+                                _ttl(ttl), utc(now))
 
     @abc.abstractmethod
     def _take_lease(self, application_id: str, holder: str, node: str,
@@ -440,12 +309,19 @@ class Store(abc.ABC):
         """Renew (or take) the leases of many application ids at once.
 
         What :meth:`take_lease` does for each; returns the ids ``holder``
-        holds now. Backends override this with one statement: a process
-        with a thousand tenants renews them all in one round trip.
+        holds now. Backends implement :meth:`_renew_leases` with one
+        statement: a process with a thousand tenants renews them all in one
+        round trip.
         """
+        return self._renew_leases(list(application_ids), holder, node,
+                                  _ttl(ttl), utc(now))
+
+    def _renew_leases(self, application_ids: list[str], holder: str,
+                      node: str, ttl: float, now: datetime) -> set[str]:
+        """:meth:`renew_leases`, ``ttl`` checked and ``now`` in UTC."""
         return {application_id for application_id in application_ids
-                if self.take_lease(application_id, holder=holder, node=node,
-                                   ttl=ttl, now=now)[0]}
+                if self._take_lease(application_id, holder, node, ttl,
+                                    now)[0]}
 
     @abc.abstractmethod
     def release_lease(self, application_id: str, holder: str) -> None:
@@ -489,7 +365,6 @@ class Store(abc.ABC):
                     enabled: bool) -> None:
         """Enable or disable a job, for every process sharing the store."""
 
-    @abc.abstractmethod
     def set_schedule(self, application_id: str, job: str,
                      schedule: str | None,
                      timezone: str | None = None) -> None:
@@ -498,12 +373,20 @@ class Store(abc.ABC):
         The store does not parse ``schedule``: validate it first. Resetting
         with a time zone is a ``ValueError``.
         """
+        if schedule is None and timezone is not None:
+            raise ValueError(f'a reset of the schedule of {job!r} takes no '
+                             f'time zone, got {timezone!r}')
+        self._set_schedule(application_id, job, schedule, timezone)
+
+    def _set_schedule(self, application_id: str, job: str,
+                      schedule: str | None, timezone: str | None) -> None:
+        """:meth:`set_schedule`, checked: a reset has no time zone."""
+        raise NotImplementedError(f'{type(self).__name__}._set_schedule')
 
     @abc.abstractmethod
     def hold(self, application_id: str) -> Hold:
         """Whether the jobs of ``application_id`` are held."""
 
-    @abc.abstractmethod
     def set_hold(self, application_id: str, held: bool, *,
                  now: datetime) -> Hold:
         """Hold or release all jobs of an id; return the state before.
@@ -511,6 +394,12 @@ class Store(abc.ABC):
         ``since`` becomes ``now`` when the state changes and stays as it
         was when it does not.
         """
+        return self._set_hold(application_id, bool(held), utc(now))
+
+    def _set_hold(self, application_id: str, held: bool,
+                  now: datetime) -> Hold:
+        """:meth:`set_hold`, atomically, with ``now`` in UTC."""
+        raise NotImplementedError(f'{type(self).__name__}._set_hold')
 
     # --- schedulers -------------------------------------------------------
 
@@ -520,6 +409,13 @@ class Store(abc.ABC):
 
     def heartbeats(self, infos: Iterable[SchedulerInfo]) -> None:
         """:meth:`heartbeat` for many schedulers; backends batch it."""
+        checked = [_utc_info(info) for info in infos]
+        if checked:
+            self._heartbeats(checked)
+
+    def _heartbeats(self, infos: list[SchedulerInfo]) -> None:
+        """:meth:`heartbeats`, with UTC times, at least one; backends
+        write them all at once."""
         for info in infos:
             self.heartbeat(info)
 
@@ -566,14 +462,17 @@ class Store(abc.ABC):
         self.close()
 
 
-def _utc_or_none(moment: datetime | None) -> datetime | None:
-    return None if moment is None else utc(moment)
+def _ttl(ttl: float) -> float:
+    """A lease's lifetime, in seconds: ``ValueError`` unless positive."""
+    if not ttl > 0:
+        raise ValueError(f'lease ttl must be positive, got {ttl!r}')
+    return float(ttl)
 
 
-def _bounded_or_none(text: str | None) -> str | None:
-    return None if text is None else bounded(text)
-
-
-def _redacted(url: str) -> str:
-    """``url`` without the password of its user part."""
-    return re.sub(r'(://[^/@:]*):[^/@]*@', r'\1:***@', url)
+def _utc_info(info: SchedulerInfo) -> SchedulerInfo:
+    """``info`` with its times in UTC; ``ValueError`` if one is naive."""
+    if (info.alive_since.tzinfo is timezone.utc
+            and info.heartbeat.tzinfo is timezone.utc):
+        return info
+    return dataclasses.replace(info, alive_since=utc(info.alive_since),
+                               heartbeat=utc(info.heartbeat))
