@@ -39,7 +39,9 @@ from typing import TYPE_CHECKING
 from webob import Request, Response
 from webob.exc import HTTPMethodNotAllowed
 
-from onecron.job import Job
+from onecron.job import Job, claim
+from onecron.operations import OCCURRENCE_PATH as OCCURRENCE_PATH
+from onecron.operations import TRIGGER_PATH as TRIGGER_PATH
 from onecron.protocol.headers import REPORTED_HEADER, RUN_HEADER
 from onecron.protocol.headers import trigger_of as _trigger_of
 from onecron.protocol.signing import (
@@ -67,10 +69,6 @@ log = logging.getLogger(__name__)
 
 #: the methods that run a job
 RUN_METHODS = ('GET', 'POST')
-#: the path segment under the prefix before an occurrence token
-OCCURRENCE_PATH = 'o'
-#: the path segment under the prefix before a trigger token
-TRIGGER_PATH = 't'
 
 #: triggers a job's ``then`` jobs after a successful run
 Chain = Callable[[Job, Request, str], None]
@@ -328,13 +326,9 @@ class JobEndpoint:
 
         Without a store nothing is claimed: it just runs.
         """
-        store = self._history.store
-        if store is None:
-            return None
-        won = self._history.read(lambda store: store.claim(
-            application_id, job.name, nominal, key=key, now=self._clock()),
-            None)
-        if won is None and store.coordinates:
+        won = claim(self._history, application_id, job.name, nominal, key,
+                    self._clock())
+        if won is None:
             return _plain(503, 'Service Unavailable: the run store cannot '
                           'be reached, so the run cannot be claimed')
         if won is False:
