@@ -51,6 +51,7 @@ from onecron.settings import (
     MisfireSettings,
     ReadOnly,
     Retention,
+    SchedulerSettings,
     StatusPageSettings,
     checked_secrets,
 )
@@ -194,18 +195,13 @@ class CronApp:
             trigger_timeout, connect_timeout, max_concurrent, pool_size,
             slow_after, caller)
         self._retention = Retention(keep_runs, keep_days)
+        scheduling = SchedulerSettings(enabled, autostart, lock_dir,
+                                       lease_time)
         self._defaults = JobDefaults(max_offset,
                                      MisfireSettings(misfire, grace))
-        if not lease_time > 0:
-            raise ValueError(f'lease_time must be positive, '
-                             f'got {lease_time!r}')
         secrets = checked_secrets(secret)
         reporter = reporter or Reporter()
         history = History(open_store(store), reporter=reporter, clock=clock)
-        if occurrence_tokens and history.store is None:
-            log.warning('occurrence_tokens without a store: an occurrence '
-                        'URL is refused outside its window, but can run '
-                        'more than once within it')
         signer = JobSigner(secret)
         self._operations = Operations(
             {}, signer, urls=self._urls, calls=self._calls,
@@ -242,84 +238,67 @@ class CronApp:
                         'server name no client and are refused (403)')
         # the operator's page under the prefix; checks its settings now
         self._status = StatusPage(ops, access=access_of(ops))
-        self._hosting = Schedulers(
-            ops, enabled=enabled, autostart=autostart, lock_dir=lock_dir,
-            lease_time=lease_time, retention=self._retention)
-        self._lock_dir = lock_dir
-        self._lease_time = lease_time
+        self._hosting = Schedulers(ops, settings=scheduling,
+                                   retention=self._retention)
         _instances.add(self)
         if self._hosting.autostarts():
             self._hosting.autostart.arm()
 
     # -- settings fixed at construction ----------------------------------
-    #
     # Each was handed to a part (the endpoint, the status page, the
-    # schedulers, the housekeeper, the caller's pools) or checked together
-    # with another when the app was made: setting one later would leave
-    # the parts on the old value, so it raises AttributeError (_Fixed).
+    # schedulers, the housekeeper, the caller's pools): setting one later
+    # would leave the parts on the old value, so it raises AttributeError
 
     application_id = ReadOnly[ApplicationId](
         '_operations.tenants.application_id',
         'The application id, or the callable that finds it per request.')
-    prefix = ReadOnly[str]('_urls.prefix',
-                         'Where the job URLs and the status page live.')
-    lock_dir = ReadOnly[str | None](
-        '_lock_dir', 'Where the host locks live (None: the default).')
-    enabled = ReadOnly[bool]('_operations.enabled',
-                           'False: no scheduler ever starts.')
-    autostart = ReadOnly[bool | str]('_hosting.autostart_mode',
+    prefix = ReadOnly[str]('_urls.prefix', 'Where the job URLs live.')
+    lock_dir = ReadOnly[str | None]('_hosting.settings.lock_dir',
+                                    'Where the host locks live.')
+    enabled = ReadOnly[bool]('_hosting.settings.enabled',
+                             'False: no scheduler ever starts.')
+    autostart = ReadOnly[bool | str]('_hosting.settings.autostart',
                                      "``'auto'``, True or False.")
-    slow_after = ReadOnly[float]('_calls.slow_after',
-                               'A run longer than this (seconds) is '
-                               'reported.')
-    trigger_timeout = ReadOnly[float]('_calls.trigger_timeout',
-                                    "The scheduler's time limit for one "
-                                    'call.')
-    lease_time = ReadOnly[float]('_lease_time',
-                               'Seconds before another host takes over.')
-    clock = ReadOnly[Clock]('_operations.clock',
-                          'Gives the current aware datetime.')
-    caller = ReadOnly[Caller]('_operations.caller',
-                            "Makes the scheduler's HTTP calls.")
+    slow_after = ReadOnly[float]('_calls.slow_after', 'A run longer than '
+                                 'this (seconds) is reported.')
+    trigger_timeout = ReadOnly[float]('_calls.trigger_timeout', 'The '
+                                      "scheduler's limit for one call.")
+    lease_time = ReadOnly[float]('_hosting.settings.lease_time', 'Seconds '
+                                 'before another host takes over.')
+    clock = ReadOnly[Clock]('_operations.clock', 'Gives the time.')
+    caller = ReadOnly[Caller]('_operations.caller', 'Makes the calls.')
     reporter = ReadOnly[Reporter]('_operations.reporter', 'Where failures '
-                                'and slow runs are reported.')
+                                  'and slow runs are reported.')
     pool_size = ReadOnly[int | None]('_calls.pool_size', 'Jobs of one '
                                      'application id running at once.')
     mailer = ReadOnly[Mailer | None]('_operations.mailer', 'Mails run '
                                      'reports (None without ``smtp``).')
     store = ReadOnly[Store | None]('_operations.store', 'Where runs, '
                                    'switches and overrides are kept.')
-    history = ReadOnly[History]('_operations.history', 'The store as the '
-                              'endpoint and schedulers use it.')
-    keep_runs = ReadOnly[int | None]('_retention.keep_runs',
-                                     'Runs kept per job.')
-    keep_days = ReadOnly[float | None]('_retention.keep_days',
-                                       'Days runs are kept.')
+    history = ReadOnly[History]('_operations.history', 'The store, as the '
+                                'endpoint and schedulers use it.')
+    keep_runs = ReadOnly[int | None]('_retention.keep_runs', 'Runs kept.')
+    keep_days = ReadOnly[float | None]('_retention.keep_days', 'Days kept.')
     status_access = ReadOnly[StatusAccess]('_status_settings.access',
-                                         'Who sees the status page.')
+                                           'Who sees the status page.')
     status_user = ReadOnly[str | None]('_status_settings.user', 'The user '
                                        "of the page's basic auth.")
     status_password_hash = ReadOnly[str | None](
         '_status_settings.password_hash', "That user's password hash.")
     trusted_proxies = ReadOnly[tuple[str, ...]](
-        '_urls.trusted_proxies',
-        "Addresses whose ``X-Forwarded-For`` is believed.")
+        '_urls.trusted_proxies', 'Whose ``X-Forwarded-For`` is believed.')
     job_access = ReadOnly[StatusAccess]('_urls.job_access',
-                                      'Who may call the job URLs.')
-    occurrence_tokens = ReadOnly[bool]('_urls.occurrence_tokens', 'Whether '
-                                     'the scheduler calls per-occurrence '
-                                     'URLs.')
-    occurrence_window = ReadOnly[float](
-        '_urls.occurrence_window',
-        'Seconds around its occurrence an occurrence URL is accepted.')
+                                        'Who may call the job URLs.')
+    occurrence_tokens = ReadOnly[bool]('_urls.occurrence_tokens', 'The '
+                                       'scheduler calls occurrence URLs.')
+    occurrence_window = ReadOnly[float]('_urls.occurrence_window', 'Seconds'
+                                        ' an occurrence URL is accepted.')
     static_urls = ReadOnly[bool]('_urls.static_urls',
-                               'False: the static job URLs run nothing.')
+                                 'False: the static job URLs run nothing.')
     jobs = ReadOnly[Mapping[str, Job]]('_operations.jobs', 'The registered '
                                        'jobs by name (read-only).')
-
-    secrets = ReadOnly[list[str]](
-        '_operations.secrets', 'The secrets (a copy): the first signs, all '
-        'verify.', list)
+    secrets = ReadOnly[list[str]]('_operations.secrets', 'The secrets (a '
+                                  'copy): the first signs, all verify.', list)
 
     # -- settings that may change: checked, and live in every part -------
 
@@ -328,13 +307,11 @@ class CronApp:
         'of the id, or None.')
     allowed_hosts = Live[tuple[HostRule, ...], Sequence[str | HostRule]](
         '_operations.tenants', 'The hosts a base URL may be learned from.')
-    max_application_ids = Live[int, int](
-        '_operations.tenants', 'The most application ids this process '
-        'schedules.')
+    max_application_ids = Live[int, int]('_operations.tenants', 'The most '
+                                         'application ids scheduled here.')
     max_offset = Live[float, float]('_defaults', "The jobs' default "
                                     'largest jitter (seconds).')
-    misfire = Live[str, str]('_defaults',
-                             "The jobs' default ``misfire`` policy.")
+    misfire = Live[str, str]('_defaults', "The jobs' default ``misfire``.")
     grace = Live[float | timedelta | None, float | timedelta | None](
         '_defaults', "The jobs' default ``grace``.")
 
@@ -438,19 +415,14 @@ class CronApp:
         """The schedulers of this process by application id."""
         return MappingProxyType(self._operations.schedulers)
 
-    @property
-    def _schedulers(self) -> dict[str, Scheduler]:
-        return self._operations.schedulers
-
-    @property
-    def _autostart(self) -> Deferred:
-        return self._hosting.autostart
-
-    # what the integrations' request hooks use (as __call__ does)
+    # internal: what tests and the integrations' request hooks look at
+    _schedulers = ReadOnly[dict[str, Scheduler]]('_operations.schedulers',
+                                                 'By application id.')
+    _autostart = ReadOnly[Deferred]('_hosting.autostart', 'The autostart.')
     _watching = ReadOnly[bool]('_hosting.watching', 'Requests start '
                                'schedulers.')
     _static_id = ReadOnly[str | None]('_operations.tenants.static_id',
-                                        'The fixed application id.')
+                                      'The fixed application id.')
 
     def _notice(self, environ: WSGIEnvironment) -> None:
         self._hosting.notice(Request(environ))
@@ -461,10 +433,9 @@ class CronApp:
                  start_response: StartResponse) -> Iterable[bytes]:
         # the hot path, taken by every request of the wrapped app: a dict
         # look-up when the scheduler runs, and a string comparison
-        ops = self._operations
-        if (self._hosting.watching
-                and ops.tenants.static_id not in ops.schedulers):
-            self._hosting.notice(Request(environ))
+        hosting = self._hosting
+        if hosting.watching and hosting.static_id not in hosting.schedulers:
+            hosting.notice(Request(environ))
         path = environ.get('PATH_INFO', '')
         if path.startswith(self.prefix) and self._endpoint.handles(path):
             return self._serve(path, environ, start_response)

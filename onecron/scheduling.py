@@ -22,7 +22,7 @@ from onecron.running.clockwork import Clockwork
 from onecron.running.housekeeping import Housekeeper
 from onecron.running.lock import HostLock, lock_directory, lock_path
 from onecron.running.scheduler import Scheduler, holder_name, node_name
-from onecron.settings import Retention
+from onecron.settings import Retention, SchedulerSettings
 
 # the CronApp's logger: what users' logging configuration names
 log = logging.getLogger('onecron.app')
@@ -37,23 +37,20 @@ NO_BASE_URL = (
 class Schedulers:
     """Starts, stops and forgets the schedulers of ``operations``' jobs.
 
-    :param enabled: False: no scheduler ever starts
-    :param autostart: see :class:`~onecron.CronApp`
-    :param lock_dir: where the host locks live
-    :param lease_time: seconds before another host takes over
+    :param settings: enabled, autostart, lock directory, lease time
     :param retention: how long the housekeeper keeps runs
     """
 
-    def __init__(self, operations: Operations, *, enabled: bool,
-                 autostart: bool | str, lock_dir: str | None,
-                 lease_time: float, retention: Retention) -> None:
-        if not (isinstance(autostart, bool) or autostart == 'auto'):
-            raise ValueError(f"autostart must be 'auto', True or False, "
-                             f'got {autostart!r:.80}')
+    def __init__(self, operations: Operations, *,
+                 settings: SchedulerSettings, retention: Retention) -> None:
         self.operations = operations
-        self.enabled = enabled
-        self.lock_dir = lock_dir
-        self.lease_time = lease_time
+        # read by every request (CronApp.__call__): kept at hand
+        self.static_id = operations.tenants.static_id
+        self.schedulers = operations.schedulers
+        self.settings = settings
+        self.enabled = settings.enabled
+        self.lock_dir = settings.lock_dir
+        self.lease_time = settings.lease_time
         self.retention = retention
         #: the one thread that drives every application id's scheduler
         self.clockwork = Clockwork(operations.clock)
@@ -63,10 +60,11 @@ class Schedulers:
         self.mutex = threading.Lock()
         self.pid = os.getpid()
         # whether requests start schedulers: off when disabled or stopped
-        self.watching = enabled
-        self.autostart_mode = autostart
-        self.autostart = Deferred(autostart, self.autostarted)
-        if autostart is True and enabled and not self.autostarts():
+        self.watching = settings.enabled
+        self.autostart_mode = settings.autostart
+        self.autostart = Deferred(settings.autostart, self.autostarted)
+        if (settings.autostart is True and settings.enabled
+                and not self.autostarts()):
             raise ValueError('autostart=True needs a fixed (str) '
                              'application_id and a configured base_url')
 

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 Policy = str | Callable[['Request'], bool]
 
 __all__ = ['CallSettings', 'Delegate', 'JobDefaults', 'JobUrls', 'Live',
-           'MisfireSettings', 'ReadOnly', 'Retention', 'StatusPageSettings',
+           'MisfireSettings', 'ReadOnly', 'Retention', 'SchedulerSettings',
+           'StatusPageSettings',
            'checked_secrets']
 
 log = logging.getLogger('onecron.app')
@@ -210,6 +211,25 @@ class Retention:
                     or not keep > 0):
                 raise ValueError(f'{label} must be positive or None, '
                                  f'got {keep!r}')
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """Where and when this process schedules: the
+    :class:`~onecron.CronApp` keywords ``enabled``, ``autostart``
+    (``'auto'``, True or False), ``lock_dir`` and ``lease_time``."""
+
+    enabled: bool = True
+    autostart: bool | str = 'auto'
+    lock_dir: str | None = None
+    lease_time: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.autostart, bool)
+                or self.autostart == 'auto'):
+            raise ValueError(f"autostart must be 'auto', True or False, "
+                             f'got {self.autostart!r:.80}')
+        _positive('lease_time', self.lease_time)
 
 
 @dataclass(frozen=True)

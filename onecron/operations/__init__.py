@@ -103,6 +103,10 @@ class Operations:
         self.reporter = reporter
         self.failures = failures
         self.mailer = mailer
+        if urls.occurrence_tokens and history.store is None:
+            log.warning('occurrence_tokens without a store: an occurrence '
+                        'URL is refused outside its window, but can run '
+                        'more than once within it')
         #: this process's schedulers by application id (the CronApp's)
         self.schedulers: dict[str, Scheduler] = {}
         self.pools: dict[str, Pool] = {}
