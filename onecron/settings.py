@@ -389,7 +389,8 @@ class Live(Generic[T, S]):
 class Delegate(Generic[P, R]):
     """A method of the :class:`~onecron.CronApp` that is ``method`` of its
     part ``part`` (an attribute name): the CronApp composes its parts and
-    hands each call to the one that does it."""
+    hands each call to the one that does it. On an instance it is the
+    part's bound method."""
 
     def __init__(self, part: str,
                  method: Callable[Concatenate[Any, P], R]) -> None:
@@ -410,3 +411,10 @@ class Delegate(Generic[P, R]):
             return self
         bound: Callable[P, R] = getattr(getattr(obj, self._part), self._name)
         return bound
+
+    def __call__(self, obj: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Called on the class, as ``CronApp.run_soon(app, ...)``; its
+        signature is the method's (``__wrapped__``), for documentation."""
+        method: Callable[P, R] = getattr(getattr(obj, self._part),
+                                         self._name)
+        return method(*args, **kwargs)
