@@ -334,3 +334,14 @@ def test_the_status_page_imports_no_cronapp(module: Any) -> None:
                 if isinstance(node, ast.ImportFrom)}
     assert 'onecron.app' not in imported
     assert 'onecron.operations' in imported
+
+
+@pytest.mark.parametrize('name', ['urls', 'calls', 'status', 'signer',
+                                  'secrets'])
+def test_operations_settings_cannot_be_swapped(name: str) -> None:
+    """The Operations component shows its settings read-only: the
+    endpoint and the status page took the same objects, and must not be
+    left with others."""
+    operations = make().operations
+    with pytest.raises(AttributeError):
+        setattr(operations, name, getattr(operations, name))

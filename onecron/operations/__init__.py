@@ -4,9 +4,11 @@ switches (enable, override, hold), shared by every process through the
 store.
 
 :class:`Operations` is a component the :class:`~onecron.CronApp` makes and
-delegates to; the parts above it depend on it, never on the CronApp. It
-owns what may change after the app is made (``base_url``,
-``allowed_hosts``): one owner, so every part sees the same value.
+delegates to; the parts above it depend on it, never on the CronApp. Its
+settings are frozen objects it shows read-only; what may change after the
+app is made (``base_url``, ``allowed_hosts``) has one owner,
+:class:`~onecron.operations.tenants.Tenants`, so every part sees the same
+value.
 """
 
 from __future__ import annotations
@@ -64,15 +66,12 @@ class Operations:
     """The jobs of one :class:`~onecron.CronApp` and what can be done
     with them outside the schedule.
 
-    :param jobs: the registry the CronApp registers into (shared)
-    :param urls: where the job URLs live and which run a job
-    :param calls: the calls' limits, and the pools' size
-    :param status: who sees the status page
-    :param enabled: False: no scheduler ever starts here
-    :param application_id: see :class:`~onecron.operations.tenants.Tenants`
-    :param caller: makes the calls outside the schedule
-    :param history: the store, failure-tolerant
-    The rest are the CronApp's keywords of the same names.
+    ``jobs`` is the registry the CronApp registers into (shared);
+    ``urls``, ``calls`` and ``status`` are its settings objects
+    (:mod:`onecron.settings`), ``application_id``, ``base_url``,
+    ``allowed_hosts`` and ``max_application_ids`` go to
+    :class:`~onecron.operations.tenants.Tenants`; the rest are the
+    CronApp's keywords and parts of the same names.
     """
 
     def __init__(self, jobs: dict[str, Job], signer: JobSigner, *,
@@ -87,11 +86,11 @@ class Operations:
         self._jobs = jobs
         #: the registered jobs by name (read-only)
         self.jobs: Mapping[str, Job] = MappingProxyType(jobs)
-        self.signer = signer
-        self.urls = urls
-        self.calls = calls
-        self.status = status
-        self.secrets = tuple(secrets)
+        self._signer = signer
+        self._urls = urls
+        self._calls = calls
+        self._status = status
+        self._secrets = tuple(secrets)
         #: the application ids and their base URLs
         self.tenants = Tenants(application_id, base_url=base_url,
                                allowed_hosts=allowed_hosts,
@@ -111,6 +110,32 @@ class Operations:
         self.schedulers: dict[str, Scheduler] = {}
         self.pools: dict[str, Pool] = {}
 
+    # read-only: the endpoint and the status page took them too
+    @property
+    def signer(self) -> JobSigner:
+        """Signs the job URLs."""
+        return self._signer
+
+    @property
+    def urls(self) -> JobUrls:
+        """Where the job URLs live and which run a job."""
+        return self._urls
+
+    @property
+    def calls(self) -> CallSettings:
+        """The calls' limits, and the pools' size."""
+        return self._calls
+
+    @property
+    def status(self) -> StatusPageSettings:
+        """Who sees the status page."""
+        return self._status
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets: the first signs, all verify."""
+        return self._secrets
+
     @property
     def prefix(self) -> str:
         """Where the job URLs and the status page live."""
@@ -124,13 +149,11 @@ class Operations:
     # -- tenants ------------------------------------------------------------
 
     def application_id_of(self, request: Request) -> str | None:
-        """See :meth:`Tenants.application_id_of
-        <onecron.operations.tenants.Tenants.application_id_of>`."""
+        """The application id a request belongs to; None: no tenant's."""
         return self.tenants.application_id_of(request)
 
     def base_url_of(self, application_id: str) -> str | None:
-        """See :meth:`Tenants.base_url_of
-        <onecron.operations.tenants.Tenants.base_url_of>`."""
+        """Where ``application_id``'s scheduler sends its calls, or None."""
         return self.tenants.base_url_of(application_id)
 
     def application_ids(self) -> list[str]:
@@ -312,8 +335,7 @@ class Operations:
 
         Called by :meth:`~onecron.CronApp.start` and before the first
         request's scheduler: a ``then=`` naming an unknown job raises
-        :class:`~onecron.UnknownJob`.
-        """
+        :class:`~onecron.UnknownJob`."""
         for job in list(self._jobs.values()):
             for other in job.then:
                 if other not in self._jobs:
@@ -454,8 +476,7 @@ class Operations:
             lambda store: store.job_settings(application_id), nothing)
 
     def needs_store(self, what: str) -> Store:
-        """The store, or :class:`~onecron.OnecronError` saying ``what``
-        needs one."""
+        """The store, or :class:`~onecron.OnecronError`: ``what`` needs it."""
         if self.store is None:
             raise OnecronError(f'{what} needs a store: configure '
                                f'CronApp(store=...)')
