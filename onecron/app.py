@@ -187,10 +187,10 @@ class CronApp:
         self._urls = JobUrls(
             prefix, occurrence_tokens=occurrence_tokens,
             occurrence_window=occurrence_window, static_urls=static_urls,
-            job_access=job_access, trusted_proxies=tuple(trusted_proxies))
+            job_access=job_access, trusted_proxies=trusted_proxies)
         self._status_settings = StatusPageSettings(
             status_access, status_user, status_password_hash,
-            tuple(trusted_proxies))
+            self._urls.trusted_proxies)
         self._calls = CallSettings(
             trigger_timeout, connect_timeout, max_concurrent, pool_size,
             slow_after, caller)

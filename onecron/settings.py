@@ -69,10 +69,10 @@ def _policy(label: str, policy: object) -> None:
                          f'or a callable, got {policy!r}')
 
 
-def _proxies(label: str, proxies: object) -> tuple[str, ...]:
+def _proxies(label: str, proxies: Sequence[str]) -> tuple[str, ...]:
     if isinstance(proxies, str):
         raise TypeError(f'{label} must be a list of str, not one str')
-    return tuple(proxies)  # type: ignore[arg-type]
+    return tuple(proxies)
 
 
 def normalise_prefix(prefix: object) -> str:
@@ -102,7 +102,7 @@ class JobUrls:
     occurrence_window: float = 300.0
     static_urls: bool = True
     job_access: Policy = 'any'
-    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxies: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'prefix', normalise_prefix(self.prefix))
@@ -135,7 +135,7 @@ class StatusPageSettings:
     access: Policy = 'loopback'
     user: str | None = None
     password_hash: str | None = None
-    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxies: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         _policy('status_access', self.access)

@@ -148,7 +148,8 @@ def test_settings_check_themselves_naming_the_keyword(
     ('status_access', 'all'), ('trigger_timeout', 0), ('pool_size', 0),
     ('keep_runs', 0), ('misfire', 'twice'), ('lease_time', 0),
     ('autostart', 'yes'), ('max_offset', -1), ('max_application_ids', 0),
-    ('slow_after', 0)])
+    ('slow_after', 0), ('trusted_proxies', '10.0.0.1'),
+    ('allowed_hosts', 'example.com')])
 def test_cronapp_refuses_a_bad_keyword_naming_it(keyword: str,
                                                   value: object) -> None:
     """CronApp(...) refuses a bad value of each keyword, naming it."""
