@@ -148,17 +148,17 @@ def served(app: Any, threads: int) -> Iterator[str]:
 
 
 def idle_scheduler(app: CronApp, lock_dir: str) -> Scheduler:
-    """A scheduler built as ``CronApp._scheduler_for`` builds one, but not
+    """A scheduler built as ``Schedulers.scheduler_for`` builds one, but not
     started: no thread, no lock, no lease, no housekeeping; ``_fire`` is
     called by hand."""
     scheduler = Scheduler(
-        APP_ID, 'http://127.0.0.1:9', clockwork=app._clockwork,
+        APP_ID, 'http://127.0.0.1:9', clockwork=app._hosting.clockwork,
         jobs=app.jobs, url_for=app._fire_url,
         lock=HostLock(lock_path(lock_dir, APP_ID)),
         pool=app.pool_for(APP_ID), reporter=app.reporter,
         history=app.history, clock=app.clock,
-        trigger_timeout=app.trigger_timeout, notify=app._notify,
-        lease_time=app.lease_time, holder=app._holder)
+        trigger_timeout=app.trigger_timeout, notify=app.operations.notify,
+        lease_time=app.lease_time, holder=app._hosting.holder)
     # as if it had taken the lock and the lease: it fires
     scheduler.active_since = app.clock()
     return scheduler

@@ -12,15 +12,19 @@ seconds is spread over 5 s, an hourly one over the whole 30 s.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from onecron.schedule.rules import Schedule
-from onecron.stores.base import JobSettings
+from onecron.stores.base import JobSettings, Store
+
+T = TypeVar('T')
 
 JobFunction = Callable[[Any], Any]
 
@@ -104,6 +108,7 @@ def printable(text: str) -> bool:
 #: what ``misfire=`` accepts
 POLICIES = ('once', 'skip', 'all')
 
+
 def check_policy(misfire: str, grace: float | timedelta | None,
                  owner: str) -> timedelta | None:
     """``grace`` as a timedelta; ValueError naming ``owner`` if bad."""
@@ -122,6 +127,128 @@ def check_policy(misfire: str, grace: float | timedelta | None,
     if not seconds > 0:
         raise ValueError(f'{owner}: grace must be positive, got {grace!r}')
     return timedelta(seconds=seconds)
+
+
+#: the keywords of a schedule, as ``cronjob()`` and the Morepath
+#: directive take them (see :class:`~onecron.schedule.rules.Schedule`)
+SCHEDULE_KEYWORDS = ('expr', 'hour', 'minute', 'day', 'month', 'weekday',
+                     'timezone', 'every')
+
+
+def schedule_from(expr: str | None = None, *,
+                  hour: int | str | None = None,
+                  minute: int | str | None = None,
+                  day: int | str | None = None,
+                  month: int | str | None = None,
+                  weekday: int | str | None = None,
+                  timezone: str = 'UTC',
+                  every: timedelta | None = None) -> Schedule | None:
+    """The schedule ``cronjob()``'s keywords describe; None without any
+    (a manual-only job). Raises :class:`~onecron.InvalidSchedule`."""
+    if expr is None and every is None and all(
+            value is None for value in (hour, minute, day, month, weekday)):
+        return None
+    return Schedule(expr, hour=hour, minute=minute, day=day, month=month,
+                    weekday=weekday, timezone=timezone, every=every)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """A job's options, declared once: the keywords (and defaults) of
+    ``cronjob()``, of the Morepath directive and of :class:`Job` beside
+    its schedule, and their checks (:meth:`check`). See :class:`Job` for
+    what each means. ``misfire`` None (and ``grace`` None) take the
+    :class:`~onecron.CronApp`'s defaults in ``cronjob()``; a :class:`Job`
+    made by hand defaults to ``'once'``.
+    """
+
+    once: bool = False
+    jitter: bool = True
+    should_run: ShouldRun | None = None
+    then: Iterable[str] = ()
+    overlap: str = 'skip'
+    timeout: float | None = None
+    notify: str = 'failure'
+    misfire: str | None = None
+    grace: float | timedelta | None = None
+
+    def __post_init__(self) -> None:
+        then = self.then
+        object.__setattr__(self, 'then', (then,) if isinstance(then, str)
+                           else tuple(then))
+
+    def check(self, owner: str) -> None:
+        """Raise :exc:`ValueError` or :exc:`TypeError`, starting with
+        ``owner`` (``job 'name'``), for an option that is wrong."""
+        if self.should_run is not None and not callable(self.should_run):
+            raise TypeError(f'{owner}: should_run must be callable, '
+                            f'got {self.should_run!r}')
+        if not all(isinstance(other, str) and other for other in self.then):
+            raise ValueError(f'{owner}: then must list job names, '
+                             f'got {self.then!r}')
+        if self.overlap not in OVERLAP:
+            raise ValueError(f'{owner}: overlap must be one of '
+                             f'{", ".join(OVERLAP)}, got {self.overlap!r}')
+        if self.notify not in NOTIFY:
+            raise ValueError(f'{owner}: notify must be one of '
+                             f'{", ".join(NOTIFY)}, got {self.notify!r}')
+        timeout = self.timeout
+        if timeout is not None and (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, (int, float)) or not timeout > 0):
+            raise ValueError(f'{owner}: timeout must be a positive '
+                             f'number of seconds, got {timeout!r}')
+        check_policy(self.misfire or 'once', self.grace, owner)
+
+    def keywords(self) -> dict[str, Any]:
+        """The options as keywords (values as given, not copied)."""
+        return {field.name: getattr(self, field.name)
+                for field in dataclasses.fields(self)}
+
+    def given(self) -> dict[str, Any]:
+        """The options as keywords, leaving out the None ones (left to
+        the CronApp's defaults)."""
+        return {name: value for name, value in self.keywords().items()
+                if value is not None}
+
+
+#: the defaults of every option, for the signatures that list them
+DEFAULTS = JobOptions()
+
+
+class Claims(Protocol):
+    """What :func:`claim` needs of the run history
+    (:class:`~onecron.stores.history.History`)."""
+
+    @property
+    def store(self) -> Store | None: ...
+
+    def read(self, query: Callable[[Store], T], default: T) -> T: ...
+
+
+def claim(history: Claims, application_id: str, name: str,
+          occurrence: datetime, key: str, now: datetime) -> bool | None:
+    """Claim ``occurrence`` of job ``name`` for the run ``key``: the one
+    claim policy of the scheduler and the endpoint.
+
+    True: it may run (claimed; or there is no store; or the host's own
+    store failed, which must not stop its jobs). False: another run holds
+    it. None: the store is shared by hosts and cannot be reached, so no
+    claim can be made and nothing may run (the outage is reported by the
+    history).
+    """
+    store = history.store
+    if store is None:
+        return True
+    won = history.read(lambda store: store.claim(
+        application_id, name, occurrence, key=key, now=now), None)
+    if won is None:
+        return None if store.coordinates else True
+    return won
+
+
+#: what is reported when an operator's schedule override does not parse
+BAD_OVERRIDE = 'the schedule override is invalid'
 
 
 class Job:
@@ -161,13 +288,14 @@ class Job:
                  'misfire', 'grace')
 
     def __init__(self, name: str, func: JobFunction,
-                 schedule: Schedule | None, *, once: bool = False,
-                 jitter: bool = True, max_offset: float = 30.0,
-                 should_run: ShouldRun | None = None,
-                 then: Iterable[str] = (), overlap: str = 'skip',
-                 timeout: float | None = None,
-                 notify: str = 'failure', misfire: str = 'once',
-                 grace: float | timedelta | None = None,
+                 schedule: Schedule | None, *, once: bool = DEFAULTS.once,
+                 jitter: bool = DEFAULTS.jitter, max_offset: float = 30.0,
+                 should_run: ShouldRun | None = DEFAULTS.should_run,
+                 then: Iterable[str] = DEFAULTS.then,
+                 overlap: str = DEFAULTS.overlap,
+                 timeout: float | None = DEFAULTS.timeout,
+                 notify: str = DEFAULTS.notify, misfire: str = 'once',
+                 grace: float | timedelta | None = DEFAULTS.grace,
                  check_signature: bool = True) -> None:
         if not isinstance(name, str) or not name or not printable(name):
             raise ValueError(f'a job name must be a non-empty str of '
@@ -177,25 +305,11 @@ class Job:
                             f'got {func!r}')
         if check_signature:
             check_job_function(func, name)
-        if should_run is not None and not callable(should_run):
-            raise TypeError(f'job {name!r}: should_run must be callable, '
-                            f'got {should_run!r}')
-        if isinstance(then, str):
-            then = (then,)
-        then = tuple(then)
-        if not all(isinstance(other, str) and other for other in then):
-            raise ValueError(f'job {name!r}: then must list job names, '
-                             f'got {then!r}')
-        if overlap not in OVERLAP:
-            raise ValueError(f'job {name!r}: overlap must be one of '
-                             f'{", ".join(OVERLAP)}, got {overlap!r}')
-        if notify not in NOTIFY:
-            raise ValueError(f'job {name!r}: notify must be one of '
-                             f'{", ".join(NOTIFY)}, got {notify!r}')
-        if timeout is not None and not (
-                isinstance(timeout, (int, float)) and timeout > 0):
-            raise ValueError(f'job {name!r}: timeout must be a positive '
-                             f'number of seconds, got {timeout!r}')
+        options = JobOptions(
+            once=once, jitter=jitter, should_run=should_run, then=then,
+            overlap=overlap, timeout=timeout, notify=notify,
+            misfire=misfire, grace=grace)
+        options.check(f'job {name!r}')
         self.name = name
         self.func = func
         self.schedule = schedule
@@ -203,7 +317,7 @@ class Job:
         self.jitter = jitter
         self.max_offset = max_offset
         self.should_run = should_run
-        self.then = then
+        self.then: tuple[str, ...] = tuple(options.then)
         self.overlap = overlap
         self.timeout = timeout
         self.notify = notify
@@ -291,6 +405,19 @@ class Job:
         zone = settings.timezone or (
             self.schedule.timezone if self.schedule is not None else 'UTC')
         return _override(settings.schedule, zone)
+
+    def schedule_in_force(self, settings: JobSettings | None,
+                          bad: Callable[[ValueError], object]
+                          ) -> Schedule | None:
+        """:meth:`schedule_with`, but the code's schedule when the
+        override is bad: ``bad`` gets the error (to report it), and a bad
+        override in the store never stops the job (the one fallback of
+        the scheduler and the status page)."""
+        try:
+            return self.schedule_with(settings)
+        except ValueError as exc:
+            bad(exc)
+            return self.schedule
 
     def _scheduled(self) -> Schedule:
         if self.schedule is None:

@@ -40,8 +40,13 @@ from webob import Request, Response
 
 from onecron.app import CronApp
 from onecron.errors import OnecronError
-from onecron.job import Job, ShouldRun
-from onecron.schedule.rules import Schedule
+from onecron.job import (
+    DEFAULTS,
+    Job,
+    JobOptions,
+    ShouldRun,
+    schedule_from,
+)
 
 __all__ = ['CronjobAction', 'CronjobApp', 'Cronjob', 'cron_app']
 
@@ -85,25 +90,26 @@ class CronjobAction(dectate.Action):
                  month: int | str | None = None,
                  weekday: int | str | None = None,
                  timezone: str = 'UTC', every: timedelta | None = None,
-                 name: str | None = None, once: bool = False,
-                 jitter: bool = True, should_run: ShouldRun | None = None,
-                 then: Iterable[str] = (), overlap: str = 'skip',
-                 timeout: float | None = None,
-                 notify: str = 'failure', misfire: str | None = None,
-                 grace: float | timedelta | None = None) -> None:
+                 name: str | None = None, once: bool = DEFAULTS.once,
+                 jitter: bool = DEFAULTS.jitter,
+                 should_run: ShouldRun | None = DEFAULTS.should_run,
+                 then: Iterable[str] = DEFAULTS.then,
+                 overlap: str = DEFAULTS.overlap,
+                 timeout: float | None = DEFAULTS.timeout,
+                 notify: str = DEFAULTS.notify,
+                 misfire: str | None = DEFAULTS.misfire,
+                 grace: float | timedelta | None = DEFAULTS.grace) -> None:
+        # the keywords of CronApp.cronjob (tests/test_composition.py
+        # checks they stay the same), checked as it checks them
         self.name = name
-        self.schedule: Schedule | None = None
-        if expr is not None or every is not None or any(
-                value is not None for value in (hour, minute, day, month,
-                                                weekday)):
-            self.schedule = Schedule(expr, hour=hour, minute=minute, day=day,
-                                     month=month, weekday=weekday,
-                                     timezone=timezone, every=every)
-        self.options: dict[str, Any] = dict(
-            once=once, jitter=jitter, should_run=should_run,
-            then=(then,) if isinstance(then, str) else tuple(then),
-            overlap=overlap, timeout=timeout,
-            notify=notify, misfire=misfire, grace=grace)
+        self.schedule = schedule_from(
+            expr, hour=hour, minute=minute, day=day, month=month,
+            weekday=weekday, timezone=timezone, every=every)
+        self.job_options = JobOptions(
+            once=once, jitter=jitter, should_run=should_run, then=then,
+            overlap=overlap, timeout=timeout, notify=notify,
+            misfire=misfire, grace=grace)
+        self.options: dict[str, Any] = self.job_options.keywords()
         self.arguments: dict[str, Any] = dict(
             expr=expr, hour=hour, minute=minute, day=day, month=month,
             weekday=weekday, timezone=timezone, every=every, **self.options)
@@ -120,9 +126,7 @@ class CronjobAction(dectate.Action):
             raise dectate.DirectiveError(
                 f'a job named {name!r} is already registered')
         # checks the options now; None leaves one to the CronApp's default
-        Job(name, obj, self.schedule, **{
-            option: value for option, value in self.options.items()
-            if value is not None})
+        Job(name, obj, self.schedule, **self.job_options.given())
         onecron_jobs[name] = Cronjob(name, obj, self.arguments)
 
 

@@ -82,8 +82,8 @@ def run_job(app: CronApp, name: str, *,
         application_id = app.application_id
     base = app.base_url_of(application_id) or _LOCAL
     key = uuid.uuid4().hex
-    url = app._trigger_url(name, base, application_id, Trigger.MANUAL, key,
-                           app.clock())
+    url = app.operations.trigger_url(name, base, application_id,
+                                     Trigger.MANUAL, key, app.clock())
     # loopback, as the scheduler's own calls: job_access='loopback' lets
     # it through; the Host a client would send, as `onecron run` does
     request = Request.blank(url, method='POST', remote_addr='127.0.0.1',
@@ -160,7 +160,7 @@ def simulate(app: CronApp, start: datetime, end: datetime, *,
     before = start.astimezone(timezone.utc) - timedelta(microseconds=1)
     fires: list[tuple[datetime, str]] = []
     for job in list(app.jobs.values()):
-        schedule = app._schedule_in_force(job, application_id)
+        schedule = app.operations.schedule_in_force(job, application_id)
         if schedule is None:
             continue
         moment = job.next_runtime(before, application_id, schedule)

@@ -94,12 +94,13 @@ def _run(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
     if not args.base_url:
         base = app.base_url_of(application_id) or base
     # chained jobs are called on this base, not on a request's host
-    app._use_base_url(application_id, base)
+    app.operations.tenants.use_base_url(application_id, base)
     if app.jobs[name].overlap != 'allow':
         _check_job_lock(app, application_id, name)
     # the static URL, or with static URLs off one made for this run
-    url = app._trigger_url(name, base, application_id, Trigger.MANUAL,
-                           headers[RUN_HEADER], app.clock())
+    url = app.operations.trigger_url(name, base, application_id,
+                                     Trigger.MANUAL, headers[RUN_HEADER],
+                                     app.clock())
     response = Request.blank(url, method='POST',
                              headers=headers).get_response(app)
     if response.status_code == 409:

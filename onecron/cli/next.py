@@ -72,7 +72,7 @@ def next_command(app: CronApp, args: argparse.Namespace,
         app.application_id if isinstance(app.application_id, str)
         else 'default')
     job = app.jobs[name]
-    schedule = app._schedule_in_force(job, application_id)
+    schedule = app.operations.schedule_in_force(job, application_id)
     if schedule is None:
         raise OnecronError(f'job {name!r} has no schedule: it runs only '
                            f'when asked to (onecron run, its URL or the '

@@ -202,15 +202,27 @@ def _client_active() -> bool:
 class CheckIns:
     """Makes a :class:`CheckIn` of each run the job endpoint serves.
 
-    :param enabled: whether to send check-ins (``CronApp.sentry_crons``),
-        read at each run
+    :param sentry_crons: whether to send check-ins; it may be set later
+        (``CronApp.sentry_crons`` is this attribute), and is read at each run
     :param slow_after: the app's ``slow_after`` (see :func:`max_runtime`)
     """
 
-    def __init__(self, enabled: Callable[[], bool] = lambda: True, *,
+    def __init__(self, sentry_crons: bool = True, *,
                  slow_after: float = 30.0) -> None:
-        self._enabled = enabled
+        self.sentry_crons = sentry_crons
         self.slow_after = slow_after
+
+    @property
+    def sentry_crons(self) -> bool:
+        """Whether runs check in (with an active Sentry client)."""
+        return self._on
+
+    @sentry_crons.setter
+    def sentry_crons(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f'sentry_crons must be True or False, '
+                            f'got {value!r}')
+        self._on = value
 
     def start(self, job: Job, application_id: str,
               schedule_of: ScheduleOf) -> CheckIn:
@@ -218,7 +230,7 @@ class CheckIns:
         when the check-ins are on and a Sentry client is active."""
         checkin = CheckIn(job, application_id)
         try:
-            if self._enabled() and _client_active():
+            if self._on and _client_active():
                 checkin.send_start(monitor_config(
                     job, schedule_of(job, application_id),
                     slow_after=self.slow_after))

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from onecron.job import Job
+from onecron.job import BAD_OVERRIDE, Job, claim
 from onecron.protocol.headers import (
     OCCURRENCE_HEADER,
     RUN_HEADER,
@@ -493,12 +493,9 @@ class Scheduler:
 
     def schedule_of(self, job: Job) -> Schedule | None:
         """The job's schedule, or the operator's override of it."""
-        try:
-            return job.schedule_with(self.settings.get(job.name))
-        except ValueError as exc:  # a bad override in the store
-            self._reporter.failure(job.name, self.application_id,
-                                   'the schedule override is invalid', exc)
-            return job.schedule
+        return job.schedule_in_force(self.settings.get(job.name), partial(
+            self._reporter.failure, job.name, self.application_id,
+            BAD_OVERRIDE))
 
     def _enter(self, job: Job, after: datetime) -> None:
         schedule = self.schedule_of(job)
@@ -611,14 +608,10 @@ class Scheduler:
         share it (no run without a claim; the outage is reported once by
         the history), and yes if it is the host's own.
         """
-        store = self._history.store
-        if store is None:
-            return True
-        won = self._history.read(lambda store: store.claim(
-            self.application_id, job.name, occurrence, key=key,
-            now=self._clock()), None)
+        won = claim(self._history, self.application_id, job.name,
+                    occurrence, key, self._clock())
         if won is None:
-            return not store.coordinates
+            return False
         if not won:
             log.info('job %s (%s) at %s: claimed by another run, not run '
                      'again', job.name, self.application_id,

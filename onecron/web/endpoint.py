@@ -39,7 +39,9 @@ from typing import TYPE_CHECKING
 from webob import Request, Response
 from webob.exc import HTTPMethodNotAllowed
 
-from onecron.job import Job
+from onecron.job import Job, claim
+from onecron.operations import OCCURRENCE_PATH as OCCURRENCE_PATH
+from onecron.operations import TRIGGER_PATH as TRIGGER_PATH
 from onecron.protocol.headers import REPORTED_HEADER, RUN_HEADER
 from onecron.protocol.headers import trigger_of as _trigger_of
 from onecron.protocol.signing import (
@@ -74,10 +76,6 @@ log = logging.getLogger(__name__)
 
 #: the methods that run a job
 RUN_METHODS = ('GET', 'POST')
-#: the path segment under the prefix before an occurrence token
-OCCURRENCE_PATH = 'o'
-#: the path segment under the prefix before a trigger token
-TRIGGER_PATH = 't'
 
 #: triggers a job's ``then`` jobs after a successful run
 Chain = Callable[[Job, Request, str], None]
@@ -118,7 +116,8 @@ class JobEndpoint:
         self.prefix = prefix
         watch_prefix(prefix)  # its tokens stay out of every Sentry event
         # sentry crons: a check-in as each run starts and ends
-        self._checkins = checkins or CheckIns(slow_after=slow_after)
+        #: the Sentry Crons check-ins of its runs
+        self.checkins = checkins or CheckIns(slow_after=slow_after)
         # a failing job_access or application_id callable, reported once
         self._failures = failures or CallbackFailures(reporter)
         self._occurrence_window = occurrence_window
@@ -126,6 +125,12 @@ class JobEndpoint:
         # static tokens that name no application id: only where it is fixed
         self._legacy_static_tokens = legacy_static_tokens
         self._access = access or JobAccess()
+        if self._access.refuses_direct_local_calls():
+            log.warning("job_access='loopback' with a loopback address in "
+                        'trusted_proxies: calls from this host must come '
+                        'through that proxy, so point base_url at it; the '
+                        "scheduler's calls straight to the application "
+                        'server name no client and are refused (403)')
         self._schedule_of = schedule_of
         self._clock = clock
         self._notify = notify
@@ -339,13 +344,9 @@ class JobEndpoint:
 
         Without a store nothing is claimed: it just runs.
         """
-        store = self._history.store
-        if store is None:
-            return None
-        won = self._history.read(lambda store: store.claim(
-            application_id, job.name, nominal, key=key, now=self._clock()),
-            None)
-        if won is None and store.coordinates:
+        won = claim(self._history, application_id, job.name, nominal, key,
+                    self._clock())
+        if won is None:
             return _plain(503, 'Service Unavailable: the run store cannot '
                           'be reached, so the run cannot be claimed')
         if won is False:
@@ -362,7 +363,7 @@ class JobEndpoint:
         # what the job logs or raises may quote its own URL (request.url)
         token = _token_of(request)
         # sentry crons
-        checkin = self._checkins.start(job, application_id,
+        checkin = self.checkins.start(job, application_id,
                                        self._schedule_of)
         with captured() as lines, redacting(token):
             try:

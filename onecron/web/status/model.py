@@ -14,14 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from onecron.operations import HasOperations, Operations, operations_of
 from onecron.stores.base import Hold, JobSettings, Run, SchedulerInfo
 from onecron.stores.history import missed_range
 from onecron.text import encodable
-
-if TYPE_CHECKING:
-    from onecron.app import CronApp
 
 __all__ = ['ApplicationStatus', 'JobStatus', 'collect', 'as_json']
 
@@ -79,11 +77,15 @@ class ApplicationStatus:
         return self.hold is not None and self.hold.held
 
 
-def collect(app: CronApp, application_id: str) -> ApplicationStatus:
-    """The status of ``application_id``'s jobs, read now.
+def collect(holder: Operations | HasOperations,
+            application_id: str) -> ApplicationStatus:
+    """The status of ``application_id``'s jobs, read now, from the
+    :class:`~onecron.operations.Operations` of a
+    :class:`~onecron.CronApp` (or the CronApp).
 
     Raises :class:`~onecron.stores.base.StoreError` when the store fails.
     """
+    app = operations_of(holder)
     store = app.store
     last: dict[str, Run] = {}
     settings: dict[str, JobSettings] = {}
@@ -115,8 +117,8 @@ def collect(app: CronApp, application_id: str) -> ApplicationStatus:
             running=last_run is not None and last_run.running,
             # a running scheduler keeps a disabled job's next fire queued
             # (and skips it when it comes): that is no next run
-            next_run=(app._next_run_with(job, application_id, settings,
-                                         held, now)
+            next_run=(app.next_run_with(job, application_id, settings,
+                                        held, now)
                       if setting.enabled else None),
             last_run=last_run))
     pool = app.pool_for(application_id)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from webob import Request, Response
@@ -47,14 +46,12 @@ from webob.exc import (
 )
 
 from onecron.errors import InvalidSchedule, OnecronError
+from onecron.operations import HasOperations, Operations, operations_of
 from onecron.stores.base import StoreError
 from onecron.text import encodable
 from onecron.web.access import Access
 from onecron.web.status import render as html
 from onecron.web.status.model import as_json, collect
-
-if TYPE_CHECKING:
-    from onecron.app import CronApp
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +97,16 @@ _HEADERS = {
 }
 
 
-def access_of(app: CronApp) -> Access:
-    """The :class:`Access` the options of ``app`` describe."""
-    return Access(app.status_access, user=app.status_user,
-                  password_hash=app.status_password_hash,
-                  trusted_proxies=app.trusted_proxies,
-                  secret=app.secrets[0], failures=app._failures)
+def access_of(holder: Operations | HasOperations) -> Access:
+    """The :class:`Access` the status page settings of ``holder`` (an
+    :class:`~onecron.operations.Operations` or a
+    :class:`~onecron.CronApp`) describe."""
+    app = operations_of(holder)
+    status = app.status
+    return Access(status.access, user=status.user,
+                  password_hash=status.password_hash,
+                  trusted_proxies=status.trusted_proxies,
+                  secret=app.secrets[0], failures=app.failures)
 
 
 class _Failure(Exception):
@@ -122,13 +123,15 @@ class _Failure(Exception):
 class StatusPage:
     """The status page and its controls, for the jobs of ``app``.
 
-    :param app: the :class:`~onecron.CronApp` shown and controlled
+    :param app: the :class:`~onecron.operations.Operations` shown and
+        controlled (or the :class:`~onecron.CronApp` that holds them)
     :param access: who may use the page; by default the one the options
         of ``app`` describe (:func:`access_of`)
     """
 
-    def __init__(self, app: CronApp, *, access: Access | None = None) -> None:
-        self.app = app
+    def __init__(self, app: Operations | HasOperations, *,
+                 access: Access | None = None) -> None:
+        self.app = operations_of(app)
         self.access = access if access is not None else access_of(app)
 
     @staticmethod
@@ -303,7 +306,7 @@ class StatusPage:
              form: Mapping[str, str]) -> None:
         app = self.app
         if action == 'run-now':
-            app._run_now(name, application_id)  # a manual run, as the CLI's
+            app.run_now(name, application_id)  # a manual run, as the CLI's
         elif action in ('enable', 'disable'):
             app.set_enabled(name, action == 'enable', application_id)
         elif action == 'override':
