@@ -50,6 +50,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from onecron.stores import stats
 from onecron.stores.base import (
     Hold,
     JobSettings,
@@ -68,7 +69,7 @@ from onecron.stores.base import (
 log = logging.getLogger(__name__)
 
 #: the schema version this code writes (in ``onecron_schema``)
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: seconds before the first reconnection, doubled after each failed one
 FIRST_RETRY = 0.5
@@ -175,8 +176,12 @@ _SCHEMA_4 = (
         WHERE run_key IS NOT NULL''',
 )
 
+# metrics: version 5, the run stats table and the triggers that keep it
+_SCHEMA_5 = stats.schema('postgresql')
+_STATS = stats.query('postgresql')
+
 #: what brings a store of version n (the index) to version n + 1
-_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, _SCHEMA_4)
+_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, _SCHEMA_4, _SCHEMA_5)
 
 # the time limits and zone of one transaction: SET LOCAL, never a session's
 # SET, which a pooler in transaction mode would leave on a server session
@@ -846,6 +851,15 @@ class PostgresStore(Store):
                 with contextlib.suppress(psycopg.Error):
                     db.close()
             self._connections = []
+
+    # metrics
+
+    def stats_rows(self, application_id: str,
+                   ) -> list[tuple[str, str, str, int, float]]:
+        """The run stats rows of ``application_id``: one index range (see
+        :mod:`onecron.stores.stats`)."""
+        with self._db() as db:
+            return list(db.execute(_STATS, (application_id,)).fetchall())
 
 
 class _Busy(StoreError):

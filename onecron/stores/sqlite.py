@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from onecron.stores import stats
 from onecron.stores.base import (
     Hold,
     JobSettings,
@@ -44,7 +45,7 @@ from onecron.stores.base import (
 log = logging.getLogger(__name__)
 
 #: the schema version this code writes (``PRAGMA user_version``)
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # version 1: runs, switches, holds, schedulers
 _SCHEMA_1 = (
@@ -156,8 +157,12 @@ _SCHEMA_4 = (
         WHERE run_key IS NOT NULL''',
 )
 
+# metrics: version 5, the run stats table and the triggers that keep it
+_SCHEMA_5 = stats.schema('sqlite')
+_STATS = stats.query('sqlite')
+
 #: what brings a store of version n (the index) to version n + 1
-_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, _SCHEMA_4)
+_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, _SCHEMA_4, _SCHEMA_5)
 
 _COLUMNS = ', '.join(f'r.{name}' for name in _RUN_COLUMNS.split(', '))
 
@@ -876,6 +881,15 @@ class SqliteStore(Store):
                     with contextlib.suppress(sqlite3.Error):
                         db.close()
             self._connections = []
+
+    # metrics
+
+    def stats_rows(self, application_id: str,
+                   ) -> list[tuple[str, str, str, int, float]]:
+        """The run stats rows of ``application_id``: one index range (see
+        :mod:`onecron.stores.stats`)."""
+        with self._db() as db:
+            return list(db.execute(_STATS, (application_id,)).fetchall())
 
 
 class _ForkGuard:
