@@ -56,6 +56,7 @@ from onecron.stores.base import Outcome, Store, Trigger
 from onecron.stores.history import History
 from onecron.web.access import JobAccess
 from onecron.web.endpoint import OCCURRENCE_PATH, TRIGGER_PATH, JobEndpoint
+from onecron.web.metrics import EXTRA_PATHS  # metrics, probes
 from onecron.web.status.page import StatusPage
 
 if TYPE_CHECKING:
@@ -903,6 +904,11 @@ class CronApp(Controls):
         except UnicodeError:
             return self._endpoint.not_found(environ, start_response)
         try:
+            # metrics, probes: /metrics as the status page allows, the
+            # probes to anyone
+            answer = EXTRA_PATHS.get(path[len(self.prefix):])
+            if answer is not None:
+                return answer(self, environ, start_response)
             if self._status.handles(path[len(self.prefix):]):
                 return self._status(environ, start_response)
             return self._endpoint(environ, start_response)

@@ -1,0 +1,97 @@
+"""Kubernetes probes: ``{prefix}/livez`` and ``{prefix}/readyz``.
+
+``livez``
+    200 while this process's scheduler loop (the clockwork thread) runs
+    and ticked within :data:`STUCK_AFTER` seconds by the CronApp's clock;
+    503 when it is stopped (:meth:`~onecron.CronApp.stop`, or never
+    started) or stuck. A CronApp with ``enabled=False`` runs no scheduler
+    here and is always live.
+``readyz``
+    200 when the store answers (one read of its schema version), 503 when
+    it does not; 200 without a store.
+
+Both answer any client, without the status page's access rule (the
+kubelet calls from the node's address), to GET and HEAD only, and say
+one word: no job name, URL, token or store location.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from onecron.running.clockwork import MAX_SLEEP
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+    from onecron.app import CronApp
+
+__all__ = ['STUCK_AFTER', 'live', 'ready', 'livez', 'readyz']
+
+log = logging.getLogger(__name__)
+
+#: seconds without a tick after which the scheduler loop counts as stuck:
+#: it ticks at least every :data:`~onecron.running.clockwork.MAX_SLEEP`
+#: seconds when idle, and after every step; this leaves a step two more
+#: minutes (a store's or a lock's slowest wait is far shorter)
+STUCK_AFTER = 3 * MAX_SLEEP
+
+_HEADERS = [('Content-Type', 'text/plain; charset=utf-8'),
+            ('Cache-Control', 'no-store'),
+            ('X-Content-Type-Options', 'nosniff')]
+
+
+def live(app: CronApp) -> str | None:
+    """Why ``app``'s scheduler loop is not live (``'stopped'``,
+    ``'stuck'``), or None if it is."""
+    if not app.enabled:
+        return None
+    clockwork = app._clockwork
+    if not clockwork.alive:
+        return 'stopped'
+    ticked = clockwork.ticked
+    if ticked is not None and app.clock().timestamp() - ticked > STUCK_AFTER:
+        return 'stuck'
+    return None
+
+
+def ready(app: CronApp) -> str | None:
+    """Why ``app`` is not ready (``'store unavailable'``), or None."""
+    store = app.store
+    if store is None:
+        return None
+    try:
+        store.version()
+    except Exception as exc:  # StoreError, or a custom store's own
+        log.warning('readyz: the store does not answer: %s', exc)
+        return 'store unavailable'
+    return None
+
+
+def livez(app: CronApp, environ: WSGIEnvironment,
+          start_response: StartResponse) -> Iterable[bytes]:
+    """Answer ``{prefix}/livez``."""
+    return _answer(environ, start_response, live(app))
+
+
+def readyz(app: CronApp, environ: WSGIEnvironment,
+           start_response: StartResponse) -> Iterable[bytes]:
+    """Answer ``{prefix}/readyz``."""
+    return _answer(environ, start_response, ready(app))
+
+
+def _answer(environ: WSGIEnvironment, start_response: StartResponse,
+            problem: str | None) -> list[bytes]:
+    method = environ.get('REQUEST_METHOD')
+    if method not in ('GET', 'HEAD'):
+        status, body = '405 Method Not Allowed', b'use GET or HEAD\n'
+        headers = [*_HEADERS, ('Allow', 'GET, HEAD')]
+    elif problem is None:
+        status, body, headers = '200 OK', b'ok\n', _HEADERS
+    else:
+        status, body = '503 Service Unavailable', f'{problem}\n'.encode()
+        headers = _HEADERS
+    start_response(status, [*headers, ('Content-Length', str(len(body)))])
+    return [] if method == 'HEAD' else [body]
