@@ -257,7 +257,8 @@ class Histogram:
         running, pairs = 0, []
         for bound in (*self.bounds, math.inf):
             running += self.counts.get(bound, 0)
-            pairs.append(('+Inf' if bound == math.inf else _label(bound),
+            # as prometheus_client writes its own: 1.0, 0.05, +Inf
+            pairs.append(('+Inf' if bound == math.inf else repr(bound),
                           running))
         return pairs
 
