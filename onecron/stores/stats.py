@@ -191,7 +191,7 @@ def schema(dialect: str) -> tuple[str, ...]:
     the runs stored already, in ``dialect`` (``'sqlite'`` or
     ``'postgresql'``)."""
     d = _DIALECTS[dialect]
-    table, runs = d['table'], d['runs']
+    runs = d['runs']
     ended, more = _ended(d), _more_missed(d)
     if dialect == 'sqlite':
         def trigger(name: str, event: str, when: str,
