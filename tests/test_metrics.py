@@ -355,3 +355,29 @@ def test_the_status_page_shows_the_same_figures(store: Store) -> None:
             in page)
     assert not math.isnan(values[('onecron_job_lateness_seconds_sum',
                                   labels('feed'))])
+
+
+def test_a_postgresql_store_upgraded_to_the_stats_counts_its_old_runs(
+        postgresql_url: str) -> None:
+    """Upgrading a PostgreSQL store from version 4 counts the runs it
+    holds already, as the triggers would have."""
+    import psycopg
+
+    from onecron.stores.postgres import PostgresStore
+    with PostgresStore(postgresql_url) as store:
+        known_runs(store)
+        fresh = {row[:4]: row[4] for row in store.stats_rows('default')}
+    with psycopg.connect(postgresql_url, autocommit=True) as db:
+        db.execute('DROP TABLE onecron_run_stats')
+        for name in ('recorded', 'ended', 'more_missed'):
+            db.execute(f'DROP TRIGGER onecron_run_stats_{name} '
+                       'ON onecron_runs')
+        for name in ('ended', 'more_missed'):
+            db.execute(f'DROP FUNCTION onecron_run_stats_{name}()')
+        db.execute('UPDATE onecron_schema SET version = 4')
+    with PostgresStore(postgresql_url) as store:
+        assert store.version() == 5
+        upgraded = {row[:4]: row[4] for row in store.stats_rows('default')}
+    assert fresh.keys() == upgraded.keys()
+    for key, total in fresh.items():
+        assert upgraded[key] == pytest.approx(total, abs=1e-6)
