@@ -4,6 +4,7 @@ store; both cheap, open to any address, and saying nothing else."""
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -73,24 +74,37 @@ def test_livez_follows_the_scheduler_loop(
 def test_livez_says_stuck_when_the_loop_stops_ticking(
         tmp_path: Path, apps: list[CronApp],
         live_server: Callable[..., LiveServer]) -> None:
-    """livez: 503 once the loop has not ticked for STUCK_AFTER seconds by
-    the app's clock, 200 just before."""
+    """livez: a step that hangs stops the loop's ticks; 503 once the last
+    tick is STUCK_AFTER seconds old by the app's clock (200 just before),
+    200 again once the step returns."""
     clock = Clock(NOW)
     app = make_app(SqliteStore(tmp_path / 'runs.db'), tmp_path, clock=clock)
     apps.append(app)
     server = live_server(app)
     app.start(base_url=server.url)
     wait_for(lambda: app._clockwork.ticked is not None)
-    # the thread waits for real time to pass: moving the clock is a loop
-    # that does not tick
+    entered, release = threading.Event(), threading.Event()
+
+    def hang() -> None:
+        entered.set()
+        release.wait(10)
+
+    app._clockwork.enter(clock().timestamp(), 0, app.schedulers['default'],
+                         hang)
+    assert entered.wait(10)
     ticked = app._clockwork.ticked
     assert ticked is not None
-    clock.now = datetime.fromtimestamp(
-        ticked + probes.STUCK_AFTER - 1, timezone.utc)
-    assert fetch(f'{server.url}/cronjobs/livez')[:2] == (200, b'ok\n')
-    clock.now = datetime.fromtimestamp(
-        ticked + probes.STUCK_AFTER + 1, timezone.utc)
-    assert fetch(f'{server.url}/cronjobs/livez')[:2] == (503, b'stuck\n')
+    try:
+        clock.now = datetime.fromtimestamp(
+            ticked + probes.STUCK_AFTER - 1, timezone.utc)
+        assert fetch(f'{server.url}/cronjobs/livez')[:2] == (200, b'ok\n')
+        clock.now = datetime.fromtimestamp(
+            ticked + probes.STUCK_AFTER + 1, timezone.utc)
+        assert fetch(f'{server.url}/cronjobs/livez')[:2] == (503,
+                                                             b'stuck\n')
+    finally:
+        release.set()
+    wait_for(lambda: fetch(f'{server.url}/cronjobs/livez')[0] == 200)
 
 
 def test_livez_of_a_disabled_app_is_always_ok(tmp_path: Path) -> None:
@@ -193,3 +207,17 @@ def test_the_first_probe_starts_the_scheduler_it_checks(
     server = live_server(app)
     assert fetch(f'{server.url}/cronjobs/livez')[:2] == (200, b'ok\n')
     assert app._clockwork.alive
+
+
+def test_readyz_logs_an_outage_once(
+        tmp_path: Path, caplog: Any) -> None:
+    """The kubelet asks every few seconds: the outage is one log line, and
+    its end one more."""
+    store = SqliteStore(tmp_path / 'runs.db')
+    app = make_app(store, tmp_path, enabled=False)
+    store.close()
+    with caplog.at_level('WARNING', logger='onecron.web.probes'):
+        for _ in range(5):
+            assert local(app, '/cronjobs/readyz').status_int == 503
+    assert len(caplog.records) == 1
+    assert 'does not answer' in caplog.records[0].getMessage()

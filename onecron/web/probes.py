@@ -5,7 +5,9 @@
     and ticked within :data:`STUCK_AFTER` seconds by the CronApp's clock;
     503 when it is stopped (:meth:`~onecron.CronApp.stop`, or never
     started) or stuck. A CronApp with ``enabled=False`` runs no scheduler
-    here and is always live.
+    here and is always live. The ticks are read on the CronApp's clock: a
+    wall clock stepped forward by more than :data:`STUCK_AFTER` reads as
+    stuck until the next tick, at most a minute later.
 ``readyz``
     200 when the store answers (one read of its schema version), 503 when
     it does not; 200 without a store.
@@ -18,10 +20,12 @@ one word: no job name, URL, token or store location.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from onecron.running.clockwork import MAX_SLEEP
+from onecron.stores.base import Store
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -37,6 +41,9 @@ log = logging.getLogger(__name__)
 #: seconds when idle, and after every step; this leaves a step two more
 #: minutes (a store's or a lock's slowest wait is far shorter)
 STUCK_AFTER = 3 * MAX_SLEEP
+
+#: stores whose outage readyz has logged
+_DOWN: weakref.WeakSet[Store] = weakref.WeakSet()
 
 _HEADERS = [('Content-Type', 'text/plain; charset=utf-8'),
             ('Cache-Control', 'no-store'),
@@ -58,15 +65,24 @@ def live(app: CronApp) -> str | None:
 
 
 def ready(app: CronApp) -> str | None:
-    """Why ``app`` is not ready (``'store unavailable'``), or None."""
+    """Why ``app`` is not ready (``'store unavailable'``), or None.
+
+    An outage is logged once, and its end once: the kubelet asks every
+    few seconds.
+    """
     store = app.store
     if store is None:
         return None
     try:
         store.version()
     except Exception as exc:  # StoreError, or a custom store's own
-        log.warning('readyz: the store does not answer: %s', exc)
+        if store not in _DOWN:
+            _DOWN.add(store)
+            log.warning('readyz: the store does not answer: %s', exc)
         return 'store unavailable'
+    if store in _DOWN:
+        _DOWN.discard(store)
+        log.warning('readyz: the store answers again')
     return None
 
 
