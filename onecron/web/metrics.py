@@ -74,7 +74,10 @@ class Collector:
 
     Collecting raises :class:`~onecron.stores.base.StoreError` when the
     store fails: the scrape fails, rather than answer numbers that drop
-    to nothing and back.
+    to nothing and back. A plain class, not a subclass of
+    ``prometheus_client``'s: importing onecron imports no
+    ``prometheus_client`` (whose import sets up a default registry), and
+    a registry takes any object with ``collect``.
     """
 
     def __init__(self, app: CronApp,
