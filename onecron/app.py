@@ -18,7 +18,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import sys
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -38,6 +37,7 @@ from onecron.running import lock as _lock
 from onecron.running.autostart import Deferred, in_child
 from onecron.running.caller import Caller
 from onecron.running.checkins import CheckIns
+from onecron.running.clockwork import Clockwork
 from onecron.running.mail import Mailer, SmtpSettings
 from onecron.running.scheduler import Scheduler
 from onecron.schedule.clock import Clock, utcnow
@@ -58,12 +58,13 @@ from onecron.settings import (
 from onecron.stores import open_store
 from onecron.stores.base import Store
 from onecron.stores.history import History
-from onecron.web.access import JobAccess
+from onecron.web.access import Access, JobAccess
 from onecron.web.endpoint import JobEndpoint
+from onecron.web.metrics import EXTRA_PATHS
+from onecron.web.router import PrefixRouter
 from onecron.web.status.page import StatusPage, access_of
 
 if TYPE_CHECKING:
-    from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,9 @@ class CronApp:
         self._status = StatusPage(ops, access=access_of(ops))
         self._hosting = Schedulers(ops, settings=scheduling,
                                    retention=self._retention)
+        self._router = PrefixRouter(
+            self.prefix, self._endpoint, self._status, watched=self,
+            extra=EXTRA_PATHS, reporter=reporter)
         _instances.add(self)
         if self._hosting.autostarts():
             self._hosting.autostart.arm()
@@ -294,6 +298,10 @@ class CronApp:
                                         ' an occurrence URL is accepted.')
     static_urls = ReadOnly[bool]('_urls.static_urls',
                                  'False: the static job URLs run nothing.')
+    clockwork = ReadOnly[Clockwork]('_hosting.clockwork', 'The scheduler '
+                                    'loop of this process.')
+    page_access = ReadOnly[Access]('_status.access', 'Who may see the '
+                                   'status page, and so /metrics.')
     jobs = ReadOnly[Mapping[str, Job]]('_operations.jobs', 'The registered '
                                        'jobs by name (read-only).')
     secrets = ReadOnly[list[str]]('_operations.secrets', 'The secrets (a '
@@ -446,36 +454,12 @@ class CronApp:
 
     def _serve(self, path: str, environ: WSGIEnvironment,
                start_response: StartResponse) -> Iterable[bytes]:
-        """A request under the prefix: the status page or a job URL.
-
-        Whatever the request holds, it gets an answer, never an
-        exception: a path that is not UTF-8 names nothing here (404).
-        """
-        try:
-            path.encode('latin-1').decode('utf-8')
-        except UnicodeError:
-            return self._endpoint.not_found(environ, start_response)
-        try:
-            if self._status.handles(path[len(self.prefix):]):
-                return self._status(environ, start_response)
-            return self._endpoint(environ, start_response)
-        except Exception as exc:
-            # never the path in the log: it may hold a token
-            self.reporter.failure('*', '*', 'answering a request under '
-                                  'the prefix failed', exc)
-            return _internal_error(start_response, sys.exc_info())
+        """A request under the prefix (see :class:`PrefixRouter`)."""
+        return self._router(path, environ, start_response)
 
     def __repr__(self) -> str:
         return (f'<CronApp {self.application_id!r} prefix={self.prefix!r} '
                 f'{len(self.jobs)} job(s)>')
-
-
-def _internal_error(start_response: StartResponse,
-                    exc_info: OptExcInfo) -> Iterable[bytes]:
-    start_response('500 Internal Server Error', [
-        ('Content-Type', 'text/plain; charset=utf-8'),
-        ('Cache-Control', 'no-store')], exc_info)
-    return [b'Internal Server Error\n']
 
 
 _instances: weakref.WeakSet[CronApp] = weakref.WeakSet()

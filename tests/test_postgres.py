@@ -144,7 +144,7 @@ def test_a_new_database_gets_the_current_schema(
         versions = db.execute('SELECT version FROM onecron_schema').fetchall()
     assert tables == {'onecron_schema', 'onecron_runs', 'onecron_job_settings',
                       'onecron_holds', 'onecron_schedulers', 'onecron_claims',
-                      'onecron_leases'}
+                      'onecron_leases', 'onecron_run_stats'}
     assert versions == [(SCHEMA_VERSION,)] == [(store.version(),)]
     assert store.coordinates  # hosts share it: claims are needed to fire
 
@@ -187,7 +187,7 @@ def test_a_version_3_schema_scopes_its_keys_to_their_jobs(
     store = PostgresStore(postgresql_url)
     try:
         with caplog.at_level(logging.INFO, logger='onecron'):
-            assert store.version() == SCHEMA_VERSION == 4
+            assert store.version() == SCHEMA_VERSION == 5
         assert f'from version 3 to {SCHEMA_VERSION}' in caplog.text
         other = store.start_run('app', 'other', trigger=Trigger.URL,
                                 started=T0, key='k')

@@ -295,8 +295,8 @@ def test_a_version_3_file_scopes_its_keys_to_their_jobs(
              '2024-03-01T08:31:00.000000+00:00', 'ok', 'first', 'k')""")
     with caplog.at_level(logging.INFO, logger='onecron'), \
             SqliteStore(path) as store:
-        assert 'from version 3 to 4' in caplog.text
-        assert store.version() == SCHEMA_VERSION == 4
+        assert f'from version 3 to {SCHEMA_VERSION}' in caplog.text
+        assert store.version() == SCHEMA_VERSION == 5
         assert store.start_run('app', 'other', trigger=Trigger.URL,
                                started=T0, key='k') == 8
         assert store.start_run('tenant', 'job', trigger=Trigger.URL,

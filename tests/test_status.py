@@ -478,7 +478,9 @@ def test_status_json(app: CronApp, store: Store, client: Client) -> None:
         'enabled': True, 'state': 'IDLE', 'next_run': next_run.isoformat(),
         'last_run': {'id': run_id, 'started': '2024-05-01T05:30:00+00:00',
                      'ended': '2024-05-01T05:30:02+00:00', 'duration': 2.0,
-                     'outcome': 'ok', 'trigger': 'scheduler'}}
+                     'outcome': 'ok', 'trigger': 'scheduler'},
+        # metrics: no nominal time, no lateness; the stats' last success
+        'lateness': None, 'last_success': '2024-05-01T05:30:02+00:00'}
     assert jobs['feed']['enabled'] is False
     assert jobs['feed']['next_run'] is None
     assert jobs['manual']['schedule'] is None

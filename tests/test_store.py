@@ -626,7 +626,7 @@ def test_heartbeat_inserts_then_updates(
 
 def test_version_and_repr(store: Store) -> None:
     """A new store is at schema version 4 and its repr names its class."""
-    assert store.version() == 4
+    assert store.version() == 5
     assert repr(store).startswith(f'<{type(store).__name__} ')
 
 
@@ -666,7 +666,7 @@ def test_open_store_opens_postgresql_from_a_url(postgresql_url: str,
     url = postgresql_url.replace('postgresql://', f'{scheme}://')
     store = open_store(url)
     assert isinstance(store, PostgresStore)
-    assert store.version() == 4
+    assert store.version() == 5
     store.close()
 
 

@@ -63,6 +63,9 @@ class Clockwork:
         self._pid = os.getpid()
         #: schedulers that ran a step since the last flush
         self._touched: dict[int, Driven] = {}
+        # probes: the clock's timestamp of the thread's last tick (after a
+        # step, before a wait), for {prefix}/livez; None before the first
+        self.ticked: float | None = None
 
     def enter(self, when: float, priority: int, owner: Driven,
               step: Callable[..., object],
@@ -157,6 +160,7 @@ class Clockwork:
         # compute the fired jobs' next runs. sched re-reads its queue after
         # every call, so returning early (after rescheduling, for a new
         # step, to stop) is always safe.
+        self.ticked = self._timestamp()  # probes
         if self._stopping:
             raise _Stop
         if seconds <= 0:
@@ -190,6 +194,7 @@ class Clockwork:
                 if self._stopping:  # its wake-up may have been cleared
                     break
                 # nothing queued (every job ran once, or nothing started)
+                self.ticked = self._timestamp()  # probes
                 self._wake.wait(MAX_SLEEP)
                 self._wake.clear()
         except _Stop:

@@ -50,6 +50,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from onecron.stores import stats
 from onecron.stores.base import (
     Hold,
     JobSettings,
@@ -180,6 +181,7 @@ class PostgresStore(PostgresConnections):
     coordinates = True
     _dialect = _DIALECT
     _sql = _SQL
+    _stats_query = stats.query('postgresql')
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         if not timeout > 0:

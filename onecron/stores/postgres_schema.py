@@ -8,8 +8,10 @@ one transaction, under an advisory lock.
 
 from __future__ import annotations
 
+from onecron.stores import stats
+
 #: the schema version this code writes (in ``onecron_schema``)
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # the key of the advisory lock held while the schema is upgraded: 'onecron'
 _MIGRATION_LOCK = 0x6F6E6563726F6E
 # version 1: runs, switches, holds, schedulers
@@ -105,4 +107,7 @@ _SCHEMA_4 = (
 )
 
 #: what brings a store of version n (the index) to version n + 1
-_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, _SCHEMA_4)
+# version 5: the run stats the metrics read, and the triggers that keep them
+_SCHEMA_5 = stats.schema('postgresql')
+
+_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, _SCHEMA_4, _SCHEMA_5)

@@ -196,6 +196,17 @@ class SqlStore(Store):
 
     # --- runs -----------------------------------------------------------
 
+    #: the run stats of one application id (see :mod:`onecron.stores.stats`)
+    _stats_query: str
+
+    def stats_rows(self, application_id: str,
+                   ) -> list[tuple[str, str, str, int, float]]:
+        """The run stats rows of ``application_id``, for the metrics: one
+        index range."""
+        with self._db() as db:
+            return list(db.execute(self._stats_query,
+                                   (application_id,)).fetchall())
+
     def get_run(self, run_id: int) -> Run | None:
         with self._db() as db:
             row = db.execute(self._sql.get_run, (run_id,)).fetchone()

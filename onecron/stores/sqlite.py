@@ -27,6 +27,7 @@ import types
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from onecron.stores import stats
 from onecron.stores.base import (
     Hold,
     JobSettings,
@@ -174,6 +175,7 @@ class SqliteStore(SqliteConnections):
 
     _dialect = _DIALECT
     _sql = _SQL
+    _stats_query = stats.query('sqlite')
 
     def __init__(self, path: str | os.PathLike[str], *,
                  timeout: float = 5.0) -> None:

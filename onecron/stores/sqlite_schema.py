@@ -7,8 +7,10 @@ lacks, in one transaction, when it opens it.
 
 from __future__ import annotations
 
+from onecron.stores import stats
+
 #: the schema version this code writes (``PRAGMA user_version``)
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # version 1: runs, switches, holds, schedulers
 _SCHEMA_1 = (
@@ -121,4 +123,7 @@ _SCHEMA_4 = (
 )
 
 #: what brings a store of version n (the index) to version n + 1
-_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, _SCHEMA_4)
+# version 5: the run stats the metrics read, and the triggers that keep them
+_SCHEMA_5 = stats.schema('sqlite')
+
+_MIGRATIONS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, _SCHEMA_4, _SCHEMA_5)

@@ -13,10 +13,11 @@ a custom store returns may hold lone surrogates.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from onecron.operations import HasOperations, Operations, operations_of
+from onecron.stores import stats  # metrics
 from onecron.stores.base import Hold, JobSettings, Run, SchedulerInfo
 from onecron.stores.history import missed_range
 from onecron.text import encodable
@@ -48,6 +49,12 @@ class JobStatus:
     #: None when the job will not fire: manual-only, disabled, or held
     next_run: datetime | None
     last_run: Run | None
+    # metrics: the same figures as /metrics
+    #: the last run's start minus its nominal time, seconds
+    #: (:func:`onecron.stores.stats.lateness`)
+    lateness: float | None = None
+    #: when an ok run last ended
+    last_success: datetime | None = None
 
     @property
     def state(self) -> str:
@@ -96,6 +103,7 @@ def collect(holder: Operations | HasOperations,
         last = store.last_runs(application_id)
         settings = store.job_settings(application_id)
         hold = store.hold(application_id)
+    job_stats = stats.read(store, application_id)  # metrics
     held = hold is not None and hold.held
     now = app.clock()
     jobs = []
@@ -120,7 +128,10 @@ def collect(holder: Operations | HasOperations,
             next_run=(app.next_run_with(job, application_id, settings,
                                         held, now)
                       if setting.enabled else None),
-            last_run=last_run))
+            last_run=last_run,
+            # metrics
+            lateness=stats.lateness(last_run),
+            last_success=_success(job_stats.get(name))))
     pool = app.pool_for(application_id)
     warnings: tuple[str, ...] = ()
     if app.enabled and app.base_url_of(application_id) is None:
@@ -129,6 +140,13 @@ def collect(holder: Operations | HasOperations,
         id=application_id, scheduler=app.scheduler_info(application_id),
         hold=hold, queued=pool.queued, calls_running=pool.running,
         jobs=jobs, stored=store is not None, warnings=warnings)
+
+
+def _success(entry: stats.JobStats | None) -> datetime | None:  # metrics
+    """The newest end of an ok run a job's stats keep, or None."""
+    if entry is None or entry.last_success is None:
+        return None
+    return datetime.fromtimestamp(entry.last_success, timezone.utc)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -165,6 +183,9 @@ def as_json(status: ApplicationStatus) -> dict[str, Any]:
             'state': job.state,
             'next_run': _iso(job.next_run),
             'last_run': None if job.last_run is None else _run(job.last_run),
+            # metrics
+            'lateness': job.lateness,
+            'last_success': _iso(job.last_success),
         } for job in status.jobs],
     })
     return data

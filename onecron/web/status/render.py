@@ -311,6 +311,12 @@ def _job_row(job: JobStatus, status: ApplicationStatus, base: str,
         last = (f'{_outcome(job.last_run)} '
                 f'{_when(job.last_run.started, now, zone)}'
                 f'<br><small>{_duration(job.last_run.duration)}</small>')
+    # metrics: the figures /metrics has too
+    if job.lateness is not None:
+        last += f'<br><small>late {_duration(job.lateness)}</small>'
+    if job.last_success is not None:
+        last += (f'<br><small>last ok {_when(job.last_success, now, zone)}'
+                 '</small>')
     state = _badge(job.state, 'run' if job.running else 'off')
     state += ' ' + (_badge('enabled', 'ok') if job.enabled
                     else _badge('disabled', 'bad'))
