@@ -46,8 +46,9 @@ import click
 from flask import Flask, current_app
 from webob import Request
 
-from . import CronApp, DuplicateJob, Job, OnecronError, Schedule
-from .cli import run_command
+from onecron import CronApp, DuplicateJob, Job, OnecronError, Schedule
+from onecron.cli import run_command
+from onecron.job import check_job_function
 
 __all__ = ['Cron']
 
@@ -210,7 +211,9 @@ class Cron:
 
         def register(func: F) -> F:
             job_name = name or f'{func.__module__}.{func.__qualname__}'
-            _check_function(func, job_name)
+            check_job_function(func, job_name, with_request=False,
+                               hint="; a Flask job reads Flask's request "
+                               'instead')
             # checks the options now; None leaves one to the app's default
             Job(job_name, func, schedule, check_signature=False, **{
                 option: value for option, value in options.items()
@@ -228,26 +231,6 @@ class Cron:
 
     def __repr__(self) -> str:
         return f'<Cron {len(self._jobs)} job(s), {len(self._apps)} app(s)>'
-
-
-def _check_function(func: object, name: str) -> None:
-    """Raise :exc:`TypeError` unless ``func`` can be called with no
-    arguments: a ``def job(request):`` written for a plain CronApp would
-    otherwise fail at every run."""
-    if not callable(func):
-        raise TypeError(f'job {name!r}: the job must be callable, '
-                        f'got {func!r}')
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):  # no signature to check
-        return
-    try:
-        signature.bind()
-    except TypeError as exc:
-        label = getattr(func, '__qualname__', None) or repr(func)
-        raise TypeError(f'job {name!r}: {label}{signature} cannot be '
-                        f'called with no arguments ({exc}); a Flask job '
-                        f"reads Flask's request instead") from None
 
 
 def _register(cronapp: CronApp, app: Flask, job: _Registered) -> None:

@@ -68,9 +68,11 @@ def _override(expr: str, zone: str) -> Schedule:
     return Schedule(expr, timezone=zone)
 
 
-def check_job_function(func: object, name: str) -> None:
+def check_job_function(func: object, name: str, *,
+                       with_request: bool = True, hint: str = '') -> None:
     """Raise :exc:`TypeError` naming job ``name`` and its function unless
-    ``func`` can be called with one positional argument, the request.
+    ``func`` can be called with one positional argument, the request (with
+    none, for ``with_request=False``; ``hint`` then says what to do).
 
     Done at registration: a ``def job():`` would otherwise register fine
     and fail at every run. A callable whose signature cannot be read (some
@@ -84,12 +86,13 @@ def check_job_function(func: object, name: str) -> None:
     except (TypeError, ValueError):  # no signature to check
         return
     try:
-        signature.bind(object())
+        signature.bind(*((object(),) if with_request else ()))
     except TypeError as exc:
         label = getattr(func, '__qualname__', None) or repr(func)
+        called = ('with the request as its one positional argument'
+                  if with_request else 'with no arguments')
         raise TypeError(f'job {name!r}: {label}{signature} cannot be '
-                        f'called with the request as its one positional '
-                        f'argument ({exc})') from None
+                        f'called {called} ({exc}){hint}') from None
 
 
 def printable(text: str) -> bool:

@@ -56,7 +56,7 @@ from pyramid.settings import aslist, falsey, truthy
 from pyramid.tweens import INGRESS
 from webob import Request
 
-from . import CronApp, OnecronError
+from onecron import CronApp, OnecronError
 
 __all__ = ['add_cronjob', 'cronapp', 'cronjob', 'includeme']
 

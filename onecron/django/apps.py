@@ -26,9 +26,8 @@ from django.urls import NoReverseMatch, get_script_prefix, reverse
 from django.utils.module_loading import autodiscover_modules
 
 from onecron import CronApp
-
-from . import _install, get_cronapp
-from .cron import DjangoCronApp
+from onecron.django import _install, get_cronapp
+from onecron.django.cron import DjangoCronApp
 
 #: ``ONECRON`` key -> CronApp keyword, from CronApp's own signature
 KEYS = {name.upper(): name for name, parameter

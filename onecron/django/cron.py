@@ -10,8 +10,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.http import HttpRequest, HttpResponse
 
 from onecron import CronApp
-
-from . import REQUEST_KEY
+from onecron.django import REQUEST_KEY
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo

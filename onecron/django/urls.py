@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .views import serve
+from onecron.django.views import serve
 
 app_name = 'onecron'
 urlpatterns = [

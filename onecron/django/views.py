@@ -6,8 +6,8 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.common import no_append_slash
 from django.views.decorators.csrf import csrf_exempt
 
-from . import get_cronapp
-from .cron import DjangoCronApp
+from onecron.django import get_cronapp
+from onecron.django.cron import DjangoCronApp
 
 
 # the token (the status page: its own login and CSRF token) authenticates

@@ -14,8 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from onecron.cli import run_command
-
-from ... import get_cronapp
+from onecron.django import get_cronapp
 
 PROG = 'manage.py onecron'
 
