@@ -236,9 +236,10 @@ class CronApp(Controls):
                 ' those configure the Caller onecron makes, and would be '
                 'ignored; pass them to your Caller(max_concurrent=..., '
                 'connect_timeout=...) instead')
+        # the one time source: armed calls start on the app's clock
         self._caller = caller or Caller(
             max_concurrent=max_concurrent, connect_timeout=connect_timeout,
-            user_agent='onecron')
+            user_agent='onecron', clock=clock)
         self._reporter = reporter or Reporter()
         #: the application's callbacks that raise, reported once
         self._failures = CallbackFailures(self._reporter)
@@ -330,7 +331,8 @@ class CronApp(Controls):
             raise ValueError(f"autostart must be 'auto', True or False, "
                              f'got {autostart!r:.80}')
         self._autostart_mode = autostart
-        self._autostart = Deferred(autostart, self._autostarted)
+        # the one time source: the autostart delay is on the app's clock
+        self._autostart = Deferred(autostart, self._autostarted, clock=clock)
         if autostart is True and enabled and not self._autostarts():
             raise ValueError('autostart=True needs a fixed (str) '
                              'application_id and a configured base_url')

@@ -26,7 +26,6 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from onecron.running.lock import HostLock
 from onecron.running.mail import Notify
 from onecron.running.misfire import Plan, missed, plan
 from onecron.running.pool import Pool
-from onecron.schedule.clock import Clock, utcnow
+from onecron.schedule.clock import Clock, time_source, utcnow
 from onecron.schedule.rules import Schedule
 from onecron.stores.base import (
     CLAIM_DAYS,
@@ -165,7 +164,8 @@ class Scheduler:
     :param pool: makes the HTTP calls, within the application's pool
     :param reporter: where failed calls are reported
     :param history: where runs are written and switches read
-    :param clock: gives the current aware datetime
+    :param clock: gives the current aware datetime; lease renewal is
+        timed on its :func:`~onecron.schedule.clock.time_source`
     :param trigger_timeout: total seconds allowed for one call
     :param standby_interval: seconds between attempts to take the lock
     :param lease_time: with a store: how long after the last renewal
@@ -204,13 +204,13 @@ class Scheduler:
         #: the scope of the host lock: its host and directory
         self.node = node_name(self.host, os.path.dirname(lock.path))
         self._lease_retry, self._lease_ttl, _ = lease_times(lease_time)
-        self._renewed = 0.0  # time.monotonic() of the last renewal
+        self._renewed = 0.0  # clock.monotonic() of the last renewal
         self._said_standby = False
         #: the operator's switches, as last read from the store
         self.settings: dict[str, JobSettings] = {}
         #: whether the operator holds all jobs
         self.held = False
-        self._clock = clock
+        self._clock = time_source(clock)
         self._trigger_timeout = trigger_timeout
         self._standby_interval = standby_interval
         self._stopped = False
@@ -472,13 +472,13 @@ class Scheduler:
         active."""
         store = self._history.store
         if renewed:
-            self._renewed = time.monotonic()
+            self._renewed = self._clock.monotonic()
             return True
         if renewed is False:
             self._demote('another scheduler took over the lease')
             return False
         if store is not None and store.coordinates and (
-                time.monotonic() - self._renewed
+                self._clock.monotonic() - self._renewed
                 > self._lease_ttl - self._lease_retry):
             self._demote('the lease could not be renewed in time')
             return False
@@ -647,7 +647,7 @@ class Scheduler:
         if result is not None:
             taken, before = result
             if taken:
-                self._renewed = time.monotonic()
+                self._renewed = self._clock.monotonic()
                 self._activate(before)
                 return
             if not self._said_standby and before is not None:
