@@ -12,7 +12,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -142,16 +142,16 @@ def test_claimed_occurrences_do_not_run(node: Any,
                                         tmp_path: Path) -> None:
     """An occurrence already claimed in the store (by another host, a
     retried external call) does not run again."""
-    ticks = Ticks()
+    ticks, clock = Ticks(), manual_clock()
     store = SqliteStore(tmp_path / 'runs.sqlite')
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = clock()
     taken = {now + timedelta(seconds=second) for second in range(2, 5)}
     for occurrence in taken:
         assert store.claim('default', 'tick', occurrence, key='elsewhere',
                            now=now)
-    node('a', ticks)
-    wait_for(lambda: any(occurrence > max(taken)
-                         for occurrence in ticks.by('a')), timeout=15)
+    app = node('a', ticks, clock=clock)
+    run_until(clock, lambda: any(occurrence > max(taken)
+                                 for occurrence in ticks.by('a')), app)
     assert not taken & set(ticks.by('a'))
     assert ticks.by('a'), 'the others ran'
     store.close()

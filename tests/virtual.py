@@ -49,4 +49,7 @@ def run_until(clock: ManualClock, condition: Callable[[], Any],
         if value:
             return value
         run_for(clock, STEP, *apps)
+    value = condition()
+    if value:
+        return value
     raise AssertionError(f'condition not met within {limit} virtual s')
