@@ -6,7 +6,6 @@ application class stays about registration, serving and scheduling.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -139,7 +138,8 @@ class Controls:
                     application_id, key, None, self.clock(),
                     trigger=trigger, notify=self._notify),
             [f'{TRIGGER_HEADER}: {trigger.value}', f'{RUN_HEADER}: {key}'],
-            not_before=time.time() + delay if delay else None)])
+            # the one time source: the delay counts on the caller's clock
+            not_before=self.caller.clock.time() + delay if delay else None)])
 
     def _chain(self, job: Job, request: Request, application_id: str) -> None:
         """After a successful run: trigger the jobs it names in ``then``,
