@@ -184,7 +184,7 @@ class Deferred:
         self._disarmed = True
         timer, self._timer = self._timer, None
         if (timer is not None and self._cancel is not None
-                and self._armed_pid == os.getpid()):
+                and self._armed_pid == os.getpid() and timer.is_alive()):
             self._cancel.set()
 
     def _wait(self, cancel: Waker) -> None:

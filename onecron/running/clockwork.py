@@ -57,7 +57,8 @@ class Clockwork:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._queue = sched.scheduler(self._timestamp, self._sleep)
-        self._wake = time_source(clock).event()
+        self._time = time_source(clock)
+        self._wake = self._time.event()
         self._stopping = False
         self._mutex = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -115,6 +116,9 @@ class Clockwork:
         with self._mutex:
             self._thread = None
             self._stopping = False
+            # a fresh event for the next thread (a clock moved by hand
+            # waits for a wake-up until the thread it was meant for took it)
+            self._wake = self._time.event()
             # whatever is left belongs to stopped schedulers
             self._queue = sched.scheduler(self._timestamp, self._sleep)
 

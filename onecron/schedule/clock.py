@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
@@ -149,6 +150,11 @@ class ManualClock(SystemClock):
         self._moved = threading.Condition()
         #: threads waiting on the clock: thread id -> (deadline, event)
         self._sleeping: dict[int, tuple[float | None, _ManualEvent]] = {}
+        #: threads that ever waited on it (a scheduler's, a timer's)
+        self._users: set[int] = set()
+        #: the events made on it: one set and not yet waited for is work
+        #: its thread has still to do
+        self._events: weakref.WeakSet[_ManualEvent] = weakref.WeakSet()
         self._callbacks: list[Callable[[], None]] = []
 
     def __call__(self) -> datetime:
@@ -168,7 +174,10 @@ class ManualClock(SystemClock):
         self.event().wait(seconds)
 
     def event(self) -> Waker:
-        return _ManualEvent(self)
+        event = _ManualEvent(self)
+        with self._moved:
+            self._events.add(event)
+        return event
 
     def span(self, seconds: float) -> float | None:
         return None  # only advance() moves it, and wakes the subscribers
@@ -186,6 +195,10 @@ class ManualClock(SystemClock):
                 step: float | timedelta | None = None) -> None:
         """Move the clock on by ``seconds`` (wall and monotonic), waking
         each waiter whose time came; return once they sleep again.
+
+        Before it moves, the threads that wait on the clock finish what
+        they were woken for (a job added, a scheduler started): each step
+        starts from a settled state.
 
         ``step``: move in steps of at most this long, letting the woken
         threads settle after each (what falls due in between runs in
@@ -208,20 +221,19 @@ class ManualClock(SystemClock):
     def jump(self, moment: datetime) -> None:
         """Move the wall clock to ``moment`` (forward or back, as the
         wall clock may jump); the monotonic time does not move."""
+        self._wait_asleep()
         with self._moved:
             self._wall = moment.timestamp()
         self._wake()
+        self._wait_asleep()
 
     def _move(self, seconds: float) -> None:
+        self._wait_asleep()
         with self._moved:
             self._wall += seconds
             self._ticks += seconds
-            woken = {ident for ident, (deadline, event)
-                     in self._sleeping.items()
-                     if event.is_set() or (deadline is not None
-                                           and deadline <= self._ticks)}
         self._wake()
-        self._wait_asleep(woken)
+        self._wait_asleep()
 
     def _wake(self) -> None:
         with self._moved:
@@ -230,17 +242,25 @@ class ManualClock(SystemClock):
         for callback in callbacks:
             callback()
 
-    def _wait_asleep(self, woken: set[int]) -> None:
-        """Wait until the threads in ``woken`` wait on the clock again, for
+    def _wait_asleep(self) -> None:
+        """Wait until the threads that use the clock wait on it again, for
         a time still to come, or are gone (``settle`` real seconds at
         most)."""
         deadline = time.monotonic() + self._settle
+        current = threading.get_ident()
         with self._moved:
             while True:
                 alive = {thread.ident for thread in threading.enumerate()}
-                busy = [ident for ident in woken if ident in alive and (
+                self._users &= alive
+                busy = any(ident != current and (
                     ident not in self._sleeping
-                    or self._due(*self._sleeping[ident]))]
+                    or self._due(*self._sleeping[ident]))
+                    for ident in self._users) or any(
+                    # set before its thread ever waited (a scheduler's
+                    # thread yet to start), or while it was busy
+                    event._flag and event._waiter != current and (
+                        event._waiter is None or event._waiter in alive)
+                    for event in self._events)
                 left = deadline - time.monotonic()
                 if not busy or left <= 0:
                     return
@@ -261,6 +281,8 @@ class _ManualEvent:
     def __init__(self, clock: ManualClock) -> None:
         self._clock = clock
         self._flag = False
+        #: the thread that last waited on it
+        self._waiter: int | None = None
 
     def set(self) -> None:
         with self._clock._moved:
@@ -280,6 +302,8 @@ class _ManualEvent:
         with clock._moved:
             deadline = None if timeout is None else clock._ticks + timeout
             clock._sleeping[ident] = (deadline, self)
+            clock._users.add(ident)
+            self._waiter = ident
             clock._moved.notify_all()  # an advance may wait for this
             try:
                 while not self._flag and (deadline is None
