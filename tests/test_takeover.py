@@ -325,7 +325,10 @@ def test_a_killed_host_is_replaced_after_its_lease(tmp_path: Path) -> None:
         first = hosts.start(tmp_path / 'host-a', *options)
         wait_for(lambda: hosts.runs(), timeout=15)
         second = hosts.start(tmp_path / 'host-b', *options)
-        time.sleep(1.5)
+        # it stands by while the first fires on (real processes: as many
+        # fires as it takes, not a fixed sleep)
+        ready = len(hosts.runs())
+        wait_for(lambda: len(hosts.runs()) >= ready + 2)
         assert {pid for pid, _ in hosts.runs()} == {first.pid}
         hosts.kill(first)
         killed = time.monotonic()
