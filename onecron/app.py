@@ -217,7 +217,8 @@ class CronApp:
             max_application_ids=max_application_ids, enabled=enabled,
             caller=caller or Caller(
                 max_concurrent=max_concurrent,
-                connect_timeout=connect_timeout, user_agent='onecron'),
+                connect_timeout=connect_timeout, user_agent='onecron',
+                clock=clock),
             history=history, clock=clock, reporter=reporter,
             failures=CallbackFailures(reporter),
             mailer=(Mailer(smtp, reporter=reporter)

@@ -62,7 +62,9 @@ class Schedulers:
         # whether requests start schedulers: off when disabled or stopped
         self.watching = settings.enabled
         self.autostart_mode = settings.autostart
-        self.autostart = Deferred(settings.autostart, self.autostarted)
+        # the delay counts on the app's clock, the one time source
+        self.autostart = Deferred(settings.autostart, self.autostarted,
+                                  clock=operations.clock)
         if (settings.autostart is True and settings.enabled
                 and not self.autostarts()):
             raise ValueError('autostart=True needs a fixed (str) '

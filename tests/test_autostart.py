@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,13 +26,15 @@ from onecron import CronApp
 from onecron.cli import main
 from onecron.running import autostart
 from onecron.running.autostart import gunicorn_master, serving_process
+from onecron.schedule.clock import ManualClock
 
 from .host import ROOT
+from .virtual import manual_clock
 
 #: the delay the tests arm with (the default is a second)
 DELAY = 0.05
-#: long enough for an armed start to have fired
-FIRED = 0.3
+#: long enough for an armed start to have fired (on the virtual clock)
+FIRED = 1.0
 BASE_URL = 'http://127.0.0.1:9'  # nothing listens there: never called
 
 
@@ -49,12 +50,19 @@ def armed_quickly(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def make_app(tmp_path: Path) -> Iterator[Any]:
-    """Build CronApps with an hourly job on ``tmp_path``; stopped after."""
+def clock() -> ManualClock:
+    return manual_clock()
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, clock: ManualClock) -> Iterator[Any]:
+    """Build CronApps with an hourly job on ``tmp_path``, on the virtual
+    ``clock``; stopped after."""
     apps: list[CronApp] = []
 
     def make(**options: Any) -> CronApp:
         options.setdefault('base_url', BASE_URL)
+        options.setdefault('clock', clock)
         app = CronApp(secret='autostart', lock_dir=str(tmp_path),
                       **options)
 
@@ -75,43 +83,45 @@ def autostart_threads() -> list[threading.Thread]:
             if thread.name == 'onecron-autostart']
 
 
-def test_importing_process_starts_nothing(make_app: Any) -> None:
+def test_importing_process_starts_nothing(make_app: Any,
+                                          clock: ManualClock) -> None:
     """In a process that is no server (pytest), an app with its base URL
     configured starts no scheduler, nor even a timer, by default."""
     app = make_app()
     assert app.autostart == 'auto'
     assert serving_process() is None
     assert not app._autostart.armed
-    time.sleep(FIRED)
+    clock.advance(FIRED)
     assert dict(app.schedulers) == {}
     assert autostart_threads() == []
 
 
 def test_autostart_true_starts_after_the_delay(
-        make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
-    """autostart=True starts the scheduler after the delay, once, in any
-    process, and says so at INFO."""
+        make_app: Any, clock: ManualClock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """autostart=True starts the scheduler after the delay (on the app's
+    clock), not before, once, in any process, and says so at INFO."""
     caplog.set_level('INFO', logger='onecron.app')
     app = make_app(autostart=True)
     assert dict(app.schedulers) == {}
     assert app._autostart.armed
-    deadline = time.monotonic() + 5
-    while 'default' not in app.schedulers and time.monotonic() < deadline:
-        time.sleep(0.01)
+    clock.advance(DELAY * 0.9)
+    assert dict(app.schedulers) == {}
+    clock.advance(DELAY * 0.1)  # returns once the timer's thread is done
     assert list(app.schedulers) == ['default']
     assert not app._autostart.arm()  # never twice in a process
-    time.sleep(FIRED)
+    clock.advance(FIRED)
     lines = [record.getMessage() for record in caplog.records
              if 'autostarted' in record.getMessage()]
     assert lines == [f'scheduler autostarted in custom server worker pid '
                      f'{__import__("os").getpid()}']
 
 
-def test_stop_disarms(make_app: Any) -> None:
+def test_stop_disarms(make_app: Any, clock: ManualClock) -> None:
     """app.stop() before the delay: the scheduler never starts."""
     app = make_app(autostart=True)
     app.stop()
-    time.sleep(FIRED)
+    clock.advance(FIRED)
     assert dict(app.schedulers) == {}
     assert not app._autostart.arm()
 
@@ -123,25 +133,24 @@ def test_stop_disarms(make_app: Any) -> None:
     {'autostart': False},
 ], ids=['no-base-url', 'callable-id', 'disabled', 'off'])
 def test_autostart_needs_a_fixed_id_and_base_url(
-        make_app: Any, monkeypatch: pytest.MonkeyPatch,
+        make_app: Any, clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
         options: dict[str, Any]) -> None:
     """Even in a serving process, no base URL, a callable id, enabled=False
     or autostart=False leave the start to the first request."""
     monkeypatch.setenv('WERKZEUG_RUN_MAIN', 'true')
     app = make_app(**options)
-    time.sleep(FIRED)
+    clock.advance(FIRED)
     assert dict(app.schedulers) == {}
 
 
 def test_serving_child_of_a_reloader_starts(
-        make_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        make_app: Any, clock: ManualClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The default starts in a recognised serving process."""
     monkeypatch.setenv('WERKZEUG_RUN_MAIN', 'true')
     app = make_app()
     assert app._autostart.armed
-    deadline = time.monotonic() + 5
-    while 'default' not in app.schedulers and time.monotonic() < deadline:
-        time.sleep(0.01)
+    clock.advance(DELAY)
     assert list(app.schedulers) == ['default']
 
 
@@ -186,15 +195,18 @@ def test_serving_process_recognises_servers_not_imports(
 
 
 FORKS = textwrap.dedent('''
-    import os, sys, time
+    import os, sys
+    from datetime import datetime, timezone
     from onecron import CronApp
     from onecron.running import autostart
+    from onecron.schedule.clock import ManualClock
+    clock = ManualClock(datetime(2030, 1, 7, tzinfo=timezone.utc))
     autostart.DELAY = 0.3
     app = CronApp(secret='s', lock_dir=sys.argv[1], autostart=True,
-                  base_url='http://127.0.0.1:9')
+                  base_url='http://127.0.0.1:9', clock=clock)
     app.cronjob(minute=0, name='hourly')(lambda request: None)
     pid = os.fork()
-    time.sleep(1.5)
+    clock.advance(1.5)  # in each process: its timer fired, or not
     who = 'child' if pid == 0 else 'parent'
     os.write(1, f'{who} {len(app.schedulers)}\\n'.encode())  # one line
     if pid == 0:
@@ -221,9 +233,12 @@ def test_onecron_command_never_autostarts(
     starts nothing, armed or later."""
     name = f'autostart_app_{uuid.uuid4().hex}'
     (tmp_path / f'{name}.py').write_text(textwrap.dedent(f'''
+        from datetime import datetime, timezone
         from onecron import CronApp
+        from onecron.schedule.clock import ManualClock
+        clock = ManualClock(datetime(2030, 1, 7, tzinfo=timezone.utc))
         app = CronApp(secret='s', lock_dir={str(tmp_path)!r},
-                      base_url={BASE_URL!r}, autostart=True)
+                      base_url={BASE_URL!r}, autostart=True, clock=clock)
         app.cronjob(minute=0, name='hourly')(lambda request: None)
     '''))
     monkeypatch.chdir(tmp_path)
@@ -233,7 +248,7 @@ def test_onecron_command_never_autostarts(
         assert 'hourly' in capsys.readouterr().out
         app = sys.modules[name].app
         assert not app._autostart.armed
-        time.sleep(FIRED)
+        sys.modules[name].clock.advance(FIRED)
         assert dict(app.schedulers) == {}
     finally:
         sys.modules.pop(name, None)

@@ -6,6 +6,7 @@ import os
 import queue
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from webob import Request, Response
 from webob.dec import wsgify
 
 from onecron.running.caller import Caller, CallRequest, CallResult
+from onecron.schedule.clock import ManualClock
 
 
 class Backend:
@@ -194,3 +196,33 @@ def test_armed_call_starts_at_its_time_not_before(caller: Caller,
     assert arrivals[0] < min(start_at)
     assert all(arrived >= at for arrived, at in zip(arrivals[1:],
                                                     sorted(start_at)))
+
+
+def test_an_armed_call_waits_for_the_callers_clock(
+        live_server: Any) -> None:
+    """A call armed on a ManualClock starts when that clock gets to its
+    time, however long that takes in real time, and its duration is
+    measured on that clock."""
+    start = datetime(2030, 1, 7, 12, 0, tzinfo=timezone.utc)
+    clock = ManualClock(start)
+    caller = Caller(clock=clock)
+    arrivals: list[float] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        arrivals.append(clock.time())
+        start_response('200 OK', [('Content-Length', '0')])
+        return [b'']
+
+    try:
+        results: queue.Queue[CallResult] = queue.Queue()
+        caller.call(live_server(app).url, timeout=5, on_done=results.put,
+                    not_before=start.timestamp() + 60)
+        clock.advance(59.99)
+        with pytest.raises(queue.Empty):
+            results.get(timeout=0.3)  # a real 0.3 s: still armed
+        clock.advance(0.01)
+        result = results.get(timeout=10)
+        assert result.ok and arrivals == [start.timestamp() + 60]
+        assert result.duration == 0.0  # the clock stood still meanwhile
+    finally:
+        caller.close()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 from onecron import CronApp
 from onecron.running.clockwork import Clockwork
 from onecron.running.lock import HostLock, lock_path
-from onecron.schedule.clock import utcnow
+from onecron.schedule.clock import ManualClock, utcnow
 
 from .conftest import wait_for
 
@@ -159,3 +162,62 @@ def test_many_application_ids_share_one_scheduler_thread(
         lock = HostLock(lock_path(str(tmp_path), tenant))
         assert lock.acquire(), f'{tenant} still locked'
         lock.release()
+
+
+# --- on a ManualClock ------------------------------------------------------
+
+START = datetime(2030, 1, 7, 12, 0, tzinfo=timezone.utc)
+
+
+def test_manual_clock_runs_steps_when_moved_not_before() -> None:
+    """On a ManualClock a step runs when the clock gets to its time, and
+    not a real second later nor earlier: advance() returns once it ran."""
+    clock = ManualClock(START)
+    clockwork = Clockwork(clock)
+    owner = Owner()
+    try:
+        at = START.timestamp()
+        clockwork.enter(at + 3600, 0, owner, owner.ran.append, ('hour',))
+        clockwork.enter(at + 1, 0, owner, owner.ran.append, ('second',))
+        clock.advance(0.5)
+        assert owner.ran == []
+        clock.advance(0.5)
+        assert owner.ran == ['second']  # at once: no waiting for it
+        clock.advance(3598)
+        assert owner.ran == ['second']
+        clock.advance(1)
+        assert owner.ran == ['second', 'hour']
+    finally:
+        clockwork.stop()
+
+
+def test_manual_clock_wakes_waiters_in_order_of_their_time() -> None:
+    """Waits on a ManualClock end when it is moved past them, each at
+    its time; a wait ended by its event says so."""
+    clock = ManualClock(START)
+    woke: list[str] = []
+
+    def sleeper(name: str, seconds: float) -> None:
+        clock.sleep(seconds)
+        woke.append(name)
+
+    threads = [threading.Thread(target=sleeper, args=(name, seconds))
+               for name, seconds in (('late', 2.0), ('early', 1.0))]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(clock._sleeping) == 2)
+    clock.advance(1, step=0.5)
+    assert woke == ['early']
+    clock.advance(timedelta(seconds=1))
+    assert woke == ['early', 'late']
+    event = clock.event()
+    setter = threading.Timer(0.01, event.set)
+    setter.start()
+    assert event.wait(10) is True  # set, though the clock stood still
+    assert not clock.event().wait(0)
+    with pytest.raises(ValueError, match='forward'):
+        clock.advance(-1)
+    with pytest.raises(ValueError, match='aware'):
+        ManualClock(datetime(2030, 1, 1))
+    assert clock() == START + timedelta(seconds=2)
+    assert clock.monotonic() == 2.0

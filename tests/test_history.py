@@ -16,9 +16,12 @@ import pytest
 from webob import Request
 
 from onecron import CronApp, InvalidSchedule
+from onecron.running.housekeeping import POLL_INTERVAL
+from onecron.schedule.clock import ManualClock
 from onecron.stores.base import MAX_OUTPUT, Outcome, Trigger
 
 from .conftest import wait_for
+from .virtual import manual_clock, run_for, run_until
 
 EVERY_SECOND = '* * * * * *'
 log = logging.getLogger('tests.jobs')
@@ -28,6 +31,20 @@ log = logging.getLogger('tests.jobs')
 def app(tmp_path: Path) -> Iterator[CronApp]:
     app = CronApp(secret='s', lock_dir=str(tmp_path),
                   store=str(tmp_path / 'runs.sqlite'))
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return manual_clock()
+
+
+@pytest.fixture
+def timed(tmp_path: Path, clock: ManualClock) -> Iterator[CronApp]:
+    """An app with a store, on the virtual ``clock``."""
+    app = CronApp(secret='s', lock_dir=str(tmp_path),
+                  store=str(tmp_path / 'runs.sqlite'), clock=clock)
     yield app
     app.stop()
 
@@ -122,59 +139,71 @@ def test_overlap_skip_is_recorded(app: CronApp, live_server: Any) -> None:
     assert outcomes == ['ok', 'skipped']
 
 
-def ticking(app: CronApp, live_server: Any) -> list[float]:
-    """Start a job due every second; the times it ran, as they come."""
-    runs: list[float] = []
+def ticking(app: CronApp, live_server: Any,
+            clock: ManualClock) -> list[str]:
+    """Start a job due every second; the occurrences it ran, as they
+    come."""
+    runs: list[str] = []
     app.cronjob(EVERY_SECOND, name='tick', jitter=False)(
-        lambda r: runs.append(time.time()))
+        lambda r: runs.append(r.headers['X-Onecron-Occurrence']))
     app.start(base_url=live_server(app).url)
-    wait_for(lambda: runs)
+    run_until(clock, lambda: runs, app)
     return runs
 
 
-def quiet_after_poll(runs: list[float]) -> int:
-    """Let the scheduler see a switch (it looks every 2 s), then check no
-    run happens for 2 s more; the run count."""
-    time.sleep(3)
+def quiet_after_poll(runs: list[str], clock: ManualClock,
+                     app: CronApp) -> int:
+    """Let the scheduler see a switch (it looks every 2 s: at most
+    that many fires more), then check no run happens for 5 s more; the
+    run count."""
     count = len(runs)
-    time.sleep(2)
+    run_for(clock, POLL_INTERVAL, app)
+    assert len(runs) <= count + POLL_INTERVAL
+    count = len(runs)
+    run_for(clock, 5, app)
     assert len(runs) == count
     return count
 
 
 def test_disable_and_override_apply_within_seconds(
-        app: CronApp, live_server: Any) -> None:
-    """Switches in the store reach the running scheduler by polling."""
-    runs = ticking(app, live_server)
+        timed: CronApp, live_server: Any, clock: ManualClock) -> None:
+    """Switches in the store reach the running scheduler by polling,
+    within its poll interval."""
+    app = timed
+    runs = ticking(app, live_server, clock)
     app.set_enabled('tick', False)
-    count = quiet_after_poll(runs)
+    count = quiet_after_poll(runs, clock, app)
     # still queued (its occurrences are claimed), but it will not run
     assert app.schedulers['default'].next_run('tick') is not None
     assert app.next_run('tick') is None
     app.set_enabled('tick', True)
-    wait_for(lambda: len(runs) > count, timeout=6)
+    run_until(clock, lambda: len(runs) > count, app,
+              limit=POLL_INTERVAL + 1)
     with pytest.raises(InvalidSchedule):
         app.override_schedule('tick', '*/0 * * * *')
     assert str(app.schedule_of('tick')) == EVERY_SECOND
     app.override_schedule('tick', '0 0 1 1 *')
     assert str(app.schedule_of('tick')) == '0 0 1 1 *'
-    count = quiet_after_poll(runs)
+    count = quiet_after_poll(runs, clock, app)
     next_run = app.next_run('tick')
     assert next_run is not None and next_run.month == 1 and next_run.day == 1
     app.override_schedule('tick', None)
-    wait_for(lambda: len(runs) > count, timeout=6)
+    run_until(clock, lambda: len(runs) > count, app,
+              limit=POLL_INTERVAL + 1)
 
 
 def test_hold_records_missed_and_release_catches_up(
-        app: CronApp, live_server: Any) -> None:
+        timed: CronApp, live_server: Any, clock: ManualClock) -> None:
     """Held jobs miss their runs (recorded); release can run them once."""
-    runs = ticking(app, live_server)
+    app = timed
+    runs = ticking(app, live_server, clock)
     app.hold()
-    time.sleep(3)
+    run_for(clock, POLL_INTERVAL, app)  # seen by the next poll
     count = len(runs)
-    wait_for(lambda: [r for r in runs_of(app, 'tick')
-                      if r.outcome is Outcome.MISSED], timeout=6)
+    run_for(clock, 3, app)
     assert len(runs) == count
+    [missed] = [r for r in runs_of(app, 'tick')
+                if r.outcome is Outcome.MISSED]
     assert app.next_run('tick') is None
     assert app.release(catch_up=True) == ['tick']
     wait_for(lambda: any(r.trigger is Trigger.SOON

@@ -16,8 +16,10 @@ import pytest
 from webob import Request
 
 from onecron import CronApp, UnknownJob
+from onecron.schedule.clock import ManualClock
 
 from .conftest import wait_for
+from .virtual import manual_clock, run_for, run_until
 
 EVERY_SECOND = '* * * * * *'
 
@@ -29,22 +31,38 @@ def app(tmp_path: Path) -> Iterator[CronApp]:
     app.stop()
 
 
+@pytest.fixture
+def clock() -> ManualClock:
+    return manual_clock()
+
+
+@pytest.fixture
+def timed(tmp_path: Path, clock: ManualClock) -> Iterator[CronApp]:
+    """An app on the virtual ``clock``."""
+    app = CronApp(secret='s', lock_dir=str(tmp_path), clock=clock)
+    yield app
+    app.stop()
+
+
 def trigger_header(log: list[str]) -> Any:
     return lambda request: log.append(
         request.headers.get('X-Onecron-Trigger', 'url'))
 
 
-def test_manual_job_runs_only_when_asked(app: CronApp,
-                                         live_server: Any) -> None:
+def test_manual_job_runs_only_when_asked(timed: CronApp, live_server: Any,
+                                         clock: ManualClock) -> None:
     """No schedule: never scheduled, but run_soon and the URL run it."""
+    app = timed
     runs: list[str] = []
+    ticks: list[str] = []
     app.cronjob(name='manual')(trigger_header(runs))
-    app.cronjob(EVERY_SECOND, name='tick', jitter=False)(lambda r: None)
+    app.cronjob(EVERY_SECOND, name='tick', jitter=False)(
+        trigger_header(ticks))
     assert app.jobs['manual'].manual and app.jobs['manual'].schedule is None
     url = live_server(app).url
     app.start(base_url=url)
-    time.sleep(1.5)
-    assert runs == []
+    run_for(clock, 3, app)
+    assert runs == [] and len(ticks) == 3
     app.run_soon('manual')
     wait_for(lambda: runs == ['soon'])
     with urllib.request.urlopen(app.url_for('manual', url)):
@@ -52,16 +70,22 @@ def test_manual_job_runs_only_when_asked(app: CronApp,
     assert runs == ['soon', 'url']
 
 
-def test_run_soon_waits_for_its_delay(app: CronApp, live_server: Any) -> None:
-    """run_soon(delay=...) runs once, not before the delay is over."""
+def test_run_soon_waits_for_its_delay(timed: CronApp, live_server: Any,
+                                      clock: ManualClock) -> None:
+    """run_soon(delay=...) runs once, not before the delay is over (on
+    the app's clock)."""
+    app = timed
     ran_at: list[float] = []
-    app.cronjob(name='later')(lambda request: ran_at.append(time.time()))
+    app.cronjob(name='later')(lambda request: ran_at.append(clock.time()))
     app.base_url = live_server(app).url
-    asked = time.time()
+    asked = clock.time()
     app.run_soon('later', delay=0.6)
-    wait_for(lambda: ran_at)
-    assert ran_at[0] >= asked + 0.6
-    time.sleep(0.5)
+    run_for(clock, 0.5)
+    with pytest.raises(AssertionError):  # a real 0.3 s: still armed
+        wait_for(lambda: ran_at, timeout=0.3)
+    run_until(clock, lambda: ran_at, app, limit=0.25)
+    assert ran_at == [asked + 0.75]  # the first step past the delay
+    run_for(clock, 5, app)
     assert len(ran_at) == 1
     with pytest.raises(UnknownJob):
         app.run_soon('nope')

@@ -20,8 +20,10 @@ from webob import Request
 from onecron import CronApp
 from onecron.protocol.hosts import parse_allowed_hosts
 from onecron.running.lock import HostLock, lock_path
+from onecron.schedule.clock import ManualClock
 
 from .conftest import wait_for
+from .virtual import manual_clock, run_for, run_until
 
 EVERY_SECOND = '* * * * * *'
 ROOT = Path(__file__).parent.parent
@@ -49,6 +51,19 @@ class Runs:
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[CronApp]:
     app = CronApp(secret='s', lock_dir=str(tmp_path))
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return manual_clock()
+
+
+@pytest.fixture
+def timed(tmp_path: Path, clock: ManualClock) -> Iterator[CronApp]:
+    """An app on the virtual ``clock``."""
+    app = CronApp(secret='s', lock_dir=str(tmp_path), clock=clock)
     yield app
     app.stop()
 
@@ -85,18 +100,19 @@ def test_jitter_shifts_the_fire_time(app: CronApp, live_server: Any) -> None:
         assert ran_at >= occurrence.timestamp() + offset
 
 
-def test_first_request_starts_the_scheduler(app: CronApp,
-                                            live_server: Any) -> None:
+def test_first_request_starts_the_scheduler(
+        timed: CronApp, live_server: Any, clock: ManualClock) -> None:
     """Nothing is scheduled until a request comes; the URL of a request
     for an allowed host is the base."""
+    app = timed
     runs = Runs()
     app.cronjob(EVERY_SECOND, name='tick', jitter=False)(runs)
     server = live_server(app)
     app.allowed_hosts = parse_allowed_hosts([f'127.0.0.1:{server.port}'])
-    time.sleep(1.2)
+    run_for(clock, 3, app)
     assert len(runs) == 0 and not app.schedulers
     Request.blank(server.url + '/hello').get_response(app)
-    wait_for(lambda: len(runs) >= 1)
+    run_until(clock, lambda: len(runs) >= 1, app, limit=1)
     assert app.schedulers['default'].base_url == server.url
 
 
@@ -200,13 +216,14 @@ def test_a_redirect_is_a_failure(tmp_path: Path, live_server: Any,
 
 
 def test_stop_releases_the_lock_and_start_works_again(
-        app: CronApp, live_server: Any) -> None:
+        timed: CronApp, live_server: Any, clock: ManualClock) -> None:
     """stop() ends the threads and frees the lock; start() resumes."""
+    app = timed
     runs = Runs()
     app.cronjob(EVERY_SECOND, name='tick', jitter=False)(runs)
     url = live_server(app).url
     app.start(base_url=url)
-    wait_for(lambda: len(runs) >= 1)
+    run_until(clock, lambda: len(runs) >= 1, app)
     scheduler = app.schedulers['default']
     app.stop()
     assert not scheduler.alive and not app.caller.running
@@ -215,10 +232,11 @@ def test_stop_releases_the_lock_and_start_works_again(
     lock.release()
     count = len(runs)
     Request.blank(url + '/').get_response(app)  # requests don't restart it
-    time.sleep(1.5)
-    assert len(runs) <= count + 1  # at most one call already in flight
+    run_for(clock, 3, app)
+    assert len(runs) == count  # none was in flight: the steps waited
     app.start(base_url=url)
-    wait_for(lambda: len(runs) >= count + 2)
+    run_for(clock, 2, app)
+    assert len(runs) == count + 2  # each second once, from the restart
 
 
 def test_disabled_never_starts_a_thread(tmp_path: Path,
@@ -319,7 +337,10 @@ def test_one_process_per_host_fires_and_another_takes_over(
         wait_for(lambda: read_runs(run_log), timeout=15)
         second = start_host(tmp_path, run_log)
         ready_pid(second, tmp_path)
-        time.sleep(2.5)
+        # the second stands by while the first fires on (real processes:
+        # as many fires as it takes, not a fixed sleep)
+        ready = len(read_runs(run_log))
+        wait_for(lambda: len(read_runs(run_log)) >= ready + 3)
         assert {pid for pid, _ in read_runs(run_log)} == {first.pid}
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
@@ -348,8 +369,7 @@ def test_fork_safety(tmp_path: Path) -> None:
     try:
         pids = {ready_pid(parent, tmp_path) for _ in range(2)}
         child_pid = (pids - {parent.pid}).pop()
-        wait_for(lambda: read_runs(run_log), timeout=15)
-        time.sleep(1.5)
+        wait_for(lambda: len(read_runs(run_log)) >= 3, timeout=15)
         assert {pid for pid, _ in read_runs(run_log)} == {parent.pid}
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()

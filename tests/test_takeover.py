@@ -12,7 +12,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from onecron.stores.sqlite import SqliteStore
 
 from .conftest import wait_for
 from .host import Hosts
+from .virtual import manual_clock, run_for, run_until
 
 EVERY_SECOND = '* * * * * *'
 
@@ -103,11 +104,12 @@ def by_occurrence(app: CronApp) -> dict[datetime, list[Run]]:
 def test_one_node_fires_while_the_other_stands_by(node: Any) -> None:
     """Of two nodes sharing a store, one holds the lease and fires; the
     other stands by, and no occurrence runs twice."""
-    ticks = Ticks()
-    first = node('a', ticks, lease_time=3)
-    wait_for(lambda: active(first))
-    second = node('b', ticks, lease_time=3)
-    wait_for(lambda: len(ticks.by('a')) >= 4)
+    ticks, clock = Ticks(), manual_clock()
+    first = node('a', ticks, lease_time=3, clock=clock)
+    run_until(clock, lambda: active(first), first)
+    second = node('b', ticks, lease_time=3, clock=clock)
+    run_for(clock, 10, first, second)  # three lease times
+    assert len(ticks.by('a')) >= 9
     assert not active(second)
     assert ticks.by('b') == []
     assert len(ticks.occurrences) == len(set(ticks.occurrences))
@@ -116,17 +118,19 @@ def test_one_node_fires_while_the_other_stands_by(node: Any) -> None:
 def test_a_clean_stop_hands_over_at_once(node: Any) -> None:
     """Stopping the active node releases its lease: the standby takes
     over within a retry, and every occurrence runs once or is missed."""
-    ticks = Ticks()
-    first = node('a', ticks, lease_time=12, misfire='all')
-    wait_for(lambda: len(ticks.by('a')) >= 2)
-    second = node('b', ticks, lease_time=12, misfire='all')
-    time.sleep(0.5)
-    stopped = time.monotonic()
+    ticks, clock = Ticks(), manual_clock()
+    first = node('a', ticks, lease_time=12, misfire='all', clock=clock)
+    run_until(clock, lambda: len(ticks.by('a')) >= 2, first)
+    second = node('b', ticks, lease_time=12, misfire='all', clock=clock)
+    run_for(clock, 0.5, first, second)
+    assert not active(second)
+    stopped = clock.monotonic()
     first.stop()
-    wait_for(lambda: active(second), timeout=5)
-    took = time.monotonic() - stopped
-    assert took < 12 - 2, 'it waited for the lease to expire'
-    wait_for(lambda: len(ticks.by('b')) >= 3)
+    run_until(clock, lambda: active(second), second)
+    took = clock.monotonic() - stopped
+    # a standby retries every 2 s: it did not wait for the lease (10 s)
+    assert took <= 2, 'it waited for the lease to expire'
+    run_until(clock, lambda: len(ticks.by('b')) >= 3, second)
     occurrences = sorted(ticks.occurrences)
     assert len(occurrences) == len(set(occurrences))
     # misfire='all' replays the gap: none lost
@@ -138,16 +142,16 @@ def test_claimed_occurrences_do_not_run(node: Any,
                                         tmp_path: Path) -> None:
     """An occurrence already claimed in the store (by another host, a
     retried external call) does not run again."""
-    ticks = Ticks()
+    ticks, clock = Ticks(), manual_clock()
     store = SqliteStore(tmp_path / 'runs.sqlite')
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = clock()
     taken = {now + timedelta(seconds=second) for second in range(2, 5)}
     for occurrence in taken:
         assert store.claim('default', 'tick', occurrence, key='elsewhere',
                            now=now)
-    node('a', ticks)
-    wait_for(lambda: any(occurrence > max(taken)
-                         for occurrence in ticks.by('a')), timeout=15)
+    app = node('a', ticks, clock=clock)
+    run_until(clock, lambda: any(occurrence > max(taken)
+                                 for occurrence in ticks.by('a')), app)
     assert not taken & set(ticks.by('a'))
     assert ticks.by('a'), 'the others ran'
     store.close()
@@ -158,12 +162,14 @@ def test_claimed_occurrences_do_not_run(node: Any,
 
 def restart_after_a_gap(node: Any, ticks: Ticks, gap: float,
                         **options: Any) -> tuple[CronApp, datetime]:
-    """Run, stop for ``gap`` seconds, start again on the same node."""
+    """Run, stop for ``gap`` seconds, start again on the same node (on
+    the virtual clock ``options['clock']``)."""
+    clock = options['clock']
     first = node('a', ticks, **options)
-    wait_for(lambda: len(ticks.by('a')) >= 2)
+    run_until(clock, lambda: len(ticks.by('a')) >= 2, first)
     first.stop()
-    stopped = datetime.now(timezone.utc)
-    time.sleep(gap)
+    stopped = clock()
+    clock.advance(gap)
     return node('a', ticks, **options), stopped
 
 
@@ -182,11 +188,12 @@ def test_a_restart_within_grace_runs_the_missed_occurrence_once(
         node: Any) -> None:
     """misfire='once': the newest occurrence missed while stopped runs
     once at start; one record stands for the whole gap."""
-    ticks = Ticks()
-    second, stopped = restart_after_a_gap(node, ticks, 3.5, grace=30)
-    wait_for(lambda: len(ticks.by('a')) >= 6)
+    ticks, clock = Ticks(), manual_clock()
+    second, stopped = restart_after_a_gap(node, ticks, 3.5, grace=30,
+                                          clock=clock)
+    run_until(clock, lambda: len(ticks.by('a')) >= 6, second)
     missed = wait_for(lambda: the_missed_range(second))
-    assert missed.count >= 3
+    assert missed.count == 3
     assert 'the newest ran now' in [
         run.output for run in runs(second)
         if run.outcome is Outcome.MISSED][0]
@@ -201,12 +208,14 @@ def test_a_restart_within_grace_runs_the_missed_occurrence_once(
 
 def test_a_restart_past_grace_records_missed_only(node: Any) -> None:
     """Past grace, the gap is one missed record and none of it runs."""
-    ticks = Ticks()
-    second, stopped = restart_after_a_gap(node, ticks, 3.5, grace=1)
-    first_new = wait_for(lambda: [occurrence for occurrence
-                                  in ticks.by('a') if occurrence > stopped])
+    ticks, clock = Ticks(), manual_clock()
+    second, stopped = restart_after_a_gap(node, ticks, 3.5, grace=1,
+                                          clock=clock)
+    first_new = run_until(clock, lambda: [
+        occurrence for occurrence in ticks.by('a') if occurrence > stopped],
+        second)
     missed = the_missed_range(second)
-    assert missed.count >= 2
+    assert missed.count == 3
     # nothing ran between the stop and the new start's first regular run
     ran = sorted(occurrence for occurrence in ticks.occurrences
                  if occurrence > stopped)
@@ -216,20 +225,22 @@ def test_a_restart_past_grace_records_missed_only(node: Any) -> None:
 
 def test_skip_records_every_missed_occurrence(node: Any) -> None:
     """misfire='skip': even within grace nothing is caught up."""
-    ticks = Ticks()
+    ticks, clock = Ticks(), manual_clock()
     second, stopped = restart_after_a_gap(node, ticks, 2.5, grace=30,
-                                          misfire='skip')
-    wait_for(lambda: any(o > stopped for o in ticks.by('a')))
+                                          misfire='skip', clock=clock)
+    run_until(clock, lambda: any(o > stopped for o in ticks.by('a')),
+              second)
     missed = the_missed_range(second)
-    assert missed.count >= 1
+    assert missed.count == 2
     assert min(o for o in ticks.occurrences if o > stopped) > missed.last
 
 
 def test_all_replays_every_missed_occurrence(node: Any) -> None:
     """misfire='all': each missed occurrence runs once; none is lost."""
-    ticks = Ticks()
-    restart_after_a_gap(node, ticks, 2.5, misfire='all')
-    wait_for(lambda: len(ticks.by('a')) >= 8)
+    ticks, clock = Ticks(), manual_clock()
+    second, _ = restart_after_a_gap(node, ticks, 2.5, misfire='all',
+                                    clock=clock)
+    run_until(clock, lambda: len(ticks.by('a')) >= 8, second)
     occurrences = sorted(ticks.occurrences)
     assert len(occurrences) == len(set(occurrences))
     steps = {b - a for a, b in zip(occurrences, occurrences[1:])}
@@ -252,9 +263,12 @@ def test_fires_wait_behind_the_replays_of_their_job(node: Any) -> None:
     """Replays of a slow job still run when its next occurrences fall due:
     those wait in line behind them instead of meeting a running job (409,
     skipped, lost), so each occurrence runs once and none is lost."""
-    ticks = SlowTicks()
-    restart_after_a_gap(node, ticks, 2.5, misfire='all')
-    wait_for(lambda: len(ticks.by('a')) >= 10, timeout=20)
+    ticks, clock = SlowTicks(), manual_clock()
+    second, _ = restart_after_a_gap(node, ticks, 2.5, misfire='all',
+                                    clock=clock)
+    # the replays run one after another in real time, while the clock
+    # moves on only once the calls are done: fires fall due behind them
+    run_until(clock, lambda: len(ticks.by('a')) >= 10, second)
     occurrences = sorted(ticks.occurrences)
     assert len(occurrences) == len(set(occurrences))
     steps = {b - a for a, b in zip(occurrences, occurrences[1:])}
@@ -281,21 +295,20 @@ def test_no_run_without_a_claim_on_a_shared_store(
         node: Any, tmp_path: Path, caplog: Any) -> None:
     """A store shared by hosts that cannot be reached: nothing runs, the
     outage is reported once; when it is back, jobs run again."""
-    ticks = Ticks()
+    ticks, clock = Ticks(), manual_clock()
     store = FlakySharedStore(tmp_path / 'shared.sqlite')
-    first = node('a', ticks, store=store)
-    wait_for(lambda: ticks.by('a'))
+    first = node('a', ticks, store=store, clock=clock)
+    run_until(clock, lambda: ticks.by('a'), first)
     with caplog.at_level(logging.ERROR, logger='onecron'):
         store.down = True
-        time.sleep(0.5)  # calls already handed over may still arrive
         count = len(ticks.seen)
-        time.sleep(2.5)
+        run_for(clock, 3, first)  # three fires, none claimed
     assert len(ticks.seen) == count, 'ran without a claim'
     outages = [record for record in caplog.records
                if 'run store failed' in record.getMessage()]
     assert len(outages) == 1
     store.down = False
-    wait_for(lambda: len(ticks.seen) > count + 1)
+    run_until(clock, lambda: len(ticks.seen) > count + 1, first)
     assert active(first)
 
 
@@ -312,7 +325,10 @@ def test_a_killed_host_is_replaced_after_its_lease(tmp_path: Path) -> None:
         first = hosts.start(tmp_path / 'host-a', *options)
         wait_for(lambda: hosts.runs(), timeout=15)
         second = hosts.start(tmp_path / 'host-b', *options)
-        time.sleep(1.5)
+        # it stands by while the first fires on (real processes: as many
+        # fires as it takes, not a fixed sleep)
+        ready = len(hosts.runs())
+        wait_for(lambda: len(hosts.runs()) >= ready + 2)
         assert {pid for pid, _ in hosts.runs()} == {first.pid}
         hosts.kill(first)
         killed = time.monotonic()

@@ -14,7 +14,6 @@ value.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -302,7 +301,8 @@ class Operations:
                     application_id, key, None, self.clock(),
                     trigger=trigger, notify=self.notify),
             [f'{TRIGGER_HEADER}: {trigger.value}', f'{RUN_HEADER}: {key}'],
-            not_before=time.time() + delay if delay else None)])
+            # the delay counts on the caller's clock, the one time source
+            not_before=self.caller.clock.time() + delay if delay else None)])
 
     def chain(self, job: Job, request: Request, application_id: str) -> None:
         """After a successful run: trigger the jobs it names in ``then``,

@@ -2,8 +2,10 @@
 
 The scheduler loop and each application id's scheduler
 (:mod:`~onecron.running.scheduler`, :mod:`~onecron.running.clockwork`),
-the HTTP calls it makes (:mod:`~onecron.running.caller`,
-:mod:`~onecron.running.pool`), the host and job locks
+what it does with each occurrence (:mod:`~onecron.running.runs`) and on
+taking over (:mod:`~onecron.running.catchup`), the HTTP calls it makes
+(:mod:`~onecron.running.caller`, :mod:`~onecron.running.pool`), the host
+and job locks
 (:mod:`~onecron.running.lock`), catching up after downtime
 (:mod:`~onecron.running.misfire`), pruning old runs
 (:mod:`~onecron.running.housekeeping`), when to start

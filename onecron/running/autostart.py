@@ -27,6 +27,8 @@ import threading
 from collections.abc import Callable
 from types import ModuleType
 
+from onecron.schedule.clock import Clock, Waker, time_source
+
 log = logging.getLogger(__name__)
 
 #: seconds between building the app (or a fork) and the start
@@ -120,7 +122,8 @@ def _uwsgi() -> ModuleType | None:
 class Deferred:
     """One start of ``start`` (given the server's name), ``delay`` (by
     default :data:`DELAY`) seconds after :meth:`arm`, in this process, if
-    it still applies then.
+    it still applies then (``delay`` counted on ``clock``'s
+    :func:`~onecron.schedule.clock.time_source`).
 
     ``mode`` is ``'auto'`` (only in a :func:`serving_process`) or True (in
     any process). :meth:`arm` again in a forked child; :meth:`disarm` for
@@ -128,11 +131,14 @@ class Deferred:
     """
 
     def __init__(self, mode: bool | str, start: Callable[[str], None], *,
-                 delay: float | None = None) -> None:
+                 delay: float | None = None,
+                 clock: Clock | None = None) -> None:
         self.mode = mode
         self._start = start
         self.delay = DELAY if delay is None else delay
-        self._timer: threading.Timer | None = None
+        self._clock = time_source(clock)
+        self._timer: threading.Thread | None = None
+        self._cancel: Waker | None = None
         self._armed_pid = 0
         self._armed_forks = -1
         self._fired_pid = 0
@@ -166,9 +172,9 @@ class Deferred:
             return False
         self._armed_pid = pid
         self._armed_forks = _forks
-        timer = threading.Timer(self.delay, self._fire)
-        timer.daemon = True
-        timer.name = 'onecron-autostart'
+        self._cancel = cancel = self._clock.event()
+        timer = threading.Thread(target=self._wait, args=(cancel,),
+                                 name='onecron-autostart', daemon=True)
         self._timer = timer
         timer.start()
         return True
@@ -177,8 +183,14 @@ class Deferred:
         """Never start (in this process and its future children)."""
         self._disarmed = True
         timer, self._timer = self._timer, None
-        if timer is not None and self._armed_pid == os.getpid():
-            timer.cancel()
+        if (timer is not None and self._cancel is not None
+                and self._armed_pid == os.getpid() and timer.is_alive()):
+            self._cancel.set()
+
+    def _wait(self, cancel: Waker) -> None:
+        """The timer's thread: fire after the delay, unless cancelled."""
+        if not cancel.wait(self.delay):
+            self._fire()
 
     def _fire(self) -> None:
         pid = os.getpid()

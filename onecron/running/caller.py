@@ -27,6 +27,7 @@ import pycurl
 
 from onecron.protocol.headers import REPORTED_HEADER
 from onecron.protocol.hosts import origin
+from onecron.schedule.clock import Clock, time_source
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,13 @@ class CallResult:
 OnDone = Callable[[CallResult], None]
 
 #: an armed call is woken by the selector this long before its start time,
-#: then waits out the rest in time.sleep, which is finer than epoll's
-#: millisecond timeouts
+#: then waits out the rest in the clock's sleep, which is finer than
+#: epoll's millisecond timeouts
 PRECISE_WAIT = 0.003
+
+
+#: libcurl's clock, for its timer: libcurl counts its timeouts in real time
+_libcurl_time = time.monotonic
 
 
 class CallRequest(NamedTuple):
@@ -93,7 +98,9 @@ class CallRequest(NamedTuple):
     #: gets the :class:`CallResult`, on the caller's thread
     on_done: OnDone
     headers: Sequence[str] = ()
-    #: a wall-clock timestamp: do not start before it (None: at once)
+    #: a timestamp on the caller's clock (see :meth:`SystemClock.time
+    #: <onecron.schedule.clock.SystemClock.time>`): do not start before
+    #: it (None: at once)
     not_before: float | None = None
 
 
@@ -130,17 +137,24 @@ class Caller:
         (keep it below the server's connection limit)
     :param connect_timeout: seconds allowed to connect
     :param user_agent: sent with every call
+    :param clock: when armed calls start, and how long calls took (see
+        :func:`~onecron.schedule.clock.time_source`; by default the real
+        time). libcurl's own timeouts are real seconds whatever the clock.
     """
 
     def __init__(self, *, max_concurrent: int = 16,
                  connect_timeout: float = 10.0,
-                 user_agent: str = 'onecron') -> None:
+                 user_agent: str = 'onecron',
+                 clock: Clock | None = None) -> None:
         if max_concurrent < 1:
             raise ValueError(
                 f'max_concurrent must be at least 1, got {max_concurrent}')
         self.max_concurrent = max_concurrent
         self.connect_timeout = connect_timeout
         self.user_agent = user_agent
+        #: the time source of armed calls and durations
+        self.clock = time_source(clock)
+        self.clock.subscribe(self._clock_moved)
         self._mutex = threading.Lock()
         #: calls whose time has come, in order
         self._pending: deque[_Call] = deque()
@@ -250,6 +264,13 @@ class Caller:
             target=self._run, name='onecron-caller', daemon=True)
         self._thread.start()
 
+    def _clock_moved(self) -> None:
+        # a clock moved by hand: armed calls may be due (under the mutex:
+        # the pipe is closed under it)
+        with self._mutex:
+            if self._pid == os.getpid():
+                self._wake()
+
     def _wake(self) -> None:
         if self._wake_w < 0:
             return  # no thread yet
@@ -277,8 +298,10 @@ class Caller:
             self._selector.register(fd, events)
 
     def _on_timer(self, timeout_ms: int) -> None:
+        # libcurl's timer, on libcurl's clock: real milliseconds whatever
+        # the caller's clock (a connect or total timeout is real time)
         self._deadline = (None if timeout_ms < 0
-                          else time.monotonic() + timeout_ms / 1000)
+                          else _libcurl_time() + timeout_ms / 1000)
 
     def _run(self) -> None:
         try:
@@ -295,13 +318,13 @@ class Caller:
         with self._mutex:
             if self._closing:
                 return False
-            now = time.time()
+            now = self.clock.time()
             while self._armed and self._armed[0][0] <= now:
                 self._pending.append(heapq.heappop(self._armed)[2])
             while self._pending and len(self._active) < self.max_concurrent:
                 call = self._pending.popleft()
                 curl = call.curl or self._prepare(call)
-                call.started = time.monotonic()
+                call.started = self.clock.monotonic()
                 self._multi.add_handle(curl)
                 self._active[curl] = call
             return True
@@ -329,16 +352,20 @@ class Caller:
     def _wait_and_act(self) -> None:
         timeout = None
         if self._deadline is not None:
-            timeout = max(0.0, self._deadline - time.monotonic())
+            timeout = max(0.0, self._deadline - _libcurl_time())
         if self._armed:
-            until = self._armed[0][0] - time.time()
-            if until <= PRECISE_WAIT:
+            clock = self.clock
+            until = self._armed[0][0] - clock.time()
+            if until <= 0:
+                return  # its time came meanwhile
+            span = clock.span(until - PRECISE_WAIT)
+            if span == 0:
                 # the last moments before an armed call: sleep precisely
                 # (the transfers in flight wait at most this long)
-                time.sleep(max(0.0, until))
+                clock.sleep(until)
                 return
-            wake = until - PRECISE_WAIT
-            timeout = wake if timeout is None else min(timeout, wake)
+            if span is not None:  # else moving the clock wakes the pipe
+                timeout = span if timeout is None else min(timeout, span)
         for key, mask in self._selector.select(timeout):
             if key.fd == self._wake_r:
                 try:
@@ -353,7 +380,8 @@ class Caller:
             if mask & selectors.EVENT_WRITE:
                 action |= pycurl.CSELECT_OUT
             self._multi.socket_action(key.fd, action)
-        if self._deadline is not None and time.monotonic() >= self._deadline:
+        if (self._deadline is not None
+                and _libcurl_time() >= self._deadline):
             self._deadline = None
             self._multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
 
@@ -375,7 +403,7 @@ class Caller:
         result = CallResult(
             url=call.request.url,
             status=int(curl.getinfo(pycurl.RESPONSE_CODE) or 0),
-            duration=time.monotonic() - call.started,
+            duration=self.clock.monotonic() - call.started,
             error=message,
             redirect=curl.getinfo(pycurl.REDIRECT_URL) or None,
             timed_out=errno == pycurl.E_OPERATION_TIMEDOUT,

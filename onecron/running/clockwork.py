@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from onecron.schedule.clock import Clock
+from onecron.schedule.clock import Clock, time_source
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,15 @@ class Driven(Protocol):
 class Clockwork:
     """One thread, one queue, for all the schedulers of a CronApp.
 
-    :param clock: gives the current aware datetime (the queue's time)
+    :param clock: gives the current aware datetime (the queue's time); the
+        thread sleeps on its :func:`~onecron.schedule.clock.time_source`
     """
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._queue = sched.scheduler(self._timestamp, self._sleep)
-        self._wake = threading.Event()
+        self._time = time_source(clock)
+        self._wake = self._time.event()
         self._stopping = False
         self._mutex = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -117,6 +119,9 @@ class Clockwork:
         with self._mutex:
             self._thread = None
             self._stopping = False
+            # a fresh event for the next thread (a clock moved by hand
+            # waits for a wake-up until the thread it was meant for took it)
+            self._wake = self._time.event()
             # whatever is left belongs to stopped schedulers
             self._queue = sched.scheduler(self._timestamp, self._sleep)
 

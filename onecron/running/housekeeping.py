@@ -11,14 +11,14 @@ pass of retention now and then.
 
 from __future__ import annotations
 
+import math
 import threading
-import time
 from typing import TYPE_CHECKING
 
 from onecron.reporting import Reporter
 from onecron.running.clockwork import Clockwork, Ticket
 from onecron.running.scheduler import lease_times
-from onecron.schedule.clock import Clock
+from onecron.schedule.clock import Clock, time_source
 from onecron.stores.base import Hold, JobSettings, SchedulerInfo
 from onecron.stores.history import History
 
@@ -50,7 +50,7 @@ class Housekeeper:
         self.holder = holder
         self._clockwork = clockwork
         self._history = history
-        self._clock = clock
+        self._clock = time_source(clock)
         self._reporter = reporter
         _, self._ttl, self._renew_every = lease_times(lease_time)
         self._interval = min(POLL_INTERVAL, self._renew_every)
@@ -58,8 +58,9 @@ class Housekeeper:
         self._keep = (keep_runs, keep_days)
         self._schedulers: dict[str, Scheduler] = {}
         self._timer: Ticket | None = None
-        self._renewed = 0.0
-        self._pruned = time.monotonic() - PRUNE_INTERVAL  # soon after start
+        self._renewed = -math.inf  # renewed in the first round
+        # pruned soon after the start
+        self._pruned = self._clock.monotonic() - PRUNE_INTERVAL
 
     def add(self, scheduler: Scheduler) -> None:
         """Look after ``scheduler`` (from its next round on)."""
@@ -114,14 +115,15 @@ class Housekeeper:
                                 nothing)
         no_holds: dict[str, Hold] | None = None
         holds = history.read(lambda store: store.holds_of(ids), no_holds)
-        renewing = time.monotonic() - self._renewed >= self._renew_every
+        renewing = (self._clock.monotonic() - self._renewed
+                    >= self._renew_every)
         renewed: set[str] | None = None
         if renewing:
             renewed = history.read(lambda store: store.renew_leases(
                 ids, holder=self.holder, node=self._node, ttl=self._ttl,
                 now=now), None)
             if renewed is not None:
-                self._renewed = time.monotonic()
+                self._renewed = self._clock.monotonic()
         beating = []
         for scheduler in active:
             app_id = scheduler.application_id
@@ -141,8 +143,8 @@ class Housekeeper:
                         scheduler.active_since, now))
         if renewing:  # a sign of life with each renewal is enough
             history.read(lambda store: store.heartbeats(beating), None)
-        if time.monotonic() - self._pruned > PRUNE_INTERVAL:
-            self._pruned = time.monotonic()
+        if self._clock.monotonic() - self._pruned > PRUNE_INTERVAL:
+            self._pruned = self._clock.monotonic()
             keep_runs, keep_days = self._keep
             history.read(lambda store: store.prune(
                 now=now, keep_runs=keep_runs, keep_days=keep_days), 0)

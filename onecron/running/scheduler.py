@@ -13,11 +13,11 @@ others. Each job is rescheduled right away, so a failed, slow or hung run
 never delays the next one.
 
 A scheduler that takes over (after a restart, or from a host that died)
-first looks for occurrences that fell due while none ran, and runs or
-records them per the jobs' ``misfire`` policy (:mod:`onecron.running.misfire`).
-What was missed is logged and written down as one record per job, not one
-per occurrence (see :mod:`onecron.stores.history`); so are the occurrences that
-fall due while the jobs are held: one record per job and hold.
+first catches up what fell due while none ran
+(:mod:`onecron.running.catchup`); what it does with each occurrence (claim,
+call, record, the occurrences missed while the jobs are held) is its run
+bookkeeping (:mod:`onecron.running.runs`). Both are base classes of
+:class:`Scheduler`; their names are importable from here as before.
 """
 
 from __future__ import annotations
@@ -26,130 +26,45 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from functools import partial
+from datetime import datetime
 
-from onecron.job import BAD_OVERRIDE, Job, claim
-from onecron.protocol.headers import (
-    OCCURRENCE_HEADER,
-    RUN_HEADER,
-    TRIGGER_HEADER,
-)
+from onecron.job import Job
 from onecron.reporting import CallbackFailures, Reporter
-from onecron.running.caller import CallRequest, CallResult
+from onecron.running.caller import CallRequest
+from onecron.running.catchup import CLAIM_SETTLE, WHILE_DOWN, CatchUp
 from onecron.running.clockwork import Clockwork, Ticket
 from onecron.running.lock import HostLock
 from onecron.running.mail import Notify
-from onecron.running.misfire import Plan, missed, plan
 from onecron.running.pool import Pool
-from onecron.schedule.clock import Clock, utcnow
-from onecron.schedule.rules import Schedule
-from onecron.stores.base import (
-    CLAIM_DAYS,
-    JobSettings,
-    Lease,
-    Outcome,
-    SchedulerInfo,
-    Trigger,
+from onecron.running.runs import (
+    WHILE_HELD,
+    UrlFor,
+    _HeldRange,
+    holder_name,
+    lease_times,
+    node_name,
+    report_result,
 )
-from onecron.stores.history import History, missed_summary
+from onecron.schedule.clock import Clock, time_source, utcnow
+from onecron.schedule.rules import Schedule
+from onecron.stores.base import JobSettings, Lease, Outcome, SchedulerInfo
+from onecron.stores.history import History
+
+__all__ = [
+    'ARM_AHEAD', 'CLAIM_SETTLE', 'WHILE_DOWN', 'WHILE_HELD', 'Scheduler',
+    'UrlFor', 'holder_name', 'lease_times', 'node_name', 'report_result',
+]
 
 log = logging.getLogger(__name__)
-
-#: ``url_for(job_name, base_url, application_id, occurrence)``: the URL
-#: a fire calls (static, or made for that one occurrence)
-UrlFor = Callable[[str, str, str, datetime], str]
 
 #: how long before its time a call is handed, armed, to the caller, which
 #: starts it on time (the scheduler's own wake-up is less precise)
 ARM_AHEAD = 0.05
 
-#: how old a claim without a run must be to count as lost: its call may
-#: still be on its way until then
-CLAIM_SETTLE = timedelta(seconds=3)
 
-
-#: why occurrences were missed, in their record
-WHILE_DOWN = 'while no scheduler ran'
-WHILE_HELD = 'while jobs were held'
-
-
-@dataclass
-class _HeldRange:
-    """The occurrences of a job missed during a hold, so far: one record,
-    written at the first and extended at each."""
-
-    key: str
-    first: datetime
-    last: datetime
-    count: int = 1
-
-
-def holder_name(host: str) -> str:
-    """A process's name in the leases: unique even across pid reuse."""
-    return f'{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}'
-
-
-def node_name(host: str, directory: str) -> str:
-    """The scope of a host lock: the host and the locks' directory."""
-    return f'{host}:{directory}'
-
-
-def lease_times(lease_time: float) -> tuple[float, float, float]:
-    """(standby retry, lease ttl, renewal interval) for ``lease_time``.
-
-    A standby looks every retry seconds, so a lease that is not renewed is
-    taken over within ttl + retry = lease_time; the holder renews three
-    times per ttl.
-    """
-    retry = min(2.0, lease_time / 6)
-    ttl = lease_time - retry
-    return retry, ttl, ttl / 3
-
-
-def report_result(reporter: Reporter, history: History, job: Job,
-                  application_id: str, key: str, scheduled: datetime | None,
-                  started: datetime, result: CallResult, *,
-                  trigger: Trigger = Trigger.SCHEDULER,
-                  notify: Notify | None = None) -> None:
-    """Log a finished call; report it and write it down when it failed.
-
-    The endpoint writes down every run it serves; what it never saw (a
-    refused connection, a redirect, a timeout) is written here, under the
-    run's key, which the store keeps unique.
-    """
-    if result.ok:
-        log.info('job %s (%s) ran: %s', job.name, application_id,
-                 result.describe())
-        return
-    if result.reported:
-        # the endpoint that ran it reported the failure: once is enough
-        log.info('job %s (%s) failed where it ran: %s', job.name,
-                 application_id, result.describe())
-    else:
-        reporter.failure(job.name, application_id, result.describe())
-    if notify is not None and (result.timed_out or result.status in (0, 404)
-                               or 300 <= result.status < 400):
-        # the endpoint mails what it ran; these it never saw, or not whole
-        notify(job, application_id,
-               Outcome.TIMED_OUT if result.timed_out else Outcome.FAILED,
-               error=result.describe())
-    if result.timed_out:
-        history.timed_out(application_id, job.name, key=key,
-                          scheduled=scheduled, started=started,
-                          error=result.describe())
-    else:
-        history.record(application_id, job.name, trigger=trigger,
-                       outcome=Outcome.FAILED, scheduled=scheduled,
-                       started=started, http_status=result.status or None,
-                       error=result.describe(), key=key)
-
-
-class Scheduler:
+class Scheduler(CatchUp):
     """Fires the jobs of one application id while holding its host lock.
 
     It owns no thread: its steps run on the CronApp's
@@ -165,7 +80,8 @@ class Scheduler:
     :param pool: makes the HTTP calls, within the application's pool
     :param reporter: where failed calls are reported
     :param history: where runs are written and switches read
-    :param clock: gives the current aware datetime
+    :param clock: gives the current aware datetime; lease renewal is
+        timed on its :func:`~onecron.schedule.clock.time_source`
     :param trigger_timeout: total seconds allowed for one call
     :param standby_interval: seconds between attempts to take the lock
     :param lease_time: with a store: how long after the last renewal
@@ -204,13 +120,13 @@ class Scheduler:
         #: the scope of the host lock: its host and directory
         self.node = node_name(self.host, os.path.dirname(lock.path))
         self._lease_retry, self._lease_ttl, _ = lease_times(lease_time)
-        self._renewed = 0.0  # time.monotonic() of the last renewal
+        self._renewed = 0.0  # clock.monotonic() of the last renewal
         self._said_standby = False
         #: the operator's switches, as last read from the store
         self.settings: dict[str, JobSettings] = {}
         #: whether the operator holds all jobs
         self.held = False
-        self._clock = clock
+        self._clock = time_source(clock)
         self._trigger_timeout = trigger_timeout
         self._standby_interval = standby_interval
         self._stopped = False
@@ -289,11 +205,6 @@ class Scheduler:
         store) and fires the jobs."""
         return (self.alive and self.lock.held
                 and self.active_since is not None)
-
-    @property
-    def _halted(self) -> bool:
-        """Whether firing must stop: stopped, or stepped down."""
-        return self._stopped or self.active_since is None
 
     def upcoming(self) -> list[tuple[datetime, str]]:
         """The queued fire times with job names, soonest first."""
@@ -472,13 +383,13 @@ class Scheduler:
         active."""
         store = self._history.store
         if renewed:
-            self._renewed = time.monotonic()
+            self._renewed = self._clock.monotonic()
             return True
         if renewed is False:
             self._demote('another scheduler took over the lease')
             return False
         if store is not None and store.coordinates and (
-                time.monotonic() - self._renewed
+                self._clock.monotonic() - self._renewed
                 > self._lease_ttl - self._lease_retry):
             self._demote('the lease could not be renewed in time')
             return False
@@ -490,12 +401,6 @@ class Scheduler:
         if queued is not None:
             self._clockwork.cancel(queued[1])
         self._enter(job, now)
-
-    def schedule_of(self, job: Job) -> Schedule | None:
-        """The job's schedule, or the operator's override of it."""
-        return job.schedule_in_force(self.settings.get(job.name), partial(
-            self._reporter.failure, job.name, self.application_id,
-            BAD_OVERRIDE))
 
     def _enter(self, job: Job, after: datetime) -> None:
         schedule = self.schedule_of(job)
@@ -540,84 +445,6 @@ class Scheduler:
             return
         self._in_line(job, [self._call(job, occurrence, key, runtime)])
 
-    def _call(self, job: Job, occurrence: datetime, key: str,
-              runtime: datetime | None) -> CallRequest:
-        """The call that runs ``occurrence``: at ``runtime``, or at once."""
-        started = runtime or self._clock()
-        return CallRequest(
-            self._url_for(job.name, self.base_url, self.application_id,
-                          occurrence),
-            job.timeout or self._trigger_timeout,
-            partial(report_result, self._reporter, self._history, job,
-                    self.application_id, key, occurrence, started,
-                    notify=self._notify),
-            [f'{OCCURRENCE_HEADER}: {occurrence.isoformat()}',
-             f'{TRIGGER_HEADER}: scheduler', f'{RUN_HEADER}: {key}'],
-            not_before=None if runtime is None else runtime.timestamp())
-
-    def _record(self, job: Job, occurrence: datetime, key: str,
-                outcome: Outcome) -> None:
-        """Write down an occurrence that did not run, and why."""
-        log.info('job %s (%s) at %s %s', job.name, self.application_id,
-                 occurrence.isoformat(), {
-                     Outcome.MISSED: 'missed' + (
-                         ': jobs are held' if self.held else ''),
-                     Outcome.SKIPPED: 'skipped: should_run said no',
-                 }.get(outcome, outcome.value))
-        self._history.record(
-            self.application_id, job.name, trigger=Trigger.SCHEDULER,
-            outcome=outcome, scheduled=occurrence, key=key)
-
-    def _missed_while_held(self, job: Job, occurrence: datetime,
-                           key: str) -> None:
-        """Write down an occurrence missed because the jobs are held: the
-        first of a hold opens the job's one record of it (logged once),
-        each later one extends it."""
-        holding = self._holding.get(job.name)
-        if holding is None:
-            self._holding[job.name] = _HeldRange(key, occurrence, occurrence)
-            log.info('job %s (%s) at %s missed: jobs are held (one record '
-                     'for the whole hold)', job.name, self.application_id,
-                     occurrence.isoformat())
-            self._history.missed(
-                self.application_id, job.name, first=occurrence,
-                last=occurrence, scheduled=occurrence, key=key,
-                summary=missed_summary(1, occurrence, occurrence,
-                                       WHILE_HELD))
-            return
-        holding.last = occurrence
-        holding.count += 1
-        self._history.more_missed(
-            self.application_id, job.name, key=key, last=occurrence,
-            summary=missed_summary(holding.count, holding.first, occurrence,
-                                   WHILE_HELD))
-
-    def _end_hold(self) -> None:
-        """The hold is over (or this scheduler no longer fires): log what
-        each job missed during it, once."""
-        holding, self._holding = self._holding, {}
-        for name, held in holding.items():
-            log.info('job %s (%s): %s', name, self.application_id,
-                     missed_summary(held.count, held.first, held.last,
-                                    WHILE_HELD))
-
-    def _claim(self, job: Job, occurrence: datetime, key: str) -> bool:
-        """Whether this scheduler may run ``occurrence``: it claimed it.
-
-        Without a store, always. A store that fails says no if hosts
-        share it (no run without a claim; the outage is reported once by
-        the history), and yes if it is the host's own.
-        """
-        won = claim(self._history, self.application_id, job.name,
-                    occurrence, key, self._clock())
-        if won is None:
-            return False
-        if not won:
-            log.info('job %s (%s) at %s: claimed by another run, not run '
-                     'again', job.name, self.application_id,
-                     occurrence.isoformat())
-        return won
-
     # -- taking over --------------------------------------------------------
 
     def _take_lease(self) -> None:
@@ -640,7 +467,7 @@ class Scheduler:
         if result is not None:
             taken, before = result
             if taken:
-                self._renewed = time.monotonic()
+                self._renewed = self._clock.monotonic()
                 self._activate(before)
                 return
             if not self._said_standby and before is not None:
@@ -656,203 +483,4 @@ class Scheduler:
                     why)
         self._deactivate()
         self._later(self._lease_retry, self._take_lease)
-
-    def _catch_up(self, before: Lease, now: datetime,
-                  claimed_before: datetime) -> None:
-        """Run or record what fell due since ``before`` was last renewed.
-
-        The window starts a lease's length before that renewal (but not
-        before that holder took over: what fell due earlier was its own
-        catch-up's business) and ends ``now``. Occurrences nobody claimed
-        are missed; so are those claimed before ``claimed_before`` whose
-        run never started (the claimer died before its call arrived): they
-        run under their claim's key. A job's replays run one after
-        another, and its fires wait behind them (see :meth:`_in_line`).
-        What a job missed is logged and written down once, as one range
-        (see :meth:`_missed_while_down`).
-        """
-        since = max(before.renewed - timedelta(seconds=self._lease_ttl),
-                    before.acquired, now - timedelta(days=CLAIM_DAYS))
-        for job in list(self._jobs.values()):
-            schedule = self.schedule_of(job)
-            settings = self.settings.get(job.name)
-            if schedule is None or job.once or (
-                    settings is not None and not settings.enabled):
-                continue
-            try:
-                found = missed(job, schedule, self.application_id, since,
-                               now)
-            except Exception as exc:  # one job's bug must not stop others
-                self._reporter.failure(job.name, self.application_id,
-                                       'could not look for missed runs', exc)
-                continue
-            if not found.occurrences:
-                continue
-            first, last = found.occurrences[0], found.occurrences[-1]
-            # the lambdas run at once, inside this turn of the loop
-            claimed = self._history.read(lambda store: store.claimed(  # noqa: B023
-                self.application_id, job.name, first, last), None)  # noqa: B023
-            lost = self._history.read(lambda store: store.unstarted_claims(
-                self.application_id, job.name, first, last,  # noqa: B023
-                claimed_before=claimed_before), None)
-            if claimed is None or lost is None:
-                continue  # unknown, so nothing is run twice
-            keys = {occurrence: key for key, occurrence in lost.items()}
-            told = job.name in self._caught_up  # by a first look
-            done = self._caught_up.setdefault(job.name, set())
-            older = 0 if told else found.older
-            unclaimed = [occurrence for occurrence in found.occurrences
-                         if (occurrence not in claimed or occurrence in keys)
-                         and occurrence not in done]
-            done.update(unclaimed)
-            if unclaimed or older:
-                self._missed_while_down(job, schedule, now, unclaimed, keys,
-                                        older, found.first)
-
-    def _missed_while_down(self, job: Job, schedule: Schedule,
-                           now: datetime, unclaimed: list[datetime],
-                           keys: dict[datetime, str], older: int,
-                           oldest: datetime | None) -> None:
-        """Run what the job's policy runs of ``unclaimed``; log and write
-        down the whole range once: how many, from when to when, and what
-        was done.
-
-        ``keys``: the claims whose run never started, run (or written
-        down) under their key; ``older``: occurrences before
-        ``unclaimed`` that were only counted, the oldest ``oldest``.
-        """
-        what = plan('skip' if self.held else job.misfire, unclaimed,
-                    now=now, grace=job.grace, schedule=schedule)
-        key = uuid.uuid4().hex
-        # claimed in one go for the one record, under its key: a second
-        # look, or a successor, finds them taken and written down
-        fresh = [occurrence for occurrence in what.missed
-                 if occurrence not in keys]
-        counted = self._claim_all(job, fresh, key)
-        counted += [occurrence for occurrence in what.missed
-                    if occurrence in keys]
-        calls, refused = [], 0
-        for occurrence in what.run:
-            run_key = keys.get(occurrence) or uuid.uuid4().hex
-            if not self._claim(job, occurrence, run_key):
-                continue
-            counted.append(occurrence)
-            if self._should_run(job):
-                calls.append(self._call(job, occurrence, run_key, None))
-            else:
-                refused += 1
-                self._record(job, occurrence, run_key, Outcome.SKIPPED)
-        if not counted and not older:
-            return  # all claimed by others meanwhile
-        counted.sort()
-        last = counted[-1] if counted else oldest
-        first = oldest if older or not counted else counted[0]
-        if first is None or last is None:
-            return  # not reached: ``older`` comes with ``oldest``
-        why = WHILE_DOWN
-        if older:
-            why += (f' (the oldest {older} only counted: the newest '
-                    f'{len(unclaimed)} were looked at)')
-        summary = missed_summary(len(counted) + older, first, last, why,
-                                 self._what_was_done(job, what, len(calls),
-                                                     refused))
-        log.info('job %s (%s): %s', job.name, self.application_id, summary)
-        # no scheduled occurrence: the record stands for a range, whose
-        # newest may well have run now, in a record of its own
-        self._history.missed(self.application_id, job.name, first=first,
-                             last=last, scheduled=None, summary=summary,
-                             key=key)
-        if calls:
-            self._in_line(job, calls)
-
-    def _what_was_done(self, job: Job, what: Plan, ran: int,
-                       refused: int) -> str:
-        """What the policy did about a job's missed range, in words."""
-        if self.held:
-            return 'jobs are held: none ran'
-        if job.misfire == 'skip':
-            return "misfire='skip': none ran"
-        if not what.run:
-            grace = what.grace.total_seconds() if what.grace else 0
-            return (f'misfire={job.misfire!r}: the newest was older than '
-                    f'its grace of {grace:g} s: none ran')
-        if job.misfire == 'once':
-            done = 'the newest ran now' if ran else 'the newest did not run'
-        elif ran == len(what.run) and not what.missed:
-            done = f'all {ran} ran now, oldest first'
-        else:
-            done = (f'the newest {ran} ran now, oldest first; the older '
-                    f'{len(what.missed)} did not')
-        if refused:
-            done += f' (should_run said no to {refused})'
-        return f'misfire={job.misfire!r}: {done}'
-
-    def _claim_all(self, job: Job, occurrences: list[datetime],
-                   key: str) -> list[datetime]:
-        """Those of ``occurrences`` this scheduler claimed for ``key``;
-        like :meth:`_claim` for each, without a line for each one lost.
-        """
-        store = self._history.store
-        if store is None or not occurrences:
-            return list(occurrences)
-        now = self._clock()
-        won = self._history.read(lambda store: [
-            occurrence for occurrence in occurrences
-            if store.claim(self.application_id, job.name, occurrence,
-                           key=key, now=now)], None)
-        if won is None:
-            return [] if store.coordinates else list(occurrences)
-        return won
-
-    def _in_line(self, job: Job, calls: list[CallRequest]) -> None:
-        """Call ``calls`` of ``job`` now, or after its calls in line.
-
-        Several calls (a job's replays) form a line: each starts when the
-        one before it is done. While a line is under way, the job's other
-        calls (its fires as they fall due, a second catch-up pass) join
-        its end, so a job's replays and fires never meet, where the
-        second would find the first still running and not run.
-        """
-        with self._lines_lock:
-            line = self._lines.get(job.name)
-            if line is not None:
-                line.extend(calls)
-                return
-            if len(calls) == 1:
-                self._due.append(calls[0])
-                return
-            line = self._lines[job.name] = calls[1:]
-        self._due.append(self._ahead(job.name, line, calls[0]))
-
-    def _ahead(self, name: str, line: list[CallRequest],
-               call: CallRequest) -> CallRequest:
-        """``call``, handing over to the next in ``line`` when done (on
-        the caller's thread); the last one done ends the line."""
-        report = call.on_done
-
-        def done(result: CallResult) -> None:
-            try:
-                report(result)
-            finally:
-                with self._lines_lock:
-                    follow = line.pop(0) if line else None
-                    if follow is None and self._lines.get(name) is line:
-                        del self._lines[name]
-                if follow is not None and not self._halted:
-                    self._pool.submit([self._ahead(name, line, follow)])
-
-        return call._replace(on_done=done)
-
-    def _should_run(self, job: Job) -> bool:
-        """The job's pre-check; an error in it is a no (reported once per
-        exception type): the job does not run."""
-        if job.should_run is None:
-            return True
-        try:
-            return bool(job.should_run(self.application_id))
-        except Exception as exc:  # the application's own code
-            self._failures.report('should_run', exc, 'the occurrence is '
-                                  'skipped, not run', job=job.name,
-                                  application_id=self.application_id)
-            return False
 
