@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -283,8 +282,3 @@ def _status(app: CronApp, args: argparse.Namespace, out: TextIO) -> int:
                   _last(job.last_run)] for job in status.jobs]
         _table(rows, out)
     return 0
-
-
-if __name__ == '__main__':  # python -m onecron.cli.commands, as before
-    from onecron.cli.program import main
-    sys.exit(main())
