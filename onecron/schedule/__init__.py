@@ -1,4 +1,4 @@
-"""The time core: when jobs fall due. Pure: no I/O, no threads, no clock.
+"""The time core: when jobs fall due. Pure but for the clock: no I/O.
 
 :mod:`~onecron.schedule.cron` parses cron fields and expressions,
 :mod:`~onecron.schedule.days` turns a day's fields into its times,
@@ -7,7 +7,9 @@
 jitter, :mod:`~onecron.schedule.words` says a schedule in English,
 :mod:`~onecron.schedule.rules` holds :class:`Schedule`, which ties them
 together, and :mod:`~onecron.schedule.clock` is the one source of the
-current time that every other layer is handed.
+current time (and of waiting) that every other layer is handed: the
+system's, or a :class:`~onecron.schedule.clock.ManualClock` that tests
+move by hand.
 """
 
 from onecron.errors import InvalidSchedule as InvalidSchedule
