@@ -4,6 +4,7 @@ a throwaway PostgreSQL server; and a clock tests move by hand."""
 from __future__ import annotations
 
 import contextlib
+import signal
 import tempfile
 import threading
 import time
@@ -23,6 +24,13 @@ from waitress.server import create_server
 from onecron import CronApp, Reporter
 
 from .postgresql import Bouncer, Cluster, MissingServer
+
+# A suite started in the background (`bash .ci/run &`, nohup) inherits
+# SIGINT ignored, and so would every server and command the tests start
+# and stop with Ctrl-C's signal: they would never stop. Take it back, so
+# that the children start with Python's own handler.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class Clock:
