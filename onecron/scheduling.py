@@ -217,7 +217,9 @@ class Schedulers:
         if not self.watching or application_id is None:
             return
         if application_id in self.operations.schedulers:
-            return  # a request was first
+            log.info('scheduler started by a request before its autostart '
+                     'in %s worker pid %d', server, os.getpid())
+            return
         base_url = self.operations.tenants.base_url_of(application_id)
         if base_url is None:
             return
