@@ -22,6 +22,7 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from onecron import CronApp, Reporter
+from onecron.schedule.clock import ManualClock
 
 from .postgresql import Bouncer, Cluster, MissingServer
 
@@ -213,3 +214,20 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0,
             return value
         time.sleep(interval)
     raise AssertionError(f'condition not met within {timeout}s')
+
+
+# --- virtual time ------------------------------------------------------------
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock that moves only when the test moves it."""
+    from .virtual import manual_clock  # it imports this module's helpers
+    return manual_clock()
+
+
+@pytest.fixture
+def timed(tmp_path: Path, clock: ManualClock) -> Iterator[CronApp]:
+    """An app on the virtual ``clock``."""
+    app = CronApp(secret='s', lock_dir=str(tmp_path), clock=clock)
+    yield app
+    app.stop()

@@ -19,7 +19,7 @@ from onecron import CronApp, UnknownJob
 from onecron.schedule.clock import ManualClock
 
 from .conftest import wait_for
-from .virtual import manual_clock, run_for, run_until
+from .virtual import run_for, run_until
 
 EVERY_SECOND = '* * * * * *'
 
@@ -27,19 +27,6 @@ EVERY_SECOND = '* * * * * *'
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[CronApp]:
     app = CronApp(secret='s', lock_dir=str(tmp_path))
-    yield app
-    app.stop()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return manual_clock()
-
-
-@pytest.fixture
-def timed(tmp_path: Path, clock: ManualClock) -> Iterator[CronApp]:
-    """An app on the virtual ``clock``."""
-    app = CronApp(secret='s', lock_dir=str(tmp_path), clock=clock)
     yield app
     app.stop()
 

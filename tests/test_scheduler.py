@@ -23,7 +23,7 @@ from onecron.running.lock import HostLock, lock_path
 from onecron.schedule.clock import ManualClock
 
 from .conftest import wait_for
-from .virtual import manual_clock, run_for, run_until
+from .virtual import run_for, run_until
 
 EVERY_SECOND = '* * * * * *'
 ROOT = Path(__file__).parent.parent
@@ -51,19 +51,6 @@ class Runs:
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[CronApp]:
     app = CronApp(secret='s', lock_dir=str(tmp_path))
-    yield app
-    app.stop()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return manual_clock()
-
-
-@pytest.fixture
-def timed(tmp_path: Path, clock: ManualClock) -> Iterator[CronApp]:
-    """An app on the virtual ``clock``."""
-    app = CronApp(secret='s', lock_dir=str(tmp_path), clock=clock)
     yield app
     app.stop()
 
