@@ -1,7 +1,8 @@
 """Where slow and failed runs go: the log and Sentry.
 
-The only module that imports :mod:`sentry_sdk`. Without ``sentry_sdk.init``
-its capture functions do nothing, so the log is always the first channel.
+With :mod:`onecron.running.checkins` (Sentry Crons), the only module that
+imports :mod:`sentry_sdk`. Without ``sentry_sdk.init`` its capture
+functions do nothing, so the log is always the first channel.
 
 Each report is one Sentry event, sent here with the job's tags. Sentry's
 logging integration (on by default) would make a second, untagged event of

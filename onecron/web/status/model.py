@@ -1,13 +1,13 @@
 """What the status page shows: the state of each application id's jobs.
 
-Collected from a :class:`~onecron.CronApp` with a fixed number of store
-queries per application id (newest run per job, job settings, hold
-state, scheduler heartbeats), whatever the number of jobs or stored
-runs. The HTML page
-and ``status.json`` are two renderings of these records; both pass their
-text through :func:`~onecron.text.encodable`, as a job name, an application id
-or what
-a custom store returns may hold lone surrogates.
+Collected through the :class:`~onecron.operations.Operations` with a
+fixed number of store queries per application id (newest run per job,
+job settings, hold state, scheduler heartbeats, the run stats behind the
+lateness and last-success figures), whatever the number of jobs or
+stored runs. The HTML page and ``status.json`` are two renderings of these
+records; both pass their text through :func:`~onecron.text.encodable`, as
+a job name, an application id or what a custom store returns may hold
+lone surrogates.
 """
 
 from __future__ import annotations
